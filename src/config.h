@@ -1,0 +1,121 @@
+// config.h — the immutable configuration of a run.
+//
+// A Config is built once (from the TOML file, or from command-line options for
+// a one-off account) and never changed afterwards; per-run state lives in the
+// session and runner objects. Every validation error is a pullmail::Error of
+// kind Config whose message names "file:line:column" and the key, so that a
+// typo never silently changes behaviour.
+#pragma once
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace pullmail {
+
+enum class Protocol { Pop3, Imap };
+
+// pop3s/imaps: Implicit. pop3/imap: StartTls (required; the connection fails
+// when the server does not offer it). Off only with an explicit tls = "off".
+enum class TlsMode { Implicit, StartTls, Off };
+
+// Where a password comes from. It is read only when the account runs, never
+// logged, never put on a command line.
+struct PasswordSource {
+    enum class Kind { None, Literal, Command, File, Env } kind = Kind::None;
+    std::string value;  // the password, the shell command, the file path, or the variable name
+};
+
+// A server to talk to: the account's source, or an IMAP delivery target.
+struct Endpoint {
+    std::string url;        // as written, for messages
+    Protocol protocol = Protocol::Pop3;
+    TlsMode tls = TlsMode::Implicit;
+    std::string host;
+    int port = 0;           // 0 until resolved; load_config fills the protocol default
+    std::string path;       // URL path after the host, percent-decoded, without leading '/'
+    std::string user;
+    PasswordSource password;
+    std::string ca_file;    // extra trust anchor, added to the system store
+    std::string auth;       // SASL mechanism to insist on ("PLAIN", "LOGIN", ...), empty = libcurl's choice
+
+    // "pop3s://host:995" — the URL with no path and no credentials, for logs.
+    std::string display() const;
+};
+
+struct DeliveryTarget {
+    enum class Kind { Maildir, Mbox, Mda, Imap } kind = Kind::Maildir;
+    std::string path;                 // Maildir directory or mbox file, '~' expanded
+    std::string command;              // MDA command line, run by /bin/sh -c, message on stdin
+    std::optional<Endpoint> imap;     // IMAP target (issue 5); path = target folder with '/' separators
+};
+
+struct Account {
+    std::string name;
+    Endpoint server;
+    std::vector<std::string> folders{"INBOX"};  // IMAP only, '/' as separator, UTF-8
+    DeliveryTarget deliver;
+    bool keep = true;
+    bool enabled = true;
+    bool received_header = false;
+    bool pipelining = true;            // POP3: use PIPELINING when the server offers it
+    int connections = 1;               // IMAP: parallel connections for folders
+    int connect_timeout = 30;          // seconds, connect + TLS + login
+    int timeout = 60;                  // seconds without progress while waiting for a reply
+    int mda_timeout = 300;             // seconds an MDA may take for one message
+    std::string source;                // "file:line" of the account table, for messages
+};
+
+struct Config {
+    std::string path;                  // the file it came from, empty for one-off accounts
+    std::string state_dir;             // '~' expanded; default $XDG_STATE_HOME/pullmail
+    std::vector<Account> accounts;     // in file order
+
+    const Account* find(const std::string& name) const;
+};
+
+// The environment the loader may consult (HOME, XDG_*), injectable for tests.
+struct ConfigEnv {
+    std::map<std::string, std::string> vars;
+    static ConfigEnv from_process();
+    std::string get(const std::string& key) const;
+};
+
+// Default config path: $XDG_CONFIG_HOME/pullmail/config.toml, else
+// ~/.config/pullmail/config.toml.
+std::string default_config_path(const ConfigEnv& env);
+// Default state directory: $XDG_STATE_HOME/pullmail, else ~/.local/state/pullmail.
+std::string default_state_dir(const ConfigEnv& env);
+// "~/x" -> "$HOME/x"; anything else unchanged.
+std::string expand_home(const std::string& path, const ConfigEnv& env);
+
+// Parse TOML text. source_name is used in error messages ("config.toml:3:1").
+Config parse_config(const std::string& text, const std::string& source_name, const ConfigEnv& env);
+// Read and parse a file; a missing or unreadable file is a Config error.
+Config load_config(const std::string& path, const ConfigEnv& env);
+
+// The options of a one-off account given on the command line
+// (pullmail --url ... --user ... --deliver ...).
+struct OneOffOptions {
+    std::string url, user, deliver, password_command, ca_file, tls, auth;
+    std::vector<std::string> folders;
+    bool keep = true;
+    // IMAP delivery target credentials (issue 5)
+    std::string deliver_user, deliver_password_command, deliver_ca_file;
+};
+// Builds an account named "cli" with the same validation as the file. The
+// password comes from password_command when given, else from the environment
+// variable PULLMAIL_PASSWORD (PULLMAIL_DELIVER_PASSWORD for the target).
+Account make_oneoff_account(const OneOffOptions& opts, const ConfigEnv& env);
+
+// Parse "pop3s://host:port/path" into an Endpoint (protocol, tls, host, port,
+// path). tls_key is the value of the tls setting ("" when absent, "off",
+// "starttls", "implicit"); where is the "file:line:col key" prefix for errors.
+Endpoint parse_endpoint_url(const std::string& url, const std::string& tls_key, const std::string& where);
+
+// Parse a deliver string: "maildir:PATH", "mbox:PATH", "mda:COMMAND", or an
+// imap(s):// URL.
+DeliveryTarget parse_delivery(const std::string& text, const std::string& where, const ConfigEnv& env);
+
+}  // namespace pullmail

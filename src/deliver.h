@@ -1,0 +1,118 @@
+// deliver.h — where fetched messages go: the interface every delivery target
+// implements (deliver_maildir, deliver_mbox, deliver_mda, later deliver_imap).
+//
+// Contract, in the order the runner calls it for one message:
+//   sink = deliverer.begin(meta)
+//   sink->write(chunk) ...        message bytes, line endings already LF
+//   intent = sink->prepare()      data durable but NOT yet visible as delivered
+//   <runner writes intent to the state journal and fsyncs it>
+//   sink->commit()                visible and durable (file + directory fsynced)
+//   <runner records the message as seen>
+// On any exception before commit() returns, the runner calls sink->abort(),
+// which removes every trace of the message (tmp file, half mbox tail, ...).
+//
+// After a crash the runner finds intents without a matching "seen" record and
+// asks recover(intent): Delivered means the message is fully in place (record
+// it as seen, do not deliver again); NotDelivered means no trace of it remains
+// (recover() cleans up partial data) and it must be delivered again. This is
+// what makes Maildir and mbox delivery exactly-once across SIGKILL.
+//
+// Abstract so the runner can be tested with an in-memory fake.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "config.h"
+
+namespace pullmail {
+
+struct MessageMeta {
+    std::string account;             // account name
+    std::string key;                 // identity of the message in the state file (unique per account)
+    std::uint64_t size_hint = 0;     // server's size (octets with CRLF), 0 when unknown
+    std::string folder;              // IMAP folder ('/' separators), empty for POP3
+    std::vector<std::string> flags;  // IMAP flags of the source, e.g. "\\Seen"
+    std::string internal_date;       // IMAP INTERNALDATE as the server wrote it, may be empty
+};
+
+class DeliverySink {
+public:
+    virtual ~DeliverySink() = default;
+    // Append message bytes (LF line endings). Throws Error(LocalIO/Delivery).
+    virtual void write(std::string_view chunk) = 0;
+    // End of message. Makes the data durable where it is not yet seen as
+    // delivered, and returns a one-line description (no '\n', no '\r') that
+    // recover() of the same deliverer understands. Throws on failure; MDA
+    // exit 75 throws Error(Delivery, temporary = true).
+    virtual std::string prepare() = 0;
+    // Publish the message (rename into new/, ...). Durable when it returns.
+    virtual void commit() = 0;
+    // Remove every trace of an unfinished message. Never throws.
+    virtual void abort() noexcept = 0;
+};
+
+class Deliverer {
+public:
+    virtual ~Deliverer() = default;
+    virtual std::unique_ptr<DeliverySink> begin(const MessageMeta& meta) = 0;
+
+    enum class Recovery { Delivered, NotDelivered };
+    // See the contract above. Throws Error(LocalIO) when it cannot tell (the
+    // runner then stops the account without deleting anything).
+    virtual Recovery recover(std::string_view intent) = 0;
+
+    // "maildir:/home/me/Mail/inbox" — for messages and --dry-run.
+    virtual std::string describe() const = 0;
+    // True for targets where a crash can duplicate (MDA): at-least-once.
+    virtual bool at_least_once() const { return false; }
+};
+
+struct DeliveryOptions {
+    std::string account;
+    int mda_timeout_seconds = 300;
+    // Test-only switch passed through from the runner: none here yet.
+};
+
+// Creates the deliverer for a Maildir, mbox or MDA target. (IMAP targets are
+// created by the runner, which owns network connections.)
+std::unique_ptr<Deliverer> make_file_deliverer(const DeliveryTarget& target, const DeliveryOptions& opts);
+
+// Streaming CRLF -> LF conversion. A CR at the end of one chunk is held back
+// until the next chunk shows whether an LF follows. A lone CR (not followed by
+// LF) is kept as it is. finish() flushes a held-back CR.
+class CrlfToLf {
+public:
+    // Appends converted bytes of `in` to `out`.
+    void convert(std::string_view in, std::string& out);
+    void finish(std::string& out);
+
+private:
+    bool held_cr_ = false;
+};
+
+// mboxrd quoting of one message body for appending to an mbox: every line
+// matching ^>*From  gets one more '>'. Streaming; line boundaries may fall
+// anywhere in the chunks. unquote reverses it exactly.
+class MboxrdQuoter {
+public:
+    void quote(std::string_view in, std::string& out);
+    void finish(std::string& out);   // flushes a partial line prefix held back
+
+private:
+    // implementation details up to deliver_mbox.cpp; may add members
+    bool at_line_start_ = true;
+    std::string held_;  // a line prefix of only '>' and part of "From " held back
+};
+std::string mboxrd_unquote(std::string_view body);
+
+// A Maildir file name following the Maildir convention
+// (https://cr.yp.to/proto/maildir.html): "<sec>.M<usec>P<pid>Q<counter>.<host>"
+// with '/' and ':' in the host name replaced as the convention says.
+std::string maildir_unique_name(std::uint64_t sec, std::uint64_t usec, long pid, std::uint64_t counter,
+                                std::string_view host);
+
+}  // namespace pullmail
