@@ -73,13 +73,28 @@ public:
 
 struct DeliveryOptions {
     std::string account;
+    // An MDA that makes no progress for this long (does not read its stdin
+    // while we write, or does not exit after its stdin was closed) is killed
+    // with its whole process group.
     int mda_timeout_seconds = 300;
+    // How long prepare()/recover() wait for another program's lock on an
+    // mbox before giving up with a temporary LocalIO error.
+    int mbox_lock_timeout_seconds = 60;
     // Test-only switch passed through from the runner: none here yet.
 };
 
 // Creates the deliverer for a Maildir, mbox or MDA target. (IMAP targets are
-// created by the runner, which owns network connections.)
+// created by the runner, which owns network connections.) Calls
+// ignore_delivery_signals().
 std::unique_ptr<Deliverer> make_file_deliverer(const DeliveryTarget& target, const DeliveryOptions& opts);
+
+// Sets SIGPIPE and SIGXFSZ to "ignore" for the whole process, so that writing
+// to an MDA that has exited fails with EPIPE, and writing past RLIMIT_FSIZE
+// fails with EFBIG, instead of killing pullmail in the middle of a delivery.
+// Both then surface as clean errors. main() calls it at start-up, before any
+// thread exists; make_file_deliverer() calls it again as a safety net.
+// Processes we start (MDAs) get the default dispositions back.
+void ignore_delivery_signals();
 
 // Streaming CRLF -> LF conversion. A CR at the end of one chunk is held back
 // until the next chunk shows whether an LF follows. A lone CR (not followed by
@@ -103,9 +118,15 @@ public:
     void finish(std::string& out);   // flushes a partial line prefix held back
 
 private:
-    // implementation details up to deliver_mbox.cpp; may add members
+    void release_held(std::string& out);
+
+    // At the start of a line, the bytes seen so far are held back until it is
+    // known whether the line is ^>*From : they are always held_gt_ times '>'
+    // followed by the first held_from_ bytes of "From ", so two counters
+    // describe them and nothing is buffered.
     bool at_line_start_ = true;
-    std::string held_;  // a line prefix of only '>' and part of "From " held back
+    std::uint64_t held_gt_ = 0;
+    std::size_t held_from_ = 0;
 };
 std::string mboxrd_unquote(std::string_view body);
 

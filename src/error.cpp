@@ -17,12 +17,14 @@ Error& Error::set_server_text(std::string_view text) {
     return *this;
 }
 
-std::string Error::describe() const {
-    std::string out;
-    if (!account_.empty()) out += "account '" + account_ + "': ";
-    out += what();
+std::string Error::detail() const {
+    std::string out = what();
     if (!server_text_.empty()) out += " (server said: " + server_text_ + ")";
     return out;
+}
+
+std::string Error::describe() const {
+    return account_.empty() ? detail() : "account '" + account_ + "': " + detail();
 }
 
 int exit_status(ErrorKind kind, bool temporary) {

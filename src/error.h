@@ -41,7 +41,9 @@ public:
     Error& set_account(std::string name);
     Error& set_server_text(std::string_view text);
 
-    // "pullmail: account 'home': <message> (server said: ...)"
+    // "<message> (server said: ...)"
+    std::string detail() const;
+    // "account 'home': <message> (server said: ...)"
     std::string describe() const;
 
 private:

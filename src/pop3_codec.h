@@ -46,19 +46,33 @@ public:
     // Feed bytes. Calls events for every complete piece. Throws
     // pullmail::Error(Protocol) on a malformed reply (status line neither +OK
     // nor -ERR, status line too long, data when no reply is expected).
+    // After a throw (from here or from an event handler) the parser state is
+    // unspecified: drop the connection and the parser.
+    //
+    // Line ends: CRLF, and for sloppy servers a bare LF too, end status lines
+    // and the data lines that the terminator "." must start after. Bytes
+    // inside a data line are passed through untouched.
     void feed(std::string_view bytes, Pop3Events& events);
     // Expect the server greeting (single-line) first; used when the codec sees
     // the connection from its very start (tests, fake servers).
     void expect_greeting() { expect(false); }
 
 private:
-    enum class State { Status, DataLineStart, DataMid, DataDot, DataDotCr, DataCr, StatusCr };
-    std::deque<bool> expected_;
+    enum class State {
+        Status,         // collecting a status line into line_
+        DataLineStart,  // in a multi-line reply, at the start of a line
+        DataMid,        // in a multi-line reply, inside a line
+        DataDot,        // a line began with "."; the dot is held back
+        DataDotCr,      // a line began with ".\r"; both are held back
+    };
+    const char* feed_status(const char* p, const char* end, Pop3Events& events);
+    const char* feed_data(const char* p, const char* end, Pop3Events& events);
+    void finish_status(Pop3Events& events);
+    void finish_reply(Pop3Events& events);
+
+    std::deque<bool> expected_;  // multiline flag of each awaited reply, front = current
     State state_ = State::Status;
-    std::string line_;  // status line being collected
-    bool cur_multiline_ = false;
-    // implementation details are up to pop3_codec.cpp; may add members
-    std::string pending_data_;
+    std::string line_;  // status line being collected, at most kMaxStatusLine + 1 bytes
 };
 
 // One line of a UIDL listing "1 whqtswO00WBw418f9t5JxYwZ" (without CRLF).
@@ -73,15 +87,20 @@ struct Pop3ListEntry {
 };
 // Parse single lines; return nullopt when malformed. A UID is 1–70 printable
 // ASCII characters 0x21–0x7E (RFC 1939 7); longer or odd ones are rejected.
+// Message numbers start at 1. Words may be separated by several spaces or
+// tabs and trailing white space is ignored; a LIST line may carry more after
+// the size (RFC 1939 5 allows it), a UIDL line may not.
 std::optional<Pop3UidlEntry> parse_uidl_line(std::string_view line);
 std::optional<Pop3ListEntry> parse_list_line(std::string_view line);
 
 // Capability names from a CAPA reply's lines, upper-cased first words, e.g.
-// {"PIPELINING", "UIDL", "TOP", "SASL", ...}.
+// {"PIPELINING", "UIDL", "TOP", "SASL", ...}, in order; blank lines skipped.
 std::vector<std::string> parse_capa_lines(std::string_view payload);
 
 // Splits a multi-line payload (as delivered by on_data, concatenated) into
-// lines without their line endings. For UIDL/LIST/CAPA, which are small.
+// lines without their line endings (CRLF or bare LF). A last line without a
+// line ending is kept; no empty line is invented after a final line ending.
+// The views point into payload. For UIDL/LIST/CAPA, which are small.
 std::vector<std::string_view> split_lines(std::string_view payload);
 
 }  // namespace pullmail

@@ -1,0 +1,240 @@
+// deliver_common.cpp — what all file delivery targets share: the factory,
+// CRLF conversion, Maildir naming, and the file system helpers of
+// deliver_impl.h.
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+
+#include <cstring>
+#include <system_error>
+
+#include "deliver.h"
+#include "deliver_impl.h"
+#include "error.h"
+
+namespace pullmail {
+
+std::unique_ptr<Deliverer> make_file_deliverer(const DeliveryTarget& target, const DeliveryOptions& opts) {
+    ignore_delivery_signals();
+    switch (target.kind) {
+        case DeliveryTarget::Kind::Maildir: return detail::make_maildir_deliverer(target.path);
+        case DeliveryTarget::Kind::Mbox: return detail::make_mbox_deliverer(target.path, opts);
+        case DeliveryTarget::Kind::Mda: return detail::make_mda_deliverer(target.command, opts);
+        case DeliveryTarget::Kind::Imap: break;
+    }
+    throw Error(ErrorKind::Internal, "make_file_deliverer called for an IMAP target");
+}
+
+void ignore_delivery_signals() {
+    struct sigaction sa {};
+    sa.sa_handler = SIG_IGN;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGPIPE, &sa, nullptr);
+    sigaction(SIGXFSZ, &sa, nullptr);
+}
+
+void CrlfToLf::convert(std::string_view in, std::string& out) {
+    std::size_t i = 0;
+    if (held_cr_ && !in.empty()) {
+        held_cr_ = false;
+        if (in[0] == '\n') {
+            out += '\n';
+            i = 1;
+        } else {
+            out += '\r';
+        }
+    }
+    while (i < in.size()) {
+        const void* cr = std::memchr(in.data() + i, '\r', in.size() - i);
+        if (cr == nullptr) {
+            out.append(in.data() + i, in.size() - i);
+            return;
+        }
+        std::size_t at = static_cast<const char*>(cr) - in.data();
+        out.append(in.data() + i, at - i);
+        if (at + 1 == in.size()) {
+            held_cr_ = true;
+            return;
+        }
+        if (in[at + 1] == '\n') {
+            out += '\n';
+            i = at + 2;
+        } else {
+            out += '\r';
+            i = at + 1;
+        }
+    }
+}
+
+void CrlfToLf::finish(std::string& out) {
+    if (held_cr_) out += '\r';
+    held_cr_ = false;
+}
+
+std::string maildir_unique_name(std::uint64_t sec, std::uint64_t usec, long pid, std::uint64_t counter,
+                                std::string_view host) {
+    std::string name = std::to_string(sec) + ".M" + std::to_string(usec) + "P" + std::to_string(pid) + "Q" +
+                       std::to_string(counter) + ".";
+    // '/' would make a path and ':' starts the info part of a Maildir name;
+    // the convention writes them as octal escapes.
+    for (char c : host) {
+        if (c == '/')
+            name += "\\057";
+        else if (c == ':')
+            name += "\\072";
+        else
+            name += c;
+    }
+    return name;
+}
+
+namespace detail {
+
+UniqueFd& UniqueFd::operator=(UniqueFd&& other) noexcept {
+    if (this != &other) reset(other.release());
+    return *this;
+}
+
+int UniqueFd::release() noexcept {
+    int fd = fd_;
+    fd_ = -1;
+    return fd;
+}
+
+void UniqueFd::reset(int fd) noexcept {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = fd;
+}
+
+int UniqueFd::close() noexcept {
+    if (fd_ < 0) return 0;
+    // Linux releases the descriptor even when close() fails: never retry.
+    int rc = ::close(fd_);
+    fd_ = -1;
+    return rc == 0 || errno == EINTR ? 0 : errno;
+}
+
+std::string errno_text(int err) { return std::error_code(err, std::generic_category()).message(); }
+
+void throw_local_io(const std::string& what, int err) {
+    throw Error(ErrorKind::LocalIO, what + ": " + errno_text(err));
+}
+
+std::string dir_name(const std::string& path) {
+    std::size_t end = path.size();
+    while (end > 1 && path[end - 1] == '/') --end;  // "a/b/" names "a/b"
+    std::size_t slash = path.rfind('/', end - 1);
+    if (slash == std::string::npos) return ".";
+    while (slash > 0 && path[slash - 1] == '/') --slash;
+    return slash == 0 ? "/" : path.substr(0, slash);
+}
+
+int fsync_dir(const std::string& path) {
+    UniqueFd fd(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!fd) return errno;
+    if (::fsync(fd.get()) != 0) return errno;
+    return 0;
+}
+
+int make_dirs(const std::string& path, mode_t mode) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) == 0) return S_ISDIR(st.st_mode) ? 0 : ENOTDIR;
+    if (errno != ENOENT) return errno;
+    std::string parent = dir_name(path);
+    if (parent != path) {
+        if (int err = make_dirs(parent, mode)) return err;
+    }
+    if (::mkdir(path.c_str(), mode) != 0) {
+        if (errno != EEXIST) return errno;
+        // Lost a race with another creator: fine if it made a directory.
+        if (::stat(path.c_str(), &st) != 0) return errno;
+        return S_ISDIR(st.st_mode) ? 0 : ENOTDIR;
+    }
+    // The new entry lives in the parent directory: without this fsync a crash
+    // could forget the directory, and with it a message committed inside it.
+    return fsync_dir(parent);
+}
+
+int write_all(int fd, const char* data, std::size_t len) {
+    while (len > 0) {
+        ssize_t n = ::write(fd, data, len);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            return errno;
+        }
+        data += n;
+        len -= static_cast<std::size_t>(n);
+    }
+    return 0;
+}
+
+int pwrite_all(int fd, const char* data, std::size_t len, off_t offset) {
+    while (len > 0) {
+        ssize_t n = ::pwrite(fd, data, len, offset);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            return errno;
+        }
+        data += n;
+        len -= static_cast<std::size_t>(n);
+        offset += n;
+    }
+    return 0;
+}
+
+ssize_t pread_full(int fd, char* data, std::size_t len, off_t offset) {
+    std::size_t done = 0;
+    while (done < len) {
+        ssize_t n = ::pread(fd, data + done, len - done, offset + static_cast<off_t>(done));
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            return -1;
+        }
+        if (n == 0) break;
+        done += static_cast<std::size_t>(n);
+    }
+    return static_cast<ssize_t>(done);
+}
+
+Sha256::Sha256() : ctx_(EVP_MD_CTX_new()) {
+    if (ctx_ == nullptr || EVP_DigestInit_ex(ctx_, EVP_sha256(), nullptr) != 1) {
+        EVP_MD_CTX_free(ctx_);
+        throw Error(ErrorKind::Internal, "cannot initialise SHA-256 (OpenSSL)");
+    }
+}
+
+Sha256::~Sha256() { EVP_MD_CTX_free(ctx_); }
+
+void Sha256::update(std::string_view data) {
+    if (EVP_DigestUpdate(ctx_, data.data(), data.size()) != 1)
+        throw Error(ErrorKind::Internal, "SHA-256 update failed (OpenSSL)");
+}
+
+std::string Sha256::hex_digest() {
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    if (EVP_DigestFinal_ex(ctx_, md, &len) != 1) throw Error(ErrorKind::Internal, "SHA-256 final failed (OpenSSL)");
+    static constexpr char kHex[] = "0123456789abcdef";
+    std::string out;
+    for (unsigned int i = 0; i < len; ++i) {
+        out += kHex[md[i] >> 4];
+        out += kHex[md[i] & 15];
+    }
+    return out;
+}
+
+std::string_view intent_args(std::string_view intent, std::string_view kind, const std::string& target) {
+    if (intent.size() > kind.size() && intent.substr(0, kind.size()) == kind && intent[kind.size()] == ' ')
+        return intent.substr(kind.size() + 1);
+    if (intent == kind) return {};
+    throw Error(ErrorKind::LocalIO, "cannot tell whether an interrupted delivery reached " + target +
+                                        ": its record '" + sanitize(intent, 120) +
+                                        "' was written for a different delivery target");
+}
+
+}  // namespace detail
+}  // namespace pullmail

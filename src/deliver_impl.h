@@ -1,0 +1,106 @@
+// deliver_impl.h — private helpers shared by deliver_maildir, deliver_mbox and
+// deliver_mda. Not part of the engine's interface: only deliver_*.cpp include it.
+//
+// The low-level helpers return an errno value (0 = success) instead of
+// throwing, so that each caller can word the error for its own target
+// ("cannot write to Maildir /x: No space left on device").
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "deliver.h"
+#include "error.h"
+
+typedef struct evp_md_ctx_st EVP_MD_CTX;
+
+namespace pullmail::detail {
+
+// Size of the write buffers of the file sinks: large enough that syscalls do
+// not dominate, small enough that a big message is never held in memory.
+inline constexpr std::size_t kIoBufferSize = 64 * 1024;
+
+// Owns one file descriptor; closes it on destruction (errors ignored there —
+// call close() where the result matters).
+class UniqueFd {
+public:
+    UniqueFd() = default;
+    explicit UniqueFd(int fd) noexcept : fd_(fd) {}
+    UniqueFd(UniqueFd&& other) noexcept : fd_(other.release()) {}
+    UniqueFd& operator=(UniqueFd&& other) noexcept;
+    UniqueFd(const UniqueFd&) = delete;
+    UniqueFd& operator=(const UniqueFd&) = delete;
+    ~UniqueFd() { reset(); }
+
+    int get() const noexcept { return fd_; }
+    explicit operator bool() const noexcept { return fd_ >= 0; }
+    int release() noexcept;
+    void reset(int fd = -1) noexcept;
+    // Closes and returns 0 or the errno of close() (NFS reports write errors
+    // there).
+    int close() noexcept;
+
+private:
+    int fd_ = -1;
+};
+
+// "No space left on device" for ENOSPC; thread-safe.
+std::string errno_text(int err);
+
+// Throws Error(LocalIO, what + ": " + errno_text(err)).
+[[noreturn]] void throw_local_io(const std::string& what, int err);
+
+// The directory part of a path: "a/b" -> "a", "b" -> ".", "/b" -> "/".
+std::string dir_name(const std::string& path);
+
+// mkdir -p with `mode` for every directory it creates. The parent of each
+// created directory is fsynced, so the new directory survives a crash once
+// this returns. Returns 0 or an errno (ENOTDIR when a component is a file).
+int make_dirs(const std::string& path, mode_t mode);
+
+// fsync of a directory: makes entries created, renamed or removed in it
+// durable. Returns 0 or an errno.
+int fsync_dir(const std::string& path);
+
+// write()/pwrite() until everything is written, retrying on EINTR and short
+// writes. Returns 0 or an errno (EFBIG past RLIMIT_FSIZE, given that SIGXFSZ
+// is ignored; ENOSPC; EDQUOT; EAGAIN on a non-blocking fd).
+int write_all(int fd, const char* data, std::size_t len);
+int pwrite_all(int fd, const char* data, std::size_t len, off_t offset);
+// pread() until `len` bytes are read or end of file. Returns the count, or
+// -1 with errno set.
+ssize_t pread_full(int fd, char* data, std::size_t len, off_t offset);
+
+// Incremental SHA-256 (OpenSSL libcrypto), hex output.
+class Sha256 {
+public:
+    Sha256();
+    ~Sha256();
+    Sha256(const Sha256&) = delete;
+    Sha256& operator=(const Sha256&) = delete;
+    void update(std::string_view data);
+    std::string hex_digest();  // final; the object is done afterwards
+
+private:
+    EVP_MD_CTX* ctx_;
+};
+
+// Splits an intent "<kind> <rest>" and checks the kind; throws
+// Error(LocalIO) naming `target` when the intent belongs to another kind of
+// target (the configuration changed between the crash and this run).
+std::string_view intent_args(std::string_view intent, std::string_view kind, const std::string& target);
+
+// A fresh Maildir file name for this process: time, pid, a per-process
+// atomic counter and the host name (thread-safe).
+std::string next_maildir_name();
+
+std::unique_ptr<Deliverer> make_maildir_deliverer(const std::string& path);
+std::unique_ptr<Deliverer> make_mbox_deliverer(const std::string& path, const DeliveryOptions& opts);
+std::unique_ptr<Deliverer> make_mda_deliverer(const std::string& command, const DeliveryOptions& opts);
+
+}  // namespace pullmail::detail

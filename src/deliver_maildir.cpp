@@ -1,0 +1,249 @@
+// deliver_maildir.cpp — delivery into a Maildir (https://cr.yp.to/proto/maildir.html).
+//
+// A message is written to tmp/<unique>, fsynced (prepare), then moved to
+// new/<unique> without ever replacing an existing file, and new/ is fsynced
+// (commit). The intent "maildir <unique>" lets recover() find it again: a
+// mail reader may since have moved it to cur/<unique>:2,<flags>.
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <climits>
+#include <cstring>
+
+#include "deliver.h"
+#include "deliver_impl.h"
+#include "error.h"
+
+namespace pullmail::detail {
+namespace {
+
+// Deliveries made by this process, for the Q part of unique names: two
+// messages in the same microsecond (several accounts in parallel threads)
+// still get different names.
+std::atomic<std::uint64_t> g_delivery_counter{0};
+
+const std::string& host_name() {
+    static const std::string name = [] {
+        char buf[HOST_NAME_MAX + 1] = {};
+        if (::gethostname(buf, sizeof buf - 1) != 0 || buf[0] == '\0') return std::string("localhost");
+        return std::string(buf);
+    }();
+    return name;
+}
+
+// 0 when `path` exists, ENOENT when it does not, another errno when we
+// cannot tell.
+int exists(const std::string& path) {
+    struct stat st {};
+    return ::lstat(path.c_str(), &st) == 0 ? 0 : errno;
+}
+
+// Moves tmp/<name> to new/<name>; fails with EEXIST rather than replacing a
+// file of the same name (which would silently lose that message).
+int publish(const std::string& from, const std::string& to) {
+    if (::renameat2(AT_FDCWD, from.c_str(), AT_FDCWD, to.c_str(), RENAME_NOREPLACE) == 0) return 0;
+    if (errno != EINVAL && errno != ENOSYS && errno != EOPNOTSUPP) return errno;
+    // File systems without RENAME_NOREPLACE: link() never replaces either.
+    if (::link(from.c_str(), to.c_str()) != 0) return errno;
+    ::unlink(from.c_str());  // a leftover in tmp/ is harmless; recover() removes it
+    return 0;
+}
+
+class MaildirSink final : public DeliverySink {
+public:
+    MaildirSink(std::string root, std::string name, UniqueFd fd)
+        : root_(std::move(root)), name_(std::move(name)), fd_(std::move(fd)) {
+        buf_.reserve(kIoBufferSize);
+    }
+    ~MaildirSink() override {
+        if (state_ != State::Committed) abort();
+    }
+
+    void write(std::string_view chunk) override {
+        check_state(State::Writing, "write");
+        if (buf_.size() + chunk.size() <= kIoBufferSize) {
+            buf_.append(chunk);
+            return;
+        }
+        flush();
+        if (chunk.size() >= kIoBufferSize)
+            write_or_throw(chunk.data(), chunk.size());
+        else
+            buf_.append(chunk);
+    }
+
+    std::string prepare() override {
+        check_state(State::Writing, "prepare");
+        flush();
+        if (::fsync(fd_.get()) != 0) fail(errno);
+        if (int err = fd_.close()) fail(err);
+        state_ = State::Prepared;
+        return "maildir " + name_;
+    }
+
+    void commit() override {
+        check_state(State::Prepared, "commit");
+        if (int err = publish(tmp_path(), new_path())) {
+            state_ = State::Failed;
+            throw_local_io("cannot move a message into Maildir " + root_ + "/new", err);
+        }
+        state_ = State::Published;
+        // rename() changes only the directory; until new/ itself is fsynced a
+        // power loss can undo it even though the file's data is on disk. The
+        // runner records the message as delivered (and may delete it on the
+        // server) as soon as commit() returns, so the entry must be durable
+        // by then. fetchmail, getmail and mpop skip this step.
+        if (int err = fsync_dir(root_ + "/new")) throw_local_io("cannot sync Maildir " + root_ + "/new", err);
+        state_ = State::Committed;
+    }
+
+    void abort() noexcept override {
+        if (state_ == State::Committed || state_ == State::Aborted) return;
+        fd_.reset();
+        ::unlink(tmp_path().c_str());
+        // commit() failed after the rename: the runner will deliver again, so
+        // the copy in new/ must go (best effort; recover() would find it).
+        if (state_ == State::Published) ::unlink(new_path().c_str());
+        state_ = State::Aborted;
+    }
+
+private:
+    enum class State { Writing, Prepared, Published, Committed, Failed, Aborted };
+
+    std::string tmp_path() const { return root_ + "/tmp/" + name_; }
+    std::string new_path() const { return root_ + "/new/" + name_; }
+
+    void check_state(State want, const char* op) const {
+        if (state_ == State::Failed) throw Error(ErrorKind::LocalIO, "Maildir " + root_ + ": delivery already failed");
+        if (state_ != want) throw Error(ErrorKind::Internal, std::string("Maildir sink: ") + op + " out of order");
+    }
+
+    [[noreturn]] void fail(int err) {
+        state_ = State::Failed;
+        throw_local_io("cannot write to Maildir " + root_, err);
+    }
+
+    void write_or_throw(const char* data, std::size_t len) {
+        if (int err = write_all(fd_.get(), data, len)) fail(err);
+    }
+
+    void flush() {
+        if (buf_.empty()) return;
+        write_or_throw(buf_.data(), buf_.size());
+        buf_.clear();
+    }
+
+    std::string root_, name_;
+    UniqueFd fd_;
+    std::string buf_;
+    State state_ = State::Writing;
+};
+
+class MaildirDeliverer final : public Deliverer {
+public:
+    explicit MaildirDeliverer(std::string root) : root_(std::move(root)) {}
+
+    std::unique_ptr<DeliverySink> begin(const MessageMeta&) override {
+        if (!ready_) ensure_maildir();
+        for (int attempt = 0;; ++attempt) {
+            std::string name = next_maildir_name();
+            std::string path = root_ + "/tmp/" + name;
+            int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+            if (fd >= 0) return std::make_unique<MaildirSink>(root_, std::move(name), UniqueFd(fd));
+            int err = errno;
+            if (err == ENOENT && attempt == 0) {
+                ensure_maildir();  // removed since the last message: create it again
+                continue;
+            }
+            // EEXIST needs a reused pid within the same microsecond; a fresh
+            // counter value gives a fresh name.
+            if (err == EEXIST && attempt < 10) continue;
+            throw_local_io("cannot create a file in Maildir " + root_ + "/tmp", err);
+        }
+    }
+
+    Recovery recover(std::string_view intent) override {
+        std::string name(intent_args(intent, "maildir", describe()));
+        if (name.empty() || name == "." || name == ".." || name.find('/') != std::string::npos)
+            throw Error(ErrorKind::LocalIO, "cannot recover a delivery to " + describe() + ": malformed record '" +
+                                                sanitize(intent, 120) + "'");
+        if (published(name)) {
+            // A crash between link() and unlink() in publish() leaves both.
+            ::unlink((root_ + "/tmp/" + name).c_str());
+            return Recovery::Delivered;
+        }
+        // Known gap, in the safe direction: a message that a mail reader
+        // moved out of new/ and cur/ (deleted, refiled) before the crash is
+        // delivered again.
+        if (::unlink((root_ + "/tmp/" + name).c_str()) != 0 && errno != ENOENT)
+            throw_local_io("cannot remove an unfinished message from Maildir " + root_ + "/tmp", errno);
+        return Recovery::NotDelivered;
+    }
+
+    std::string describe() const override { return "maildir:" + root_; }
+
+private:
+    void ensure_maildir() {
+        for (const char* sub : {"", "/tmp", "/new", "/cur"}) {
+            if (int err = make_dirs(root_ + sub, 0700)) throw_local_io("cannot create Maildir " + root_ + sub, err);
+        }
+        ready_ = true;
+    }
+
+    // Whether new/<name>, cur/<name> or cur/<name><sep><info> exists. Mail
+    // readers that take a message out of new/ move it to cur/ and append
+    // ":2,<flags>" (';' or '!' on systems where ':' is not allowed in names).
+    bool published(const std::string& name) {
+        for (const char* sub : {"/new/", "/cur/"}) {
+            int err = exists(root_ + sub + name);
+            if (err == 0) return true;
+            if (err != ENOENT) throw_local_io("cannot check Maildir " + root_ + sub, err);
+        }
+        std::string cur = root_ + "/cur";
+        DIR* dir = ::opendir(cur.c_str());
+        if (dir == nullptr) {
+            if (errno == ENOENT) return false;
+            throw_local_io("cannot read Maildir " + cur, errno);
+        }
+        bool found = false;
+        errno = 0;
+        while (struct dirent* ent = ::readdir(dir)) {
+            std::string_view entry(ent->d_name);
+            if (entry.size() > name.size() && entry.substr(0, name.size()) == name) {
+                char sep = entry[name.size()];
+                if (sep == ':' || sep == ';' || sep == '!') {
+                    found = true;
+                    break;
+                }
+            }
+        }
+        int err = errno;
+        ::closedir(dir);
+        if (!found && err != 0) throw_local_io("cannot read Maildir " + cur, err);
+        return found;
+    }
+
+    std::string root_;
+    bool ready_ = false;
+};
+
+}  // namespace
+
+std::string next_maildir_name() {
+    struct timeval tv {};
+    ::gettimeofday(&tv, nullptr);
+    return maildir_unique_name(static_cast<std::uint64_t>(tv.tv_sec), static_cast<std::uint64_t>(tv.tv_usec),
+                               static_cast<long>(::getpid()), ++g_delivery_counter, host_name());
+}
+
+std::unique_ptr<Deliverer> make_maildir_deliverer(const std::string& path) {
+    return std::make_unique<MaildirDeliverer>(path);
+}
+
+}  // namespace pullmail::detail

@@ -1,0 +1,143 @@
+#include "delivery_handler.h"
+
+#include <ctime>
+
+#include "log.h"
+#include "test_hooks.h"
+
+namespace pullmail {
+
+std::string received_line(const std::string& account, const std::string& host) {
+    char date[64];
+    std::time_t now = std::time(nullptr);
+    std::tm tm{};
+    ::localtime_r(&now, &tm);
+    std::strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S %z", &tm);
+    return "Received: from " + host + " by pullmail (account " + account + "); " + date + "\n";
+}
+
+DeliveryHandler::DeliveryHandler(const Account& account, Deliverer& deliverer, SeenState& state, Logger& log,
+                                 const std::atomic<bool>* interrupted)
+    : account_(account), deliverer_(deliverer), state_(state), log_(log), interrupted_(interrupted) {}
+
+bool DeliveryHandler::stop_requested() const {
+    return stop_ || (interrupted_ && interrupted_->load(std::memory_order_relaxed));
+}
+
+void DeliveryHandler::fail_current(const Error& e) {
+    if (sink_) {
+        sink_->abort();
+        sink_.reset();
+    }
+    skipping_ = true;
+    ++failed_;
+    Error err = e;
+    err.set_account(account_.name);
+    if (!e.temporary() && (e.kind() == ErrorKind::LocalIO || e.kind() == ErrorKind::State ||
+                           e.kind() == ErrorKind::Internal))
+        stop_ = true;  // every following message would fail the same way
+    if (errors_.size() < 20) errors_.push_back(err);
+    log_.error(account_.name, e.detail());
+}
+
+void DeliveryHandler::begin(const RemoteMessage& m) {
+    skipping_ = false;
+    msg_bytes_ = 0;
+    crlf_ = CrlfToLf();
+    header_.reset();
+    if (stop_requested()) {
+        skipping_ = true;  // in flight when we stopped: left on the server
+        return;
+    }
+    test_step("message begin");
+    try {
+        MessageMeta meta;
+        meta.account = account_.name;
+        meta.key = m.key;
+        meta.size_hint = m.size;
+        meta.folder = m.folder;
+        meta.flags = m.flags;
+        meta.internal_date = m.internal_date;
+        sink_ = deliverer_.begin(meta);
+        if (account_.received_header) {
+            std::string line = received_line(account_.name, account_.server.host);
+            sink_->write(line);
+        }
+    } catch (const Error& e) {
+        fail_current(e);
+    }
+}
+
+void DeliveryHandler::data(std::string_view chunk) {
+    if (skipping_ || !sink_) return;
+    if (stop_requested()) {
+        // SIGTERM/SIGINT: roll back the message in hand rather than finish a
+        // possibly huge transfer; it stays on the server for the next run.
+        sink_->abort();
+        sink_.reset();
+        skipping_ = true;
+        return;
+    }
+    try {
+        buf_.clear();
+        crlf_.convert(chunk, buf_);
+        header_.feed(buf_);
+        msg_bytes_ += buf_.size();
+        sink_->write(buf_);
+    } catch (const Error& e) {
+        fail_current(e);
+    }
+}
+
+void DeliveryHandler::end(const RemoteMessage& m) {
+    if (skipping_ || !sink_) {
+        skipping_ = false;
+        return;
+    }
+    try {
+        buf_.clear();
+        crlf_.finish(buf_);
+        if (!buf_.empty()) {
+            header_.feed(buf_);
+            msg_bytes_ += buf_.size();
+            sink_->write(buf_);
+        }
+        test_step("message received");
+        std::string intent = sink_->prepare();
+        test_step("message prepared");
+        state_.record_intent(m.key, intent);
+        test_step("intent recorded");
+        sink_->commit();
+        test_step("message committed");
+        sink_.reset();
+        state_.record_seen(m.key, m.size, header_fingerprint(header_.header()));
+        test_step("seen recorded");
+        ++delivered_;
+        bytes_ += msg_bytes_;
+        delivered_keys_.push_back(m.key);
+        log_.detail(account_.name, "delivered " + (m.folder.empty() ? "" : m.folder + " ") + "message " +
+                                       (m.uid ? "UID " + std::to_string(m.uid) : m.uidl) + " (" +
+                                       std::to_string(msg_bytes_) + " bytes) to " + deliverer_.describe());
+    } catch (const Error& e) {
+        // The intent may already be durable: the deliverer's abort() removed
+        // the data, so drop the intent too (recover() would agree anyway).
+        fail_current(e);
+        state_.drop_intent(m.key);
+    }
+}
+
+void DeliveryHandler::failed(const RemoteMessage& m, std::string_view server_text) {
+    if (sink_) {  // failed after begin(): roll back what was written
+        sink_->abort();
+        sink_.reset();
+    }
+    skipping_ = false;
+    ++failed_;
+    log_.warn(account_.name, "the server could not hand out message " +
+                                 (m.uid ? "UID " + std::to_string(m.uid) : std::to_string(m.number)) +
+                                 " (deleted by another client?); skipped (server said: " +
+                                 sanitize(server_text) + ")");
+    // Not an account error: the message vanished; the next run sees the truth.
+}
+
+}  // namespace pullmail

@@ -1,0 +1,159 @@
+// fetch_imap.cpp — the IMAP flow of one account run.
+#include <map>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "account_run.h"
+#include "delivery_handler.h"
+#include "fingerprint.h"
+#include "imap_session.h"
+#include "log.h"
+#include "test_hooks.h"
+#include "transport.h"
+
+namespace pullmail {
+
+namespace {
+
+// When a folder's UIDVALIDITY changed (or it was never fetched over IMAP but
+// the state knows messages from another identity, e.g. the account used to be
+// POP3), the UIDs of the state mean nothing. Rather than fetching everything
+// again, recognise messages already delivered by their header fingerprint
+// (fingerprint.h) and record them under their new identity.
+std::size_t adopt_by_fingerprint(AccountRun& run, ImapSession& imap, std::vector<RemoteMessage>& candidates,
+                                 const std::unordered_set<std::string>& current_keys) {
+    std::unordered_map<std::string, int> known;  // fingerprint -> count of old entries
+    for (const auto& [key, e] : run.state.entries())
+        if (e.fingerprint != "-" && !current_keys.count(key)) ++known[e.fingerprint];
+    if (known.empty() || candidates.empty()) return 0;
+    std::vector<std::uint32_t> uids;
+    for (const auto& m : candidates) uids.push_back(m.uid);
+    auto headers = imap.fetch_header_fields(uids, kFingerprintFields);
+    std::size_t adopted = 0;
+    std::vector<RemoteMessage> rest;
+    for (auto& m : candidates) {
+        auto h = headers.find(m.uid);
+        std::string fp = h == headers.end() ? "-" : header_fingerprint(h->second);
+        auto k = fp == "-" ? known.end() : known.find(fp);
+        if (k != known.end() && k->second > 0) {
+            --k->second;
+            run.state.record_seen(m.key, m.size, fp);
+            ++adopted;
+        } else {
+            rest.push_back(std::move(m));
+        }
+    }
+    candidates = std::move(rest);
+    return adopted;
+}
+
+}  // namespace
+
+void fetch_imap(AccountRun& run) {
+    const Account& acc = run.account;
+    ConnectOptions copts{acc.name, acc.connect_timeout, run.opts.verbosity, &run.log};
+    auto conn = connect_and_login(acc.server, run.password, copts);
+    test_step("logged in");
+    Channel ch(*conn, acc.timeout, acc.name, &run.log, run.opts.verbosity);
+    ImapSession imap(ch);
+    imap.start();
+
+    std::unordered_set<std::string> keep_keys;       // state entries still on the server
+    std::unordered_set<std::string> listed_folders;  // folders whose listing is complete
+    DeliveryHandler handler(acc, run.deliverer, run.state, run.log, run.opts.interrupted);
+    bool read_only = run.keep || run.opts.check || run.opts.dry_run;
+    std::size_t deleted = 0;
+
+    for (const auto& folder : acc.folders) {
+        if (handler.stop_requested()) break;
+        auto info = imap.select(folder, read_only);
+        test_step("selected");
+        auto listing = imap.list_messages(folder, info.uidvalidity);
+        std::unordered_set<std::string> current;
+        for (const auto& m : listing) current.insert(m.key);
+
+        std::vector<RemoteMessage> wanted;
+        for (const auto& m : listing)
+            if (run.opts.all || !run.state.seen(m.key)) wanted.push_back(m);
+
+        auto old_validity = run.state.uidvalidity(folder);
+        if (!run.opts.all && (!old_validity || *old_validity != info.uidvalidity)) {
+            std::size_t adopted = adopt_by_fingerprint(run, imap, wanted, current);
+            if (old_validity)
+                run.log.warn(acc.name, "folder '" + folder + "' has a new UIDVALIDITY (" +
+                                           std::to_string(*old_validity) + " -> " +
+                                           std::to_string(info.uidvalidity) + "): " + std::to_string(adopted) +
+                                           " message(s) recognised as already delivered by their headers, " +
+                                           std::to_string(wanted.size()) + " will be fetched");
+            else if (adopted)
+                run.log.info(acc.name, "folder '" + folder + "': " + std::to_string(adopted) +
+                                           " message(s) recognised as already delivered by their headers");
+        }
+        if (!run.opts.check && !run.opts.dry_run) run.state.record_uidvalidity(folder, info.uidvalidity);
+        for (const auto& m : listing) keep_keys.insert(m.key);
+        listed_folders.insert(folder);
+        run.result.new_messages += wanted.size();
+
+        if (run.opts.check) continue;
+        if (run.opts.dry_run) {
+            for (const auto& m : wanted)
+                run.log.info(acc.name, "would fetch " + folder + " UID " + std::to_string(m.uid) + " (" +
+                                           std::to_string(m.size) + " bytes) into " + run.deliverer.describe());
+            continue;
+        }
+
+        try {
+            imap.fetch(wanted, handler);
+        } catch (...) {
+            run.result.fetched = handler.delivered();
+            run.result.bytes = handler.bytes();
+            throw;
+        }
+        test_step("folder fetched");
+
+        if (!run.keep) {
+            std::vector<std::uint32_t> uids;
+            for (const auto& m : listing)
+                if (run.state.seen(m.key)) uids.push_back(m.uid);
+            if (!uids.empty()) {
+                run.state.sync();  // durable before the server forgets them
+                test_step("before delete");
+                auto r = imap.delete_messages(uids);
+                test_step("after expunge");
+                deleted += r.expunged;
+                if (r.expunge_skipped)
+                    run.log.warn(acc.name, "folder '" + folder +
+                                               "': the server lacks UIDPLUS and other messages are flagged "
+                                               "\\Deleted, so pullmail flagged its delivered messages \\Deleted "
+                                               "but did not expunge (that would remove the others too)");
+                // Expunged messages are gone: their keys can be pruned.
+                if (!r.expunge_skipped)
+                    for (auto uid : uids) keep_keys.erase(imap_key(folder, info.uidvalidity, uid));
+            }
+        }
+    }
+    imap.logout();
+
+    run.result.fetched = handler.delivered();
+    run.result.bytes = handler.bytes();
+    run.result.deleted = deleted;
+    run.result.skipped += handler.failed_count();
+    for (const auto& e : handler.errors()) run.result.errors.push_back(e);
+    if (run.opts.check || run.opts.dry_run) return;
+
+    // Prune entries of the folders we listed that are gone from the server;
+    // entries of other folders (not fetched this run) and of other
+    // identities (POP3 keys after a switch) stay, their fingerprints may
+    // still be needed.
+    run.state.compact([&](const std::string& key) {
+        if (keep_keys.count(key)) return true;
+        for (const auto& f : listed_folders)
+            if (key.rfind("imap:" + encode_folder(f) + ":", 0) == 0) return false;
+        return true;
+    });
+    run.log.info(acc.name, std::to_string(run.result.fetched) + " new message(s), " +
+                               std::to_string(run.result.bytes) + " bytes delivered to " + run.deliverer.describe() +
+                               (run.keep ? "" : ", " + std::to_string(run.result.deleted) + " deleted on the server"));
+}
+
+}  // namespace pullmail

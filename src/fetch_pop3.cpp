@@ -1,0 +1,109 @@
+// fetch_pop3.cpp — the POP3 flow of one account run.
+#include <map>
+#include <set>
+#include <unordered_set>
+
+#include "account_run.h"
+#include "delivery_handler.h"
+#include "log.h"
+#include "pop3_session.h"
+#include "test_hooks.h"
+#include "transport.h"
+
+namespace pullmail {
+
+void fetch_pop3(AccountRun& run) {
+    const Account& acc = run.account;
+    ConnectOptions copts{acc.name, acc.connect_timeout, run.opts.verbosity, &run.log};
+    auto conn = connect_and_login(acc.server, run.password, copts);
+    test_step("logged in");
+    Channel ch(*conn, acc.timeout, acc.name, &run.log, run.opts.verbosity);
+    Pop3Session pop(ch, acc.pipelining);
+    pop.start();
+    auto listing = pop.list();
+    test_step("listed");
+
+    // A UIDL shared by several messages cannot say which of them was
+    // delivered: leave all of them alone (never fetch, never delete).
+    std::map<std::string, int> uid_count;
+    for (const auto& m : listing) ++uid_count[m.key];
+    std::vector<RemoteMessage> wanted;
+    std::unordered_set<std::string> on_server;
+    for (const auto& m : listing) {
+        on_server.insert(m.key);
+        if (uid_count[m.key] > 1) continue;
+        if (run.opts.all || !run.state.seen(m.key)) wanted.push_back(m);
+    }
+    for (const auto& [key, n] : uid_count) {
+        if (n > 1) {
+            run.result.skipped += n;
+            run.log.warn(acc.name, "the server lists " + std::to_string(n) + " messages with the same UIDL '" +
+                                       key.substr(5) + "'; they are left on the server untouched");
+        }
+    }
+    run.result.new_messages = wanted.size();
+
+    if (run.opts.check || run.opts.dry_run) {
+        if (run.opts.dry_run) {
+            for (const auto& m : wanted)
+                run.log.info(acc.name, "would fetch message " + std::to_string(m.number) + " (UIDL " + m.uidl + ", " +
+                                           std::to_string(m.size) + " bytes) into " + run.deliverer.describe());
+            if (!run.keep) {
+                std::size_t n = 0;
+                for (const auto& m : listing)
+                    if (uid_count[m.key] == 1 && run.state.seen(m.key)) ++n;
+                run.log.info(acc.name, "would delete " + std::to_string(n) +
+                                           " already delivered message(s) and every message fetched");
+            }
+        }
+        pop.quit();
+        return;
+    }
+
+    DeliveryHandler handler(acc, run.deliverer, run.state, run.log, run.opts.interrupted);
+    pop.retrieve(wanted, handler);
+    run.result.fetched = handler.delivered();
+    run.result.bytes = handler.bytes();
+    run.result.skipped += handler.failed_count();
+    for (const auto& e : handler.errors()) run.result.errors.push_back(e);
+
+    std::unordered_set<std::string> deleted_keys;
+    if (!run.keep) {
+        // Everything delivered (this run or before) and still on the server.
+        std::vector<std::uint32_t> numbers;
+        for (const auto& m : listing) {
+            if (uid_count[m.key] == 1 && run.state.seen(m.key)) {
+                numbers.push_back(m.number);
+                deleted_keys.insert(m.key);
+            }
+        }
+        // The state must be durable before the server forgets the messages.
+        run.state.sync();
+        test_step("before delete");
+        auto q = pop.delete_and_quit(numbers);
+        test_step("after quit");
+        if (q.committed) {
+            run.result.deleted = q.marked;
+        } else {
+            deleted_keys.clear();
+            run.result.errors.push_back(
+                Error(ErrorKind::Protocol, "the server did not confirm QUIT, so it did not delete the " +
+                                               std::to_string(numbers.size()) +
+                                               " delivered message(s); they will be deleted on the next run",
+                      true)
+                    .set_server_text(q.server_text)
+                    .set_account(acc.name));
+            run.log.error(acc.name, run.result.errors.back().detail());
+        }
+    } else {
+        pop.quit();
+    }
+
+    // Prune state for messages no longer on the server (or just deleted).
+    run.state.compact([&](const std::string& key) { return on_server.count(key) && !deleted_keys.count(key); });
+    run.log.info(acc.name, std::to_string(run.result.fetched) + " new message(s), " +
+                               std::to_string(run.result.bytes) + " bytes delivered to " + run.deliverer.describe() +
+                               (run.keep ? "" : ", " + std::to_string(run.result.deleted) + " deleted on the server"));
+}
+
+}  // namespace pullmail

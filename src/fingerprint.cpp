@@ -1,0 +1,103 @@
+#include "fingerprint.h"
+
+#include <openssl/evp.h>
+
+#include <array>
+#include <cctype>
+
+namespace pullmail {
+
+namespace {
+
+std::string lower(std::string_view s) {
+    std::string out(s);
+    for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return out;
+}
+
+std::string normalise(std::string_view v) {
+    std::string out;
+    bool space = false;
+    for (char c : v) {
+        if (c == ' ' || c == '\t' || c == '\r' || c == '\n') {
+            space = !out.empty();
+            continue;
+        }
+        if (space) out += ' ';
+        space = false;
+        out += c;
+    }
+    return out;
+}
+
+}  // namespace
+
+std::string header_fingerprint(std::string_view block) {
+    static const char* kNames[] = {"message-id", "date", "from", "subject"};
+    std::array<std::string, 4> values;
+    std::array<bool, 4> found{};
+    std::size_t pos = 0;
+    int current = -1;
+    while (pos < block.size()) {
+        auto nl = block.find('\n', pos);
+        std::string_view line = block.substr(pos, nl == std::string_view::npos ? block.size() - pos : nl - pos);
+        pos = nl == std::string_view::npos ? block.size() : nl + 1;
+        if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+        if (line.empty()) break;
+        if (line[0] == ' ' || line[0] == '\t') {
+            if (current >= 0) values[current] += std::string(" ") + std::string(line);
+            continue;
+        }
+        current = -1;
+        auto colon = line.find(':');
+        if (colon == std::string_view::npos) continue;
+        std::string name = lower(normalise(line.substr(0, colon)));
+        for (int i = 0; i < 4; ++i) {
+            if (name == kNames[i] && !found[i]) {  // first occurrence wins
+                found[i] = true;
+                values[i] = std::string(line.substr(colon + 1));
+                current = i;
+            }
+        }
+    }
+    if (!found[0] && !found[1] && !found[2] && !found[3]) return "-";
+    std::string canon;
+    for (int i = 0; i < 4; ++i) {
+        std::string v = normalise(values[i]);
+        if (i == 0) v = lower(v);
+        canon += std::string(kNames[i]) + ":" + v + "\n";
+    }
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    EVP_Digest(canon.data(), canon.size(), digest, &len, EVP_sha256(), nullptr);
+    static const char* hex = "0123456789abcdef";
+    std::string out;
+    for (unsigned i = 0; i < 16; ++i) {
+        out += hex[digest[i] >> 4];
+        out += hex[digest[i] & 15];
+    }
+    return out;
+}
+
+void HeaderCapture::feed(std::string_view chunk) {
+    if (complete_) return;
+    std::size_t start = header_.size();
+    std::size_t take = std::min(chunk.size(), kMaxHeader - header_.size());
+    header_.append(chunk.substr(0, take));
+    // Look for the end of the header block, including across chunk borders.
+    std::size_t from = start >= 1 ? start - 1 : 0;
+    if (header_.rfind("\n", 0) == 0) {
+        complete_ = true;  // message starts with an empty line: no header
+        header_.clear();
+        return;
+    }
+    auto end = header_.find("\n\n", from);
+    if (end != std::string::npos) {
+        header_.resize(end + 1);
+        complete_ = true;
+    } else if (header_.size() >= kMaxHeader) {
+        complete_ = true;
+    }
+}
+
+}  // namespace pullmail

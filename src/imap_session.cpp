@@ -1,0 +1,432 @@
+#include "imap_session.h"
+
+#include <algorithm>
+#include <unordered_map>
+
+#include "error.h"
+#include "seen_state.h"
+
+namespace pullmail {
+
+namespace {
+
+// Literals bigger than this are only accepted when streamed (BODY[]).
+constexpr std::size_t kMaxBufferedLiteral = 16 * 1024 * 1024;
+// Longest UID set in one command; Dovecot accepts far longer lines, other
+// servers cut at 8 KiB.
+constexpr std::size_t kMaxUidSet = 4000;
+// UID FETCH commands in flight at once.
+constexpr std::size_t kFetchWindow = 8;
+
+std::string upper(std::string_view s) {
+    std::string out(s);
+    for (auto& c : out) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    return out;
+}
+
+std::string quote(std::string_view s) {
+    std::string out = "\"";
+    for (char c : s) {
+        if (c == '"' || c == '\\') out += '\\';
+        out += c;
+    }
+    out += '"';
+    return out;
+}
+
+// Attributes of a FETCH response "* n FETCH (NAME value ...)". Works on a
+// response cut before its end, too (the list is closed artificially).
+struct FetchAttrs {
+    std::uint32_t seq = 0;
+    std::uint32_t uid = 0;
+    std::uint64_t size = 0;
+    bool has_size = false;
+    std::vector<std::string> flags;
+    std::string internal_date;
+    bool has_body = false;
+    std::string header_fields;  // BODY[HEADER.FIELDS ...] content
+    bool has_header_fields = false;
+};
+
+std::optional<FetchAttrs> parse_fetch(std::string text, bool partial) {
+    if (partial) {
+        // Close open quotes are impossible here (a literal starts after a
+        // space); close the parenthesised list(s).
+        int depth = 0;
+        bool inq = false;
+        for (std::size_t i = 0; i < text.size(); ++i) {
+            char c = text[i];
+            if (inq) {
+                if (c == '\\') ++i;
+                else if (c == '"') inq = false;
+            } else if (c == '"') inq = true;
+            else if (c == '(') ++depth;
+            else if (c == ')') --depth;
+        }
+        text += " NIL";
+        while (depth-- > 0) text += ')';
+    }
+    auto vals = parse_imap_values(text);
+    if (!vals || vals->size() < 4 || !(*vals)[0].is_atom("*") || !(*vals)[2].is_atom("FETCH") ||
+        (*vals)[3].type != ImapValue::Type::List)
+        return std::nullopt;
+    FetchAttrs a;
+    a.seq = static_cast<std::uint32_t>((*vals)[1].number());
+    const auto& items = (*vals)[3].items;
+    for (std::size_t i = 0; i + 1 < items.size(); i += 2) {
+        std::string name = upper(items[i].text);
+        const ImapValue& v = items[i + 1];
+        if (name == "UID") {
+            a.uid = static_cast<std::uint32_t>(v.number());
+        } else if (name == "RFC822.SIZE") {
+            a.size = v.number();
+            a.has_size = true;
+        } else if (name == "FLAGS" && v.type == ImapValue::Type::List) {
+            for (const auto& f : v.items) a.flags.push_back(f.text);
+        } else if (name == "INTERNALDATE") {
+            a.internal_date = v.text;
+        } else if (name == "BODY[]" || name == "BODY[]<0>" || name == "RFC822") {
+            a.has_body = true;
+        } else if (name.rfind("BODY[HEADER.FIELDS", 0) == 0) {
+            a.header_fields = v.text;
+            a.has_header_fields = true;
+        }
+    }
+    return a;
+}
+
+bool ends_with_body_item(std::string_view text) {
+    while (!text.empty() && text.back() == ' ') text.remove_suffix(1);
+    std::string u = upper(text.substr(text.size() > 16 ? text.size() - 16 : 0));
+    auto ends = [&](std::string_view s) { return u.size() >= s.size() && u.compare(u.size() - s.size(), s.size(), s) == 0; };
+    return ends(" BODY[]") || ends("(BODY[]") || ends("BODY[]<0>") || ends(" RFC822") || ends("(RFC822");
+}
+
+}  // namespace
+
+// Turns parser events into complete responses; small literals are inlined as
+// quoted strings, a BODY[] literal is streamed to the fetch in progress.
+class ImapSession::Reader final : public ImapEvents {
+public:
+    ImapResponseParser parser;
+    std::function<void(std::string&)> on_response;
+    // Asked when a literal starts; true = stream it through stream_data.
+    std::function<bool(const std::string& text_so_far, std::uint64_t size)> want_stream;
+    std::function<void(std::string_view)> stream_data;
+    std::function<void()> stream_end;
+
+    void on_text(std::string_view t) override { text_.append(t); }
+    void on_literal_begin(std::uint64_t size) override {
+        streaming_ = want_stream && want_stream(text_, size);
+        if (!streaming_ && size > kMaxBufferedLiteral)
+            throw Error(ErrorKind::Protocol, "the server sent a " + std::to_string(size) +
+                                                 "-byte literal where pullmail expected a short string");
+        literal_.clear();
+    }
+    void on_literal_data(std::string_view chunk) override {
+        if (streaming_)
+            stream_data(chunk);
+        else
+            literal_.append(chunk);
+    }
+    void on_literal_end() override {
+        if (streaming_) {
+            stream_end();
+            text_ += "\"\"";
+            streaming_ = false;
+        } else {
+            text_ += quote(literal_);
+        }
+    }
+    void on_response_end() override {
+        std::string t;
+        t.swap(text_);
+        if (on_response) on_response(t);
+    }
+
+private:
+    std::string text_;
+    std::string literal_;
+    bool streaming_ = false;
+};
+
+ImapSession::ImapSession(Channel& channel) : ch_(channel), reader_(std::make_unique<Reader>()) {}
+ImapSession::~ImapSession() = default;
+
+std::string ImapSession::next_tag() { return "P" + std::to_string(++tag_counter_); }
+
+ImapStatusLine ImapSession::run(const std::string& command, const Untagged& untagged) {
+    std::string tag = next_tag();
+    ch_.command(tag + " " + command);
+    std::optional<ImapStatusLine> done;
+    reader_->want_stream = nullptr;
+    reader_->on_response = [&](std::string& text) {
+        ch_.trace_in(text.size() > 300 ? text.substr(0, 300) + "..." : text);
+        if (text.compare(0, tag.size() + 1, tag + " ") == 0) {
+            done = parse_status_line(text);
+            if (!done) throw Error(ErrorKind::Protocol, "the server sent a malformed reply").set_server_text(text);
+        } else if (text.rfind("* ", 0) == 0) {
+            if (untagged) untagged(text);
+        }
+    };
+    ch_.pump([&](std::string_view b) { reader_->parser.feed(b, *reader_); }, [&] { return done.has_value(); });
+    reader_->on_response = nullptr;
+    return *done;
+}
+
+void ImapSession::start() {
+    auto caps = run("CAPABILITY", [&](const std::string& text) {
+        auto vals = parse_imap_values(text);
+        if (vals && vals->size() >= 2 && (*vals)[1].is_atom("CAPABILITY"))
+            for (std::size_t i = 2; i < vals->size(); ++i) caps_.insert(upper((*vals)[i].text));
+    });
+    if (caps.status != "OK") throw Error(ErrorKind::Protocol, "the server refused CAPABILITY").set_server_text(caps.text);
+    auto list = run("LIST \"\" \"\"", [&](const std::string& text) {
+        auto vals = parse_imap_values(text);
+        if (vals && vals->size() >= 4 && (*vals)[1].is_atom("LIST")) {
+            const auto& d = (*vals)[3];
+            if (d.type == ImapValue::Type::String && d.text.size() == 1) {
+                delimiter_ = d.text[0];
+                has_delimiter_ = true;
+            } else if (d.type == ImapValue::Type::Nil) {
+                has_delimiter_ = false;
+            }
+        }
+    });
+    (void)list;
+}
+
+std::string ImapSession::server_name(const std::string& folder) const {
+    if (upper(folder) == "INBOX") return "INBOX";
+    std::string name;
+    for (char c : folder) {
+        if (c == '/') {
+            if (!has_delimiter_)
+                throw Error(ErrorKind::Config, "folder '" + folder + "': the server has no folder hierarchy");
+            name += delimiter_;
+        } else {
+            if (has_delimiter_ && c == delimiter_ && delimiter_ != '/')
+                throw Error(ErrorKind::Config, "folder '" + folder + "' contains '" + std::string(1, delimiter_) +
+                                                   "', the server's hierarchy separator; write levels with '/'");
+            name += c;
+        }
+    }
+    // INBOX as the first level is case-insensitive too.
+    return mutf7_encode(name);
+}
+
+ImapSession::FolderInfo ImapSession::select(const std::string& folder, bool read_only) {
+    FolderInfo info;
+    std::string name = server_name(folder);
+    auto astr = imap_astring(name, false);
+    std::string arg = astr ? *astr : quote(name);
+    auto done = run(std::string(read_only ? "EXAMINE " : "SELECT ") + arg, [&](const std::string& text) {
+        auto st = parse_status_line(text);
+        if (st && st->status == "OK" && !st->code.empty()) {
+            std::string code = upper(st->code);
+            if (code.rfind("UIDVALIDITY ", 0) == 0)
+                info.uidvalidity = static_cast<std::uint32_t>(std::strtoul(code.c_str() + 12, nullptr, 10));
+            else if (code.rfind("UIDNEXT ", 0) == 0)
+                info.uidnext = static_cast<std::uint32_t>(std::strtoul(code.c_str() + 8, nullptr, 10));
+            return;
+        }
+        auto vals = parse_imap_values(text);
+        if (vals && vals->size() == 3 && (*vals)[2].is_atom("EXISTS"))
+            info.exists = static_cast<std::uint32_t>((*vals)[1].number());
+    });
+    if (done.status != "OK")
+        throw Error(ErrorKind::Protocol, "cannot open folder '" + folder + "'").set_server_text(done.text);
+    if (info.uidvalidity == 0)
+        throw Error(ErrorKind::Protocol, "the server gave no UIDVALIDITY for folder '" + folder +
+                                             "', so pullmail cannot tell new messages from old ones");
+    return info;
+}
+
+std::vector<RemoteMessage> ImapSession::list_messages(const std::string& folder, std::uint32_t uidvalidity) {
+    std::vector<RemoteMessage> out;
+    auto done = run("UID FETCH 1:* (UID RFC822.SIZE)", [&](const std::string& text) {
+        auto a = parse_fetch(text, false);
+        if (!a || !a->uid) return;
+        RemoteMessage m;
+        m.number = a->seq;
+        m.uid = a->uid;
+        m.size = a->size;
+        m.folder = folder;
+        m.key = imap_key(folder, uidvalidity, a->uid);
+        out.push_back(std::move(m));
+    });
+    if (done.status != "OK")
+        throw Error(ErrorKind::Protocol, "cannot list folder '" + folder + "'").set_server_text(done.text);
+    std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.uid < b.uid; });
+    out.erase(std::unique(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.uid == b.uid; }),
+              out.end());
+    return out;
+}
+
+void ImapSession::fetch(const std::vector<RemoteMessage>& msgs, MessageHandler& handler) {
+    if (msgs.empty()) return;
+    std::unordered_map<std::uint32_t, const RemoteMessage*> wanted;
+    std::vector<std::uint32_t> uids;
+    for (const auto& m : msgs) {
+        wanted[m.uid] = &m;
+        uids.push_back(m.uid);
+    }
+    std::sort(uids.begin(), uids.end());
+    std::set<std::uint32_t> received;
+
+    // Batches of UIDs, one UID FETCH each; several in flight.
+    std::vector<std::string> sets;
+    for (std::size_t pos = 0; pos < uids.size();) {
+        std::string set;
+        std::size_t n = imap_uid_set(uids, pos, kMaxUidSet, set);
+        if (n == 0) break;
+        // Keep batches modest so a stop request takes effect soon.
+        pos += n;
+        sets.push_back(std::move(set));
+    }
+    std::set<std::string> outstanding;
+    std::size_t next_set = 0;
+    std::optional<Error> failure;
+    auto send_more = [&] {
+        while (next_set < sets.size() && outstanding.size() < kFetchWindow && !handler.stop_requested()) {
+            std::string tag = next_tag();
+            ch_.command(tag + " UID FETCH " + sets[next_set++] + " (UID RFC822.SIZE FLAGS INTERNALDATE BODY.PEEK[])");
+            outstanding.insert(tag);
+        }
+    };
+
+    bool in_message = false;
+    RemoteMessage current;
+    reader_->want_stream = [&](const std::string& text, std::uint64_t size) {
+        if (text.rfind("* ", 0) != 0 || !ends_with_body_item(text)) return false;
+        current = RemoteMessage{};
+        if (auto a = parse_fetch(text, true)) {
+            current.number = a->seq;
+            current.uid = a->uid;
+            auto it = wanted.find(a->uid);
+            if (it != wanted.end()) current = *it->second;
+            current.flags = a->flags;
+            current.internal_date = a->internal_date;
+        }
+        if (current.folder.empty() && !msgs.empty()) current.folder = msgs.front().folder;
+        current.size = current.size ? current.size : size;
+        handler.begin(current);
+        in_message = true;
+        return true;
+    };
+    reader_->stream_data = [&](std::string_view chunk) { handler.data(chunk); };
+    reader_->stream_end = [] {};
+    reader_->on_response = [&](std::string& text) {
+        if (text.rfind("* ", 0) == 0) {
+            if (!in_message) return;  // unsolicited FETCH (flags), EXISTS, EXPUNGE, ...
+            in_message = false;
+            auto a = parse_fetch(text, false);
+            auto it = a ? wanted.find(a->uid) : wanted.end();
+            if (!a || it == wanted.end() || received.count(a->uid)) {
+                handler.failed(current, "FETCH response without a UID pullmail asked for");
+                return;
+            }
+            RemoteMessage m = *it->second;
+            m.flags = a->flags;
+            m.internal_date = a->internal_date;
+            received.insert(a->uid);
+            handler.end(m);
+            return;
+        }
+        ch_.trace_in(text.size() > 300 ? text.substr(0, 300) + "..." : text);
+        auto st = parse_status_line(text);
+        if (!st || !outstanding.count(st->tag)) return;
+        outstanding.erase(st->tag);
+        if (st->status != "OK" && !failure)
+            failure = Error(ErrorKind::Protocol, "the server refused to hand out messages").set_server_text(st->text);
+        send_more();
+    };
+    send_more();
+    ch_.pump([&](std::string_view b) { reader_->parser.feed(b, *reader_); },
+             [&] { return outstanding.empty() && (next_set == sets.size() || handler.stop_requested()); });
+    reader_->want_stream = nullptr;
+    reader_->on_response = nullptr;
+    if (!handler.stop_requested() && !failure) {
+        for (const auto& m : msgs)
+            if (!received.count(m.uid)) handler.failed(m, "the message was not returned (expunged meanwhile?)");
+    }
+    if (failure) throw *failure;
+}
+
+std::map<std::uint32_t, std::string> ImapSession::fetch_header_fields(const std::vector<std::uint32_t>& uids_in,
+                                                                      const std::string& fields) {
+    std::map<std::uint32_t, std::string> out;
+    std::vector<std::uint32_t> uids = uids_in;
+    std::sort(uids.begin(), uids.end());
+    for (std::size_t pos = 0; pos < uids.size();) {
+        std::string set;
+        std::size_t n = imap_uid_set(uids, pos, kMaxUidSet, set);
+        if (n == 0) break;
+        pos += n;
+        auto done = run("UID FETCH " + set + " (UID BODY.PEEK[HEADER.FIELDS (" + fields + ")])",
+                        [&](const std::string& text) {
+                            auto a = parse_fetch(text, false);
+                            if (a && a->uid && a->has_header_fields) out[a->uid] = a->header_fields;
+                        });
+        if (done.status != "OK")
+            throw Error(ErrorKind::Protocol, "the server refused to hand out message headers").set_server_text(done.text);
+    }
+    return out;
+}
+
+ImapSession::DeleteResult ImapSession::delete_messages(const std::vector<std::uint32_t>& uids_in) {
+    DeleteResult r;
+    std::vector<std::uint32_t> uids = uids_in;
+    std::sort(uids.begin(), uids.end());
+    bool uidplus = has_capability("UIDPLUS");
+    auto count_expunge = [&](const std::string& text) {
+        auto vals = parse_imap_values(text);
+        if (vals && vals->size() == 3 && (*vals)[2].is_atom("EXPUNGE")) ++r.expunged;
+    };
+    std::vector<std::string> sets;
+    for (std::size_t pos = 0; pos < uids.size();) {
+        std::string set;
+        std::size_t n = imap_uid_set(uids, pos, kMaxUidSet, set);
+        if (n == 0) break;
+        pos += n;
+        sets.push_back(set);
+        auto st = run("UID STORE " + set + " +FLAGS.SILENT (\\Deleted)", count_expunge);
+        if (st.status != "OK")
+            throw Error(ErrorKind::Protocol, "the server refused to flag delivered messages as deleted")
+                .set_server_text(st.text);
+    }
+    if (uidplus) {
+        for (const auto& set : sets) {
+            auto st = run("UID EXPUNGE " + set, count_expunge);
+            if (st.status != "OK")
+                throw Error(ErrorKind::Protocol, "the server refused UID EXPUNGE").set_server_text(st.text);
+        }
+        return r;
+    }
+    // Without UIDPLUS, EXPUNGE removes every \Deleted message: do it only
+    // when no other message carries the flag.
+    std::set<std::uint32_t> ours(uids.begin(), uids.end());
+    bool others = false;
+    auto st = run("UID SEARCH DELETED", [&](const std::string& text) {
+        auto vals = parse_imap_values(text);
+        if (vals && vals->size() >= 2 && (*vals)[1].is_atom("SEARCH"))
+            for (std::size_t i = 2; i < vals->size(); ++i)
+                if (!ours.count(static_cast<std::uint32_t>((*vals)[i].number()))) others = true;
+    });
+    if (st.status != "OK" || others) {
+        r.expunge_skipped = true;
+        return r;
+    }
+    auto ex = run("EXPUNGE", count_expunge);
+    if (ex.status != "OK") throw Error(ErrorKind::Protocol, "the server refused EXPUNGE").set_server_text(ex.text);
+    return r;
+}
+
+void ImapSession::logout() noexcept {
+    try {
+        run("LOGOUT", nullptr);
+    } catch (...) {
+    }
+}
+
+}  // namespace pullmail

@@ -1,0 +1,30 @@
+// log.h — what pullmail says on stderr. Every line names the account it is
+// about, and lines from accounts running in parallel never interleave
+// mid-line. Levels: 0 = -q (errors only), 1 = default (one summary per
+// account, warnings), 2 = -v (per message), 3 = -vv (protocol trace).
+#pragma once
+
+#include <mutex>
+#include <string>
+#include <string_view>
+
+namespace pullmail {
+
+class Logger {
+public:
+    explicit Logger(int level) : level_(level) {}
+    int level() const { return level_; }
+
+    void error(std::string_view account, std::string_view msg);
+    void warn(std::string_view account, std::string_view msg);
+    void info(std::string_view account, std::string_view msg);     // level >= 1
+    void detail(std::string_view account, std::string_view msg);   // level >= 2
+    void trace(std::string_view account, std::string_view msg);    // level >= 3
+
+private:
+    void write(std::string_view prefix, std::string_view account, std::string_view msg);
+    int level_;
+    std::mutex mu_;
+};
+
+}  // namespace pullmail

@@ -1,0 +1,61 @@
+// pop3_session.h — a POP3 client transaction (RFC 1939) over an already
+// authenticated Channel, pipelined per RFC 2449 when the server allows it.
+#pragma once
+
+#include <cstdint>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "retrieval.h"
+#include "transport.h"
+
+namespace pullmail {
+
+class Pop3Session {
+public:
+    // allow_pipelining = the account's `pipelining` setting; pipelining is
+    // used only when the server also advertises PIPELINING in CAPA.
+    Pop3Session(Channel& channel, bool allow_pipelining);
+
+    // CAPA (after login: servers may advertise more then, as mpop notes).
+    void start();
+    bool pipelining() const { return pipelining_; }
+    bool has_capability(const std::string& cap) const { return caps_.count(cap) != 0; }
+
+    // UIDL and LIST. Keys are pop3_key(uidl). Throws Error(Protocol) when the
+    // server cannot do UIDL.
+    std::vector<RemoteMessage> list();
+
+    // RETR each message (in order), streaming replies to the handler; many
+    // RETRs are in flight when pipelining. A -ERR for one message is reported
+    // through handler.failed and does not stop the others.
+    void retrieve(const std::vector<RemoteMessage>& msgs, MessageHandler& handler);
+
+    struct QuitResult {
+        bool committed = false;       // QUIT answered +OK: the deletions took effect
+        std::size_t marked = 0;       // DELE answered +OK
+        std::string server_text;      // server's words when QUIT or a DELE failed
+    };
+    // DELE every message number, then QUIT, pipelined when possible, and
+    // checks QUIT's reply: only then has the server removed the messages.
+    QuitResult delete_and_quit(const std::vector<std::uint32_t>& numbers);
+    // QUIT without deleting; errors are ignored (nothing depends on it).
+    void quit() noexcept;
+
+private:
+    struct Reply {
+        bool ok = false;
+        std::string status;
+        std::string data;  // multi-line payload (small replies only)
+    };
+    // Sends commands and collects their (small) replies.
+    std::vector<Reply> transact(const std::vector<std::pair<std::string, bool>>& commands);
+
+    Channel& ch_;
+    bool allow_pipelining_;
+    bool pipelining_ = false;
+    std::set<std::string> caps_;
+};
+
+}  // namespace pullmail

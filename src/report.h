@@ -1,0 +1,22 @@
+// report.h — the end-of-run summary: --json output and the exit status of
+// the whole run (the worst of all accounts), decided here and only here.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "runner.h"
+
+namespace pullmail {
+
+// {"accounts":[{"name":..,"fetched":..,"bytes":..,"deleted":..,"skipped":..,
+//   "new":..,"errors":[{"kind":..,"temporary":..,"message":..}]}],"exit_status":N}
+std::string json_report(const std::vector<AccountResult>& results, int exit_status);
+
+// The process exit status: worst account status; with --check, 0 when any
+// account has new mail and 1 when none has (errors still win).
+int run_exit_status(const std::vector<AccountResult>& results, bool check);
+
+std::string json_escape(std::string_view s);
+
+}  // namespace pullmail

@@ -1,0 +1,43 @@
+// retrieval.h — what a protocol session hands to the rest of pullmail while
+// it streams messages: the session knows POP3/IMAP, the handler knows
+// delivery and state, and neither knows the other's details.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace pullmail {
+
+struct RemoteMessage {
+    std::string key;                 // identity in the state file (seen_state.h key helpers)
+    std::uint32_t number = 0;        // POP3 message number / IMAP sequence number (0 = unknown)
+    std::uint32_t uid = 0;           // IMAP UID (0 for POP3)
+    std::string uidl;                // POP3 UIDL
+    std::uint64_t size = 0;          // size on the server, octets with CRLF
+    std::vector<std::string> flags;  // IMAP flags
+    std::string internal_date;       // IMAP INTERNALDATE
+    std::string folder;              // IMAP folder, '/' separated
+};
+
+class MessageHandler {
+public:
+    virtual ~MessageHandler() = default;
+    // A message starts. For IMAP some fields (uid, key) may only be known at end().
+    virtual void begin(const RemoteMessage& m) = 0;
+    // Message bytes exactly as the server sent them (CRLF line endings),
+    // dot-unstuffed / literal-decoded, in chunks of any size.
+    virtual void data(std::string_view chunk) = 0;
+    // The message is complete; `m` has every field the server gave.
+    virtual void end(const RemoteMessage& m) = 0;
+    // The server refused this one message (-ERR / NO / it vanished); the
+    // session goes on with the next.
+    virtual void failed(const RemoteMessage& m, std::string_view server_text) = 0;
+    // True when no further messages should be requested (fatal local error,
+    // SIGTERM). Messages already in flight are still read and passed on; the
+    // handler discards them.
+    virtual bool stop_requested() const = 0;
+};
+
+}  // namespace pullmail

@@ -1,0 +1,54 @@
+// runner.h — runs accounts: the per-account flow (lock, state, recovery,
+// connect, list, fetch, deliver, delete, prune) and the parallel scheduling of
+// several accounts. Errors are caught here, per account, so one broken
+// account never stops the others.
+#pragma once
+
+#include <atomic>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "config.h"
+#include "error.h"
+
+namespace pullmail {
+
+class Logger;
+
+struct RunOptions {
+    std::optional<bool> keep;      // -k / -K override
+    bool all = false;              // -a: fetch messages already seen, too
+    bool check = false;            // -c: only count new messages
+    bool dry_run = false;          // -n
+    int verbosity = 1;             // 0 -q, 1 default, 2 -v, 3 -vv
+    int jobs = 4;                  // accounts in parallel
+    bool wait_lock = false;        // wait for a busy account instead of failing
+    std::string state_dir;         // overrides the config's state_dir when set
+    const std::atomic<bool>* interrupted = nullptr;  // set by SIGTERM/SIGINT
+};
+
+struct AccountResult {
+    std::string name;
+    std::size_t fetched = 0;        // delivered this run
+    std::uint64_t bytes = 0;        // bytes delivered (after CRLF -> LF)
+    std::size_t deleted = 0;        // removed from the server, confirmed by the server
+    std::size_t skipped = 0;        // new messages not delivered (failed, duplicate UIDL, vanished)
+    std::size_t new_messages = 0;   // --check / --dry-run: messages that would be fetched
+    std::vector<Error> errors;
+    int exit_status = 0;
+};
+
+// Runs one account; never throws.
+AccountResult run_account(const Account& account, const std::string& state_dir, const RunOptions& opts,
+                          Logger& log);
+
+// Runs the accounts in parallel (opts.jobs at a time), results in input order.
+std::vector<AccountResult> run_accounts(const std::vector<const Account*>& accounts,
+                                        const std::string& state_dir, const RunOptions& opts, Logger& log);
+
+// Path of an account's state file and lock file.
+std::string state_path(const std::string& state_dir, const std::string& account);
+std::string lock_path(const std::string& state_dir, const std::string& account);
+
+}  // namespace pullmail

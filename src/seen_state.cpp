@@ -1,0 +1,308 @@
+#include "seen_state.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <array>
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+#include <filesystem>
+
+#include "error.h"
+#include "fs_util.h"
+
+namespace pullmail {
+
+namespace {
+
+constexpr const char* kHeaderPrefix = "pullmail-state ";
+
+std::array<std::uint32_t, 256> make_crc_table() {
+    std::array<std::uint32_t, 256> t{};
+    for (std::uint32_t i = 0; i < 256; ++i) {
+        std::uint32_t c = i;
+        for (int k = 0; k < 8; ++k) c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+        t[i] = c;
+    }
+    return t;
+}
+
+std::string hex8(std::uint32_t v) {
+    char buf[9];
+    std::snprintf(buf, sizeof buf, "%08x", v);
+    return buf;
+}
+
+std::string checked_line(const std::string& record) { return hex8(crc32(record)) + " " + record + "\n"; }
+
+// Returns the record of a line if its checksum is valid.
+std::optional<std::string_view> verify_line(std::string_view line) {
+    if (line.size() < 10 || line[8] != ' ') return std::nullopt;
+    std::string_view record = line.substr(9);
+    std::uint32_t want = 0;
+    for (int i = 0; i < 8; ++i) {
+        char c = line[i];
+        int v = (c >= '0' && c <= '9') ? c - '0' : (c >= 'a' && c <= 'f') ? c - 'a' + 10 : -1;
+        if (v < 0) return std::nullopt;
+        want = (want << 4) | static_cast<std::uint32_t>(v);
+    }
+    if (crc32(record) != want) return std::nullopt;
+    return record;
+}
+
+std::vector<std::string_view> split_words(std::string_view s, std::size_t max_words) {
+    std::vector<std::string_view> out;
+    while (!s.empty() && out.size() + 1 < max_words) {
+        auto sp = s.find(' ');
+        if (sp == std::string_view::npos) break;
+        out.push_back(s.substr(0, sp));
+        s.remove_prefix(sp + 1);
+    }
+    out.push_back(s);
+    return out;
+}
+
+}  // namespace
+
+std::uint32_t crc32(std::string_view data) {
+    static const auto table = make_crc_table();
+    std::uint32_t c = 0xFFFFFFFFu;
+    for (unsigned char b : data) c = table[(c ^ b) & 0xFF] ^ (c >> 8);
+    return c ^ 0xFFFFFFFFu;
+}
+
+std::string encode_folder(const std::string& folder) {
+    static const char* hex = "0123456789ABCDEF";
+    std::string out;
+    for (unsigned char c : folder) {
+        if (c <= 0x20 || c >= 0x7f || c == '%' || c == ':') {
+            out += '%';
+            out += hex[c >> 4];
+            out += hex[c & 15];
+        } else {
+            out += static_cast<char>(c);
+        }
+    }
+    return out;
+}
+
+std::string pop3_key(const std::string& uidl) { return "pop3:" + uidl; }
+
+std::string imap_key(const std::string& folder, std::uint32_t uidvalidity, std::uint32_t uid) {
+    return "imap:" + encode_folder(folder) + ":" + std::to_string(uidvalidity) + ":" + std::to_string(uid);
+}
+
+SeenState::SeenState(std::string path) : path_(std::move(path)) {
+    make_dirs(std::filesystem::path(path_).parent_path().string(), 0700);
+    load();
+    // Rewrite a torn tail away now, so the next append cannot turn it into a
+    // complete (and then damaged-looking) line.
+    if (!load_warning_.empty()) compact([](const std::string&) { return true; });
+    open_for_append();
+}
+
+SeenState::~SeenState() {
+    try {
+        if (!buffer_.empty() || dirty_) sync();
+    } catch (...) {
+    }
+    if (fd_ >= 0) ::close(fd_);
+}
+
+const SeenEntry* SeenState::find(const std::string& key) const {
+    auto it = seen_.find(key);
+    return it == seen_.end() ? nullptr : &it->second;
+}
+
+std::vector<PendingIntent> SeenState::pending_intents() const {
+    std::vector<PendingIntent> out;
+    for (const auto& [k, v] : intents_) out.push_back({k, v});
+    return out;
+}
+
+std::optional<std::uint32_t> SeenState::uidvalidity(const std::string& folder) const {
+    auto it = uidvalidity_.find(encode_folder(folder));
+    if (it == uidvalidity_.end()) return std::nullopt;
+    return it->second;
+}
+
+void SeenState::load() {
+    std::string data;
+    if (!read_file_if_exists(path_, data)) {
+        // New state: write the header through the same atomic path as compact().
+        compact([](const std::string&) { return true; });
+        return;
+    }
+    auto nl = data.find('\n');
+    std::string_view header = std::string_view(data).substr(0, nl == std::string::npos ? data.size() : nl);
+    if (header.rfind(kHeaderPrefix, 0) != 0 || nl == std::string::npos) {
+        throw Error(ErrorKind::State, "state file " + path_ +
+                                          " is damaged (no valid header); nothing was fetched or deleted. Run "
+                                          "'pullmail --repair-state' for this account to rebuild it from the "
+                                          "valid records (a backup is kept)");
+    }
+    int version = std::atoi(std::string(header.substr(std::strlen(kHeaderPrefix))).c_str());
+    if (version != kFormatVersion) {
+        throw Error(ErrorKind::State, "state file " + path_ + " has format version " +
+                                          std::string(header.substr(std::strlen(kHeaderPrefix))) +
+                                          ", this pullmail understands version " + std::to_string(kFormatVersion) +
+                                          " only (written by a newer pullmail?); nothing was fetched or deleted");
+    }
+    std::size_t pos = nl + 1;
+    std::size_t line_no = 1;
+    std::size_t bad_line = 0;
+    while (pos < data.size()) {
+        ++line_no;
+        auto end = data.find('\n', pos);
+        bool complete = end != std::string::npos;
+        std::string_view line(data.data() + pos, (complete ? end : data.size()) - pos);
+        pos = complete ? end + 1 : data.size();
+        auto record = verify_line(line);
+        if (!record) {
+            if (!complete) {
+                load_warning_ = "state file " + path_ + " ends in a partial record (pullmail was interrupted while "
+                                "writing it); the partial record was ignored";
+                break;
+            }
+            if (bad_line == 0) bad_line = line_no;
+            continue;
+        }
+        if (bad_line != 0) break;  // a good record after a bad one: corruption
+        auto w = split_words(*record, 3);
+        if (w.size() < 2) continue;
+        std::string key(w[1]);
+        if (w[0] == "S") {
+            SeenEntry e;
+            if (w.size() == 3) {
+                auto sw = split_words(w[2], 2);
+                e.size = std::strtoull(std::string(sw[0]).c_str(), nullptr, 10);
+                e.fingerprint = sw.size() > 1 ? std::string(sw[1]) : "-";
+            }
+            seen_[key] = std::move(e);
+            intents_.erase(key);
+        } else if (w[0] == "I" && w.size() == 3) {
+            intents_[key] = std::string(w[2]);
+        } else if (w[0] == "R") {
+            intents_.erase(key);
+        } else if (w[0] == "F") {
+            seen_.erase(key);
+        } else if (w[0] == "V" && w.size() == 3) {
+            uidvalidity_[key] = static_cast<std::uint32_t>(std::strtoul(std::string(w[2]).c_str(), nullptr, 10));
+        }
+    }
+    // A bad complete line is never produced by an interrupted append (a torn
+    // tail is rewritten away by the constructor), so it means damage.
+    if (bad_line != 0) {
+        throw Error(ErrorKind::State, "state file " + path_ + " is damaged at line " + std::to_string(bad_line) +
+                                          "; nothing was fetched or deleted. Run 'pullmail --repair-state' for "
+                                          "this account to keep the valid records (a backup is kept)");
+    }
+}
+
+void SeenState::open_for_append() {
+    fd_ = ::open(path_.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
+    if (fd_ < 0) throw Error(ErrorKind::LocalIO, "cannot open state file " + path_ + ": " + std::strerror(errno));
+    // A torn tail must not glue itself to the next record: start on a new line.
+    struct stat st {};
+    if (::fstat(fd_, &st) == 0 && st.st_size > 0) {
+        char last = '\n';
+        if (::pread(fd_, &last, 1, st.st_size - 1) == 1 && last != '\n') buffer_ += '\n';
+    }
+}
+
+void SeenState::append(const std::string& record) { buffer_ += checked_line(record); }
+
+void SeenState::record_intent(const std::string& key, const std::string& intent) {
+    append("I " + key + " " + intent);
+    intents_[key] = intent;
+    sync();
+}
+
+void SeenState::record_seen(const std::string& key, std::uint64_t size, const std::string& fingerprint) {
+    append("S " + key + " " + std::to_string(size) + " " + (fingerprint.empty() ? "-" : fingerprint));
+    seen_[key] = SeenEntry{size, fingerprint.empty() ? "-" : fingerprint};
+    intents_.erase(key);
+    // Flush to the kernel in batches; durability comes with the next fsync.
+    if (buffer_.size() > 64 * 1024) {
+        write_all_fd(fd_, buffer_, path_);
+        buffer_.clear();
+        dirty_ = true;
+    }
+}
+
+void SeenState::drop_intent(const std::string& key) {
+    if (intents_.erase(key)) append("R " + key);
+}
+
+void SeenState::forget(const std::string& key) {
+    if (seen_.erase(key)) append("F " + key);
+}
+
+void SeenState::record_uidvalidity(const std::string& folder, std::uint32_t uidvalidity) {
+    auto enc = encode_folder(folder);
+    auto it = uidvalidity_.find(enc);
+    if (it != uidvalidity_.end() && it->second == uidvalidity) return;
+    uidvalidity_[enc] = uidvalidity;
+    append("V " + enc + " " + std::to_string(uidvalidity));
+}
+
+void SeenState::sync() {
+    if (!buffer_.empty()) {
+        write_all_fd(fd_, buffer_, path_);
+        buffer_.clear();
+        dirty_ = true;
+    }
+    if (dirty_) {
+        if (::fdatasync(fd_) != 0)
+            throw Error(ErrorKind::LocalIO, "cannot sync state file " + path_ + ": " + std::strerror(errno));
+        dirty_ = false;
+    }
+}
+
+void SeenState::compact(const std::function<bool(const std::string&)>& keep) {
+    std::string out = std::string(kHeaderPrefix) + std::to_string(kFormatVersion) + "\n";
+    for (const auto& [folder, v] : uidvalidity_) out += checked_line("V " + folder + " " + std::to_string(v));
+    for (auto it = seen_.begin(); it != seen_.end();) {
+        if (!keep(it->first)) {
+            it = seen_.erase(it);
+            continue;
+        }
+        out += checked_line("S " + it->first + " " + std::to_string(it->second.size) + " " + it->second.fingerprint);
+        ++it;
+    }
+    for (const auto& [k, v] : intents_) out += checked_line("I " + k + " " + v);
+    write_file_atomic(path_, out, 0600);
+    buffer_.clear();
+    dirty_ = false;
+    if (fd_ >= 0) {
+        ::close(fd_);
+        fd_ = -1;
+        open_for_append();
+    }
+}
+
+std::size_t SeenState::repair(const std::string& path, std::string* backup_path) {
+    std::string data;
+    if (!read_file_if_exists(path, data)) return 0;
+    std::string backup = path + ".damaged-" + std::to_string(std::time(nullptr));
+    write_file_atomic(backup, data, 0600);
+    if (backup_path) *backup_path = backup;
+    std::string out = std::string(kHeaderPrefix) + std::to_string(kFormatVersion) + "\n";
+    std::size_t kept = 0;
+    std::size_t pos = 0;
+    while (pos < data.size()) {
+        auto end = data.find('\n', pos);
+        std::string_view line(data.data() + pos, (end == std::string::npos ? data.size() : end) - pos);
+        pos = end == std::string::npos ? data.size() : end + 1;
+        if (auto rec = verify_line(line)) {
+            out += std::string(line) + "\n";
+            ++kept;
+        }
+    }
+    write_file_atomic(path, out, 0600);
+    return kept;
+}
+
+}  // namespace pullmail

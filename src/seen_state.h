@@ -1,0 +1,113 @@
+// seen_state.h — the per-account state file: which messages were delivered,
+// and which delivery was in flight when pullmail last stopped.
+//
+// Format (text, one record per line, each line "<crc32 hex> <record>"):
+//   pullmail-state 1                      header, no checksum
+//   S <key> <size> <fingerprint>          message <key> was delivered
+//   I <key> <intent...>                   delivery of <key> is about to be published
+//   V <folder> <uidvalidity>              IMAP folder's UIDVALIDITY the keys refer to
+// Keys and folder names never contain spaces (see key helpers below).
+//
+// Why a journal: records are appended, so recording one message costs one
+// small write instead of rewriting the file (fdm's O(n^2)). Durability rule:
+// an intent (I) is fsynced before the delivery it announces is published, and
+// a seen record (S) rides along with the next fsync. That is enough: after a
+// crash an I without its S is resolved by asking the deliverer whether the
+// message is in place (deliver.h, recover()). sync() is called before anything
+// is deleted on the server, so deletion never runs ahead of the state.
+//
+// A torn last line (crash during append) is ignored with a warning: it can
+// only be an intent whose delivery never started or a seen record whose intent
+// is still there. A bad line followed by good ones is corruption: the account
+// stops with Error(State) naming the file, before anything is deleted.
+// compact() rewrites the file (tmp + fsync + rename + fsync dir) keeping only
+// live records, which also prunes messages no longer on the server.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace pullmail {
+
+struct SeenEntry {
+    std::uint64_t size = 0;
+    std::string fingerprint;  // "-" when unknown
+};
+
+struct PendingIntent {
+    std::string key;
+    std::string intent;
+};
+
+class SeenState {
+public:
+    static constexpr int kFormatVersion = 1;
+
+    // Loads (or creates, with its directory) the state file at `path`.
+    // Throws Error(State) for corruption or a newer format, Error(LocalIO)
+    // when the file or directory cannot be read or written.
+    explicit SeenState(std::string path);
+    ~SeenState();
+    SeenState(const SeenState&) = delete;
+    SeenState& operator=(const SeenState&) = delete;
+
+    const std::string& path() const { return path_; }
+    // Set when the load ignored a torn final record.
+    const std::string& load_warning() const { return load_warning_; }
+
+    bool seen(const std::string& key) const { return seen_.count(key) != 0; }
+    const SeenEntry* find(const std::string& key) const;
+    const std::unordered_map<std::string, SeenEntry>& entries() const { return seen_; }
+    std::vector<PendingIntent> pending_intents() const;
+    std::optional<std::uint32_t> uidvalidity(const std::string& folder) const;
+
+    // Appends the intent and fsyncs (together with earlier unsynced records).
+    void record_intent(const std::string& key, const std::string& intent);
+    // Appends a seen record; durable at the next record_intent()/sync()/compact().
+    void record_seen(const std::string& key, std::uint64_t size, const std::string& fingerprint);
+    // Drops a pending intent that turned out not delivered (rollback).
+    void drop_intent(const std::string& key);
+    void record_uidvalidity(const std::string& folder, std::uint32_t uidvalidity);
+    // Makes every record so far durable.
+    void sync();
+    // Rewrites the file with only the live records; entries for which
+    // keep(key) is false are pruned. Pending intents are kept.
+    void compact(const std::function<bool(const std::string&)>& keep);
+    // Forgets seen entries (without pruning others) — used for --all style resets.
+    void forget(const std::string& key);
+
+    // Recovers the valid records of a damaged file: keeps a copy as
+    // <path>.damaged-<time>, rewrites the file with every record whose checksum
+    // is valid. Returns the number of records kept.
+    static std::size_t repair(const std::string& path, std::string* backup_path);
+
+private:
+    void load();
+    void append(const std::string& record);
+    void open_for_append();
+
+    std::string path_;
+    std::string load_warning_;
+    int fd_ = -1;
+    bool dirty_ = false;  // appended since the last fsync
+    std::string buffer_;  // records not yet written to the file
+    std::unordered_map<std::string, SeenEntry> seen_;
+    std::map<std::string, std::string> intents_;  // key -> intent
+    std::map<std::string, std::uint32_t> uidvalidity_;
+};
+
+// Key helpers. A POP3 key is "pop3:<uidl>" (UIDLs are printable ASCII without
+// spaces). An IMAP key is "imap:<folder>:<uidvalidity>:<uid>" with the folder
+// percent-encoded so it has no spaces or colons.
+std::string pop3_key(const std::string& uidl);
+std::string imap_key(const std::string& folder, std::uint32_t uidvalidity, std::uint32_t uid);
+std::string encode_folder(const std::string& folder);
+// CRC-32 (IEEE), for record checksums.
+std::uint32_t crc32(std::string_view data);
+
+}  // namespace pullmail

@@ -1,0 +1,386 @@
+#include "transport.h"
+
+#include <curl/curl.h>
+#include <fcntl.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <poll.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <mutex>
+#include <vector>
+
+#include "error.h"
+#include "fs_util.h"
+#include "log.h"
+
+namespace pullmail {
+
+namespace {
+
+std::string upper(std::string_view s) {
+    std::string out(s);
+    for (auto& c : out) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    return out;
+}
+
+std::vector<std::string_view> words(std::string_view s) {
+    std::vector<std::string_view> out;
+    std::size_t i = 0;
+    while (i < s.size()) {
+        while (i < s.size() && s[i] == ' ') ++i;
+        std::size_t j = i;
+        while (j < s.size() && s[j] != ' ') ++j;
+        if (j > i) out.push_back(s.substr(i, j - i));
+        i = j;
+    }
+    return out;
+}
+
+class CurlConnection final : public Connection {
+public:
+    CurlConnection(CURL* h, curl_socket_t sock) : h_(h), sock_(sock) {}
+    ~CurlConnection() override { curl_easy_cleanup(h_); }
+
+    std::size_t try_send(std::string_view data) override {
+        std::size_t sent = 0;
+        CURLcode rc = curl_easy_send(h_, data.data(), data.size(), &sent);
+        if (rc == CURLE_AGAIN) return 0;
+        if (rc != CURLE_OK)
+            throw Error(ErrorKind::Temporary,
+                        std::string("connection lost while sending: ") + curl_easy_strerror(rc), true);
+        return sent;
+    }
+
+    std::size_t try_recv(char* buf, std::size_t n, bool& eof) override {
+        std::size_t got = 0;
+        CURLcode rc = curl_easy_recv(h_, buf, n, &got);
+        if (rc == CURLE_AGAIN) return 0;
+        if (rc != CURLE_OK)
+            throw Error(ErrorKind::Temporary,
+                        std::string("connection lost while receiving: ") + curl_easy_strerror(rc), true);
+        if (got == 0) eof = true;
+        return got;
+    }
+
+    bool wait(bool for_read, bool for_write, int timeout_ms) override {
+        pollfd p{};
+        p.fd = sock_;
+        p.events = static_cast<short>((for_read ? POLLIN : 0) | (for_write ? POLLOUT : 0));
+        for (;;) {
+            int r = ::poll(&p, 1, timeout_ms);
+            if (r < 0 && errno == EINTR) continue;
+            return r > 0;
+        }
+    }
+
+private:
+    CURL* h_;
+    curl_socket_t sock_;
+};
+
+struct CurlContext {
+    const ConnectOptions* opts;
+    std::string last_server_line;
+    std::string ca_file;
+};
+
+int debug_cb(CURL*, curl_infotype type, char* data, size_t size, void* userp) {
+    auto* ctx = static_cast<CurlContext*>(userp);
+    std::string_view text(data, size);
+    while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.remove_suffix(1);
+    Logger* log = ctx->opts->log;
+    bool trace = log && ctx->opts->verbosity >= 3;
+    switch (type) {
+        case CURLINFO_HEADER_IN:
+            if (!text.empty()) ctx->last_server_line = std::string(text);
+            if (trace) log->trace(ctx->opts->account, "S: " + std::string(text));
+            break;
+        case CURLINFO_HEADER_OUT:
+            if (trace) log->trace(ctx->opts->account, "C: " + mask_credentials(text));
+            break;
+        case CURLINFO_TEXT:
+            if (trace) log->trace(ctx->opts->account, "* " + std::string(text));
+            break;
+        default:
+            break;
+    }
+    return 0;
+}
+
+CURLcode ssl_ctx_cb(CURL*, void* sslctx, void* userp) {
+    auto* ctx = static_cast<CurlContext*>(userp);
+    X509_STORE* store = SSL_CTX_get_cert_store(static_cast<SSL_CTX*>(sslctx));
+    // Adds to the trust anchors libcurl already loaded from the system store:
+    // ca_file is an extra anchor, never a replacement and never a way around
+    // verification.
+    if (X509_STORE_load_file(store, ctx->ca_file.c_str()) != 1) return CURLE_SSL_CACERT_BADFILE;
+    return CURLE_OK;
+}
+
+std::once_flag curl_init_once;
+
+const char* scheme_of(const Endpoint& ep) {
+    if (ep.protocol == Protocol::Pop3) return ep.tls == TlsMode::Implicit ? "pop3s" : "pop3";
+    return ep.tls == TlsMode::Implicit ? "imaps" : "imap";
+}
+
+}  // namespace
+
+std::string mask_credentials(std::string_view line) {
+    auto w = words(line);
+    if (w.empty()) return std::string(line);
+    std::size_t cmd = 0;
+    std::string first = upper(w[0]);
+    static const char* kCommands[] = {"USER", "PASS", "APOP", "AUTH", "LOGIN", "AUTHENTICATE", "CAPA",
+                                      "CAPABILITY", "STLS", "STARTTLS", "QUIT", "LOGOUT", "NOOP", "ID",
+                                      "ENABLE", "SELECT", "EXAMINE"};
+    auto known = [&](const std::string& word) {
+        return std::any_of(std::begin(kCommands), std::end(kCommands), [&](const char* c) { return word == c; });
+    };
+    // IMAP lines start with a tag.
+    if (!known(first) && w.size() >= 2 && known(upper(w[1]))) cmd = 1;
+    std::string c = upper(w[cmd]);
+    if (!known(c)) return "****";
+    std::string prefix;
+    for (std::size_t i = 0; i <= cmd; ++i) prefix += std::string(w[i]) + (i < cmd ? " " : "");
+    if (c == "CAPA" || c == "CAPABILITY" || c == "STLS" || c == "STARTTLS" || c == "QUIT" || c == "LOGOUT" ||
+        c == "NOOP")
+        return std::string(line);
+    if (c == "USER" || c == "SELECT" || c == "EXAMINE") return std::string(line);
+    if ((c == "AUTH" || c == "AUTHENTICATE") && w.size() > cmd + 1) {
+        prefix += " " + std::string(w[cmd + 1]);
+        return w.size() > cmd + 2 ? prefix + " ****" : prefix;
+    }
+    if (c == "APOP" && w.size() > cmd + 1) return prefix + " " + std::string(w[cmd + 1]) + " ****";
+    return w.size() > cmd + 1 ? prefix + " ****" : prefix;
+}
+
+std::unique_ptr<Connection> connect_and_login(const Endpoint& ep, const std::string& password,
+                                              const ConnectOptions& opts) {
+    std::call_once(curl_init_once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+    CURL* h = curl_easy_init();
+    if (!h) throw Error(ErrorKind::Internal, "cannot initialise libcurl");
+    CurlContext ctx{&opts, {}, ep.ca_file};
+    char errbuf[CURL_ERROR_SIZE] = {0};
+
+    std::string host = ep.host.find(':') != std::string::npos ? "[" + ep.host + "]" : ep.host;
+    std::string url = std::string(scheme_of(ep)) + "://" + host + ":" + std::to_string(ep.port) + "/";
+    curl_easy_setopt(h, CURLOPT_URL, url.c_str());
+    curl_easy_setopt(h, CURLOPT_CONNECT_ONLY, 1L);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_USERNAME, ep.user.c_str());
+    curl_easy_setopt(h, CURLOPT_PASSWORD, password.c_str());
+    curl_easy_setopt(h, CURLOPT_USE_SSL, ep.tls == TlsMode::Off ? (long)CURLUSESSL_NONE : (long)CURLUSESSL_ALL);
+    curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
+    curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, static_cast<long>(opts.connect_timeout));
+    curl_easy_setopt(h, CURLOPT_TIMEOUT, static_cast<long>(opts.connect_timeout));
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
+    curl_easy_setopt(h, CURLOPT_DEBUGFUNCTION, debug_cb);
+    curl_easy_setopt(h, CURLOPT_DEBUGDATA, &ctx);
+    curl_easy_setopt(h, CURLOPT_VERBOSE, 1L);
+    // One connection per account session; never reused across TLS profiles
+    // (libcurl-7.88.md: CVE-2026-4873).
+    curl_easy_setopt(h, CURLOPT_FORBID_REUSE, 1L);
+    if (!ep.auth.empty()) {
+        std::string lo = "AUTH=" + ep.auth;
+        curl_easy_setopt(h, CURLOPT_LOGIN_OPTIONS, lo.c_str());
+    }
+    if (!ep.ca_file.empty()) {
+        if (::access(ep.ca_file.c_str(), R_OK) != 0) {
+            curl_easy_cleanup(h);
+            throw Error(ErrorKind::Config, "cannot read ca_file " + ep.ca_file + ": " + std::strerror(errno));
+        }
+        curl_easy_setopt(h, CURLOPT_SSL_CTX_FUNCTION, ssl_ctx_cb);
+        curl_easy_setopt(h, CURLOPT_SSL_CTX_DATA, &ctx);
+    }
+
+    CURLcode rc = curl_easy_perform(h);
+    // Detach the callbacks: ctx lives on this stack frame only.
+    curl_easy_setopt(h, CURLOPT_VERBOSE, 0L);
+    curl_easy_setopt(h, CURLOPT_DEBUGFUNCTION, nullptr);
+    curl_easy_setopt(h, CURLOPT_DEBUGDATA, nullptr);
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, nullptr);
+    if (rc != CURLE_OK) {
+        std::string detail = errbuf[0] ? errbuf : curl_easy_strerror(rc);
+        std::string where = ep.display();
+        curl_easy_cleanup(h);
+        auto server = [&](Error e) {
+            if (!ctx.last_server_line.empty()) e.set_server_text(ctx.last_server_line);
+            return e;
+        };
+        switch (rc) {
+            case CURLE_COULDNT_RESOLVE_HOST:
+                throw Error(ErrorKind::Unreachable, "cannot resolve host name " + ep.host + ": " + detail);
+            case CURLE_COULDNT_CONNECT:
+                throw Error(ErrorKind::Unreachable, "cannot connect to " + where + ": " + detail);
+            case CURLE_OPERATION_TIMEDOUT:
+                throw Error(ErrorKind::Temporary,
+                            "no answer from " + where + " within " + std::to_string(opts.connect_timeout) +
+                                " s while connecting and logging in",
+                            true);
+            case CURLE_PEER_FAILED_VERIFICATION:
+            case CURLE_SSL_CACERT_BADFILE:
+            case CURLE_SSL_CERTPROBLEM:
+            case CURLE_SSL_ISSUER_ERROR:
+                throw Error(ErrorKind::Tls, "the TLS certificate of " + where +
+                                                " could not be verified (" + detail +
+                                                "); if the server uses a private CA, set ca_file to its "
+                                                "certificate");
+            case CURLE_SSL_CONNECT_ERROR:
+                throw Error(ErrorKind::Tls, "TLS handshake with " + where + " failed: " + detail);
+            case CURLE_USE_SSL_FAILED:
+                throw server(Error(ErrorKind::Tls,
+                                   "the server " + where +
+                                       " does not offer STARTTLS; refusing to log in without encryption "
+                                       "(use pop3s:// or imaps://, or tls = \"off\" only on a trusted network)"));
+            case CURLE_LOGIN_DENIED:
+                throw server(Error(ErrorKind::Auth, "the server " + where + " refused the login of user '" +
+                                                        ep.user + "' (wrong user name or password?)"));
+            case CURLE_GOT_NOTHING:
+            case CURLE_RECV_ERROR:
+            case CURLE_SEND_ERROR:
+                throw server(Error(ErrorKind::Temporary, "connection to " + where + " dropped while logging in: " + detail,
+                                   true));
+            default:
+                throw server(Error(ErrorKind::Protocol, "cannot log in to " + where + ": " + detail));
+        }
+    }
+    curl_socket_t sock = CURL_SOCKET_BAD;
+    curl_easy_getinfo(h, CURLINFO_ACTIVESOCKET, &sock);
+    if (sock == CURL_SOCKET_BAD) {
+        curl_easy_cleanup(h);
+        throw Error(ErrorKind::Internal, "libcurl returned no socket for " + ep.display());
+    }
+    return std::make_unique<CurlConnection>(h, sock);
+}
+
+std::string resolve_password(const PasswordSource& src, const std::string& account) {
+    auto first_line = [](std::string s) {
+        auto nl = s.find_first_of("\r\n");
+        if (nl != std::string::npos) s.resize(nl);
+        return s;
+    };
+    switch (src.kind) {
+        case PasswordSource::Kind::Literal:
+            return src.value;
+        case PasswordSource::Kind::File: {
+            std::string data;
+            try {
+                if (!read_file_if_exists(src.value, data))
+                    throw Error(ErrorKind::Config, "password_file " + src.value + " does not exist");
+            } catch (const Error& e) {
+                throw Error(ErrorKind::Config, e.what());
+            }
+            return first_line(data);
+        }
+        case PasswordSource::Kind::Env: {
+            const char* v = std::getenv(src.value.c_str());
+            if (!v || !*v)
+                throw Error(ErrorKind::Config, "no password: give --password-command or set the environment variable " +
+                                                   src.value);
+            return v;
+        }
+        case PasswordSource::Kind::Command: {
+            int pipefd[2];
+            if (::pipe2(pipefd, O_CLOEXEC) != 0)
+                throw Error(ErrorKind::LocalIO, std::string("cannot create a pipe: ") + std::strerror(errno));
+            pid_t pid = ::fork();
+            if (pid < 0) throw Error(ErrorKind::LocalIO, std::string("cannot fork: ") + std::strerror(errno));
+            if (pid == 0) {
+                ::dup2(pipefd[1], 1);
+                int devnull = ::open("/dev/null", O_RDONLY);
+                if (devnull >= 0) ::dup2(devnull, 0);
+                ::execl("/bin/sh", "sh", "-c", src.value.c_str(), static_cast<char*>(nullptr));
+                ::_exit(127);
+            }
+            ::close(pipefd[1]);
+            std::string out;
+            char buf[4096];
+            for (;;) {
+                ssize_t n = ::read(pipefd[0], buf, sizeof buf);
+                if (n < 0 && errno == EINTR) continue;
+                if (n <= 0) break;
+                if (out.size() < 65536) out.append(buf, static_cast<std::size_t>(n));
+            }
+            ::close(pipefd[0]);
+            int status = 0;
+            while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+            }
+            if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+                throw Error(ErrorKind::Config, "password_command '" + src.value + "' failed (exit status " +
+                                                   std::to_string(WIFEXITED(status) ? WEXITSTATUS(status) : -1) + ")");
+            std::string pw = first_line(out);
+            if (pw.empty()) throw Error(ErrorKind::Config, "password_command '" + src.value + "' printed no password");
+            return pw;
+        }
+        case PasswordSource::Kind::None:
+            break;
+    }
+    throw Error(ErrorKind::Config, "no password source for account '" + account + "'");
+}
+
+Channel::Channel(Connection& conn, int timeout_seconds, std::string account, Logger* log, int verbosity)
+    : conn_(conn), timeout_ms_(timeout_seconds * 1000), account_(std::move(account)), log_(log), verbosity_(verbosity) {}
+
+void Channel::queue(std::string_view bytes) {
+    if (out_pos_ == out_.size()) {
+        out_.clear();
+        out_pos_ = 0;
+    }
+    out_.append(bytes);
+}
+
+void Channel::command(std::string_view line, std::string_view trace) {
+    if (log_ && verbosity_ >= 3) log_->trace(account_, "C: " + std::string(trace.empty() ? line : trace));
+    queue(line);
+    queue("\r\n");
+}
+
+void Channel::trace_in(std::string_view line) {
+    if (log_ && verbosity_ >= 3) log_->trace(account_, "S: " + std::string(line));
+}
+
+void Channel::flush() {
+    pump([](std::string_view) {}, [this] { return !has_output(); });
+}
+
+void Channel::pump(const std::function<void(std::string_view)>& sink, const std::function<bool()>& done) {
+    static thread_local std::vector<char> buf(256 * 1024);
+    for (;;) {
+        bool progress = false;
+        if (has_output()) {
+            std::size_t n = conn_.try_send(std::string_view(out_).substr(out_pos_));
+            out_pos_ += n;
+            progress = n > 0;
+        }
+        for (;;) {
+            bool eof = false;
+            std::size_t n = conn_.try_recv(buf.data(), buf.size(), eof);
+            if (n > 0) {
+                bytes_in_ += n;
+                progress = true;
+                sink(std::string_view(buf.data(), n));
+                if (done()) return;
+                continue;
+            }
+            if (eof) {
+                if (done()) return;
+                throw Error(ErrorKind::Temporary, "the server closed the connection unexpectedly", true);
+            }
+            break;
+        }
+        if (done()) return;
+        if (progress) continue;
+        if (!conn_.wait(true, has_output(), timeout_ms_))
+            throw Error(ErrorKind::Temporary,
+                        "the server did not answer for " + std::to_string(timeout_ms_ / 1000) + " s", true);
+    }
+}
+
+}  // namespace pullmail
