@@ -10,7 +10,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -549,14 +551,17 @@ private:
     void credentials(Endpoint& ep, const Fields& fields, const toml::node& table, const std::string& label) const {
         ep.user = str(require(fields, "user", table, label));
         if (has_control(ep.user)) fail(where(fields.at("user")), "must not contain control characters");
-        if (auto it = fields.find("password"); it != fields.end()) {
-            if (str(it->second).find_first_of("\r\n") != std::string::npos)
-                fail(where(it->second), "must not contain a line break");
-            ep.password = {PasswordSource::Kind::Literal, str(it->second)};
-        } else if (auto it = fields.find("password_command"); it != fields.end()) {
-            ep.password = {PasswordSource::Kind::Command, str(it->second)};
-        } else if (auto it = fields.find("password_file"); it != fields.end()) {
-            ep.password = {PasswordSource::Kind::File, expand_or_fail(str(it->second), env_, where(it->second))};
+        auto get = [&](std::string_view k) -> const Field* {
+            auto it = fields.find(k);
+            return it == fields.end() ? nullptr : &it->second;
+        };
+        if (const Field* f = get("password")) {
+            if (str(*f).find_first_of("\r\n") != std::string::npos) fail(where(*f), "must not contain a line break");
+            ep.password = {PasswordSource::Kind::Literal, str(*f)};
+        } else if (const Field* c = get("password_command")) {
+            ep.password = {PasswordSource::Kind::Command, str(*c)};
+        } else if (const Field* p = get("password_file")) {
+            ep.password = {PasswordSource::Kind::File, expand_or_fail(str(*p), env_, where(*p))};
         } else {
             fail(where(table, label), "no password source: set one of password, password_command or password_file");
         }

@@ -32,8 +32,8 @@ struct Endpoint {
     std::string url;        // as written, for messages
     Protocol protocol = Protocol::Pop3;
     TlsMode tls = TlsMode::Implicit;
-    std::string host;
-    int port = 0;           // 0 until resolved; load_config fills the protocol default
+    std::string host;       // name or address; an IPv6 literal without brackets (display() adds them)
+    int port = 0;           // parse_endpoint_url fills the protocol default (110/995/143/993)
     std::string path;       // URL path after the host, percent-decoded, without leading '/'
     std::string user;
     PasswordSource password;
@@ -64,7 +64,7 @@ struct Account {
     int connect_timeout = 30;          // seconds, connect + TLS + login
     int timeout = 60;                  // seconds without progress while waiting for a reply
     int mda_timeout = 300;             // seconds an MDA may take for one message
-    std::string source;                // "file:line" of the account table, for messages
+    std::string source;                // "file:line" of the account table, for messages; "command line" for one-off
 };
 
 struct Config {
@@ -91,6 +91,10 @@ std::string default_state_dir(const ConfigEnv& env);
 std::string expand_home(const std::string& path, const ConfigEnv& env);
 
 // Parse TOML text. source_name is used in error messages ("config.toml:3:1").
+// Accounts keep file order. An account's value for a key wins over [defaults];
+// password, password_command and password_file count as one setting there.
+// folders in [defaults] apply to the IMAP accounts only; in a POP3 account's
+// own table it is an error.
 Config parse_config(const std::string& text, const std::string& source_name, const ConfigEnv& env);
 // Read and parse a file; a missing or unreadable file is a Config error.
 Config load_config(const std::string& path, const ConfigEnv& env);
@@ -106,7 +110,11 @@ struct OneOffOptions {
 };
 // Builds an account named "cli" with the same validation as the file. The
 // password comes from password_command when given, else from the environment
-// variable PULLMAIL_PASSWORD (PULLMAIL_DELIVER_PASSWORD for the target).
+// variable PULLMAIL_PASSWORD (PULLMAIL_DELIVER_PASSWORD for the target): a
+// PasswordSource of kind Env naming the variable, read when connecting. The
+// variable must be set in env now, so a forgotten export is a Config error at
+// start. Errors name the option: "--user is required with --url",
+// "--folder: ...", "--deliver-user: is only for an IMAP --deliver target".
 Account make_oneoff_account(const OneOffOptions& opts, const ConfigEnv& env);
 
 // Parse "pop3s://host:port/path" into an Endpoint (protocol, tls, host, port,
@@ -115,7 +123,10 @@ Account make_oneoff_account(const OneOffOptions& opts, const ConfigEnv& env);
 Endpoint parse_endpoint_url(const std::string& url, const std::string& tls_key, const std::string& where);
 
 // Parse a deliver string: "maildir:PATH", "mbox:PATH", "mda:COMMAND", or an
-// imap(s):// URL.
+// imap(s):// URL. Paths are '~' expanded and made absolute against the current
+// directory. For a URL the target folder (percent-decoded, default "INBOX") is
+// in both path and imap->path, and imap has no user or password: the caller
+// adds them (the file's table form, or --deliver-user).
 DeliveryTarget parse_delivery(const std::string& text, const std::string& where, const ConfigEnv& env);
 
 }  // namespace pullmail

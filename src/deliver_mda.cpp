@@ -22,7 +22,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
-#include <sys/pidfd.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <sysexits.h>
 #include <unistd.h>
@@ -109,7 +109,8 @@ public:
         stderr_ = std::move(err_r);
         // Wakes poll() when the MDA exits; without it (kernels before 5.3)
         // prepare() checks every few milliseconds.
-        pidfd_.reset(::pidfd_open(pid_, 0));
+        // (syscall(): glibc 2.36's <sys/pidfd.h> lacks C linkage for C++.)
+        pidfd_.reset(static_cast<int>(::syscall(SYS_pidfd_open, pid_, 0)));
     }
 
     ~MdaSink() override { abort(); }

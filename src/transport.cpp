@@ -184,9 +184,10 @@ std::unique_ptr<Connection> connect_and_login(const Endpoint& ep, const std::str
     curl_easy_setopt(h, CURLOPT_DEBUGFUNCTION, debug_cb);
     curl_easy_setopt(h, CURLOPT_DEBUGDATA, &ctx);
     curl_easy_setopt(h, CURLOPT_VERBOSE, 1L);
-    // One connection per account session; never reused across TLS profiles
-    // (libcurl-7.88.md: CVE-2026-4873).
-    curl_easy_setopt(h, CURLOPT_FORBID_REUSE, 1L);
+    // One easy handle (and so one connection cache) per account session:
+    // nothing is ever reused across TLS profiles (libcurl-7.88.md,
+    // CVE-2026-4873). CURLOPT_FORBID_REUSE must not be set: it would close
+    // the CONNECT_ONLY connection right after login.
     if (!ep.auth.empty()) {
         std::string lo = "AUTH=" + ep.auth;
         curl_easy_setopt(h, CURLOPT_LOGIN_OPTIONS, lo.c_str());

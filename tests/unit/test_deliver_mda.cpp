@@ -1,0 +1,224 @@
+// Unit tests for MDA delivery: exit statuses, stderr in the error message,
+// timeouts that kill the whole process group, MDAs that read only part of
+// their input, what the MDA inherits.
+#include <doctest/doctest.h>
+
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "deliver.h"
+#include "error.h"
+
+using namespace pullmail;
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+struct TempDir {
+    std::string path;
+    TempDir() {
+        char templ[] = "/tmp/pullmail-mda-test-XXXXXX";
+        REQUIRE(::mkdtemp(templ) != nullptr);
+        path = templ;
+    }
+    ~TempDir() {
+        std::error_code ec;
+        fs::remove_all(path, ec);
+    }
+};
+
+std::string read_file(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    std::ostringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+
+std::unique_ptr<Deliverer> mda(const std::string& command, int timeout = 30) {
+    DeliveryTarget t;
+    t.kind = DeliveryTarget::Kind::Mda;
+    t.command = command;
+    DeliveryOptions opts;
+    opts.mda_timeout_seconds = timeout;
+    return make_file_deliverer(t, opts);
+}
+
+// Delivers `msg` in 64 kB chunks; returns the intent or rethrows.
+std::string deliver(Deliverer& d, const std::string& msg) {
+    auto sink = d.begin(MessageMeta{});
+    try {
+        for (std::size_t i = 0; i < msg.size(); i += 65536) sink->write(std::string_view(msg).substr(i, 65536));
+        std::string intent = sink->prepare();
+        sink->commit();
+        return intent;
+    } catch (...) {
+        sink->abort();
+        throw;
+    }
+}
+
+Error deliver_error(Deliverer& d, const std::string& msg) {
+    try {
+        deliver(d, msg);
+    } catch (const Error& e) {
+        return e;
+    }
+    FAIL("delivery did not fail");
+    return Error(ErrorKind::Internal, "unreachable");
+}
+
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+}  // namespace
+
+TEST_CASE("MDA exit 0: delivered, the exact bytes on its stdin") {
+    TempDir tmp;
+    std::string out = tmp.path + "/out";
+    auto d = mda("cat > '" + out + "'");
+    CHECK(d->describe() == "mda:cat > '" + out + "'");
+    CHECK(d->at_least_once());
+    std::string msg = "Subject: hi\n\nFrom x\n";
+    for (int i = 0; i < 300000; ++i) msg += static_cast<char>(i * 7);
+    CHECK(deliver(*d, msg) == "mda");
+    CHECK(read_file(out) == msg);
+    CHECK(d->recover("mda") == Deliverer::Recovery::Delivered);
+    CHECK_THROWS_AS(d->recover("maildir x"), Error);
+    // Empty message.
+    CHECK(deliver(*d, "") == "mda");
+    CHECK(read_file(out).empty());
+}
+
+TEST_CASE("MDA exit 75 is a temporary delivery error") {
+    auto d = mda("cat >/dev/null; echo 'quota exceeded, later' >&2; exit 75");
+    Error e = deliver_error(*d, "Subject: x\n\nbody\n");
+    CHECK(e.kind() == ErrorKind::Delivery);
+    CHECK(e.temporary());
+    CHECK(std::string(e.what()).find("try again later (exit 75)") != std::string::npos);
+    CHECK(std::string(e.what()).find("quota exceeded, later") != std::string::npos);
+}
+
+TEST_CASE("MDA exit 1 is a permanent error with the first line of its stderr") {
+    auto d = mda("cat >/dev/null; printf '\\n  \\nmailbox \\033[31mfull\\nsecond line\\n' >&2; exit 1");
+    Error e = deliver_error(*d, "Subject: x\n\nbody\n");
+    CHECK(e.kind() == ErrorKind::Delivery);
+    CHECK_FALSE(e.temporary());
+    std::string what = e.what();
+    // The command is quoted first, then what it said, sanitised.
+    std::string tail = "failed with exit status 1: mailbox ?[31mfull";
+    REQUIRE(what.size() > tail.size());
+    CHECK(what.substr(what.size() - tail.size()) == tail);
+    CHECK(what.find('\033') == std::string::npos);
+}
+
+TEST_CASE("MDA that does not read its stdin and fails") {
+    // Exits before reading: our writes hit EPIPE, which must not kill us
+    // (SIGPIPE ignored) nor hide the exit status.
+    auto d = mda("echo 'no such user' >&2; exit 67");
+    Error e = deliver_error(*d, std::string(1 << 20, 'x'));
+    CHECK(std::string(e.what()).find("exit status 67: no such user") != std::string::npos);
+}
+
+TEST_CASE("MDA killed by a signal") {
+    auto d = mda("kill -TERM $$");
+    Error e = deliver_error(*d, "x\n");
+    CHECK(e.kind() == ErrorKind::Delivery);
+    CHECK(std::string(e.what()).find("killed by signal 15") != std::string::npos);
+}
+
+TEST_CASE("MDA that reads only part of a 1 MB message: its decision") {
+    TempDir tmp;
+    std::string out = tmp.path + "/out";
+    auto d = mda("head -c 10 > '" + out + "'", 10);
+    auto start = Clock::now();
+    CHECK(deliver(*d, std::string(1 << 20, 'p')) == "mda");
+    CHECK(seconds_since(start) < 5);
+    CHECK(read_file(out) == std::string(10, 'p'));
+}
+
+TEST_CASE("MDA writing much to stderr while we write its stdin does not deadlock") {
+    auto d = mda("head -c 1000000 /dev/zero >&2; cat >/dev/null; exit 1", 10);
+    auto start = Clock::now();
+    Error e = deliver_error(*d, std::string(1 << 20, 'q'));
+    CHECK(seconds_since(start) < 5);
+    CHECK(std::string(e.what()).find("exit status 1") != std::string::npos);
+}
+
+TEST_CASE("MDA that sleeps past its timeout is killed with its children") {
+    TempDir tmp;
+    std::string marker = tmp.path + "/marker";
+    // The background subshell would create the marker after 1.5 s unless the
+    // whole process group is killed.
+    auto d = mda("cat >/dev/null; (sleep 1.5; touch '" + marker + "') & sleep 30", 1);
+    auto start = Clock::now();
+    Error e = deliver_error(*d, "Subject: slow\n\n");
+    double took = seconds_since(start);
+    CHECK(took >= 0.9);
+    CHECK(took < 2.0);
+    CHECK(e.kind() == ErrorKind::Delivery);
+    CHECK(std::string(e.what()).find("timed out after 1 s") != std::string::npos);
+    std::this_thread::sleep_for(std::chrono::milliseconds(1000));
+    CHECK_FALSE(fs::exists(marker));
+}
+
+TEST_CASE("MDA that never reads its stdin times out while we write") {
+    auto d = mda("sleep 30", 1);
+    auto start = Clock::now();
+    Error e = deliver_error(*d, std::string(1 << 20, 'r'));
+    CHECK(seconds_since(start) < 2.0);
+    CHECK(std::string(e.what()).find("timed out after 1 s") != std::string::npos);
+}
+
+TEST_CASE("MDA abort kills a running MDA") {
+    TempDir tmp;
+    std::string pidfile = tmp.path + "/pid", done = tmp.path + "/done";
+    auto d = mda("echo $$ > '" + pidfile + "'; cat >/dev/null; touch '" + done + "'");
+    auto sink = d->begin(MessageMeta{});
+    sink->write("partial message\n");
+    for (int i = 0; i < 200 && read_file(pidfile).empty(); ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    pid_t pid = std::stoi(read_file(pidfile));
+    sink->abort();
+    CHECK(::kill(pid, 0) == -1);  // killed and reaped
+    CHECK(errno == ESRCH);
+    CHECK_FALSE(fs::exists(done));
+}
+
+TEST_CASE("MDA gets our environment, no other descriptors, default SIGPIPE") {
+    TempDir tmp;
+    std::string out = tmp.path + "/out";
+    ::setenv("PULLMAIL_TEST_VAR", "from-parent", 1);
+    int leaked = ::open("/dev/null", O_RDONLY);  // without O_CLOEXEC
+    REQUIRE(leaked >= 3);
+    auto d = mda("cat >/dev/null; { printf '%s\\n' \"$PULLMAIL_TEST_VAR\"; ls /proc/$$/fd; "
+                 "grep SigIgn /proc/$$/status; } > '" + out + "'");
+    CHECK(deliver(*d, "x\n") == "mda");
+    ::close(leaked);
+    ::unsetenv("PULLMAIL_TEST_VAR");
+    std::istringstream lines(read_file(out));
+    std::string line;
+    std::getline(lines, line);
+    CHECK(line == "from-parent");
+    std::vector<int> fds;
+    while (std::getline(lines, line) && line.rfind("SigIgn", 0) != 0) fds.push_back(std::stoi(line));
+    // 0, 1, 2 and whatever the shell opened for the redirection (the output
+    // file, maybe a saved copy of stdout): but not our descriptor.
+    CHECK(std::find(fds.begin(), fds.end(), leaked) == fds.end());
+    // SIGPIPE (bit 13) is not ignored in the MDA although it is in pullmail.
+    REQUIRE(line.rfind("SigIgn:", 0) == 0);
+    unsigned long long ignored = std::stoull(line.substr(7), nullptr, 16);
+    CHECK((ignored & (1ULL << (SIGPIPE - 1))) == 0);
+    CHECK((ignored & (1ULL << (SIGXFSZ - 1))) == 0);
+}
