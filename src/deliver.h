@@ -65,6 +65,18 @@ public:
     // runner then stops the account without deleting anything).
     virtual Recovery recover(std::string_view intent) = 0;
 
+    // Batching (group commit). The runner may prepare up to max_batch()
+    // sinks, then call sync_prepared() once, record all their intents with
+    // one fsync, commit() each, and call sync_committed() once. A deliverer
+    // whose prepare()/commit() are durable on their own keeps the defaults.
+    // Why: on real disks each fsync costs milliseconds; three per message
+    // would make the disk, not the network, the bottleneck.
+    virtual std::size_t max_batch() const { return 1; }
+    // Makes the data of every prepared (not yet committed) sink durable.
+    virtual void sync_prepared() {}
+    // Makes every commit() so far durable (e.g. fsync of Maildir new/).
+    virtual void sync_committed() {}
+
     // "maildir:/home/me/Mail/inbox" — for messages and --dry-run.
     virtual std::string describe() const = 0;
     // True for targets where a crash can duplicate (MDA): at-least-once.

@@ -230,7 +230,7 @@ private:
     }
 
     std::string root_;
-    bool ready_ = false;
+    std::atomic<bool> ready_{false};  // the directories exist (checked once)
 };
 
 }  // namespace

@@ -13,6 +13,9 @@
 // them is written. So write() spools the quoted message into an anonymous
 // temporary file; prepare() locks the mbox, notes its size as the offset and
 // hashes what will be appended; commit() appends it, fsyncs and unlocks.
+// Unlike a Maildir, prepare() makes nothing durable: the mbox is untouched
+// until commit(), so a crash before commit() ends leaves at most a partial
+// tail, which recover() removes.
 // recover() can then tell a complete append (digest matches) from a partial
 // tail (removed) and from a tail it does not understand (left alone, error).
 //
@@ -314,6 +317,7 @@ public:
 
     std::string prepare() override {
         check_state(State::Writing, "prepare");
+        state_ = State::Failed;  // until it succeeds: prepare() cannot be repeated
         quoter_.finish(buf_);
         flush_spool();
         // An empty message gets no line of its own: From_ line, blank line.
@@ -325,22 +329,29 @@ public:
         LockedMbox m = open_locked(path_, true, lock_timeout_s_);
         mbox_ = std::move(m.fd);
         offset_ = m.size;
-        state_ = State::Locked;  // from here on abort() unlocks
-        lead_ = separator_before(mbox_.get(), offset_, path_) + from_line;
-        length_ = lead_.size() + spool_size_ + tail_.size();
-
-        Sha256 sha;
-        sha.update(lead_);
-        buf_.resize(kIoBufferSize);
-        for (std::uint64_t done = 0; done < spool_size_;) {
-            std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(spool_size_ - done, buf_.size()));
-            ssize_t got = pread_full(spool_.get(), buf_.data(), want, static_cast<off_t>(done));
-            if (got != static_cast<ssize_t>(want)) fail_spool(got < 0 ? errno : EIO);
-            sha.update(std::string_view(buf_.data(), want));
-            done += want;
+        try {
+            lead_ = separator_before(mbox_.get(), offset_, path_) + from_line;
+            length_ = lead_.size() + spool_size_ + tail_.size();
+            Sha256 sha;
+            sha.update(lead_);
+            buf_.resize(kIoBufferSize);
+            for (std::uint64_t done = 0; done < spool_size_;) {
+                std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(spool_size_ - done, buf_.size()));
+                ssize_t got = pread_full(spool_.get(), buf_.data(), want, static_cast<off_t>(done));
+                if (got != static_cast<ssize_t>(want)) fail_spool(got < 0 ? errno : EIO);
+                sha.update(std::string_view(buf_.data(), want));
+                done += want;
+            }
+            sha.update(tail_);
+            std::string intent =
+                "mbox " + std::to_string(offset_) + " " + std::to_string(length_) + " " + sha.hex_digest();
+            state_ = State::Locked;
+            return intent;
+        } catch (...) {
+            unlock_file(mbox_.get());
+            mbox_.reset();
+            throw;
         }
-        sha.update(tail_);
-        return "mbox " + std::to_string(offset_) + " " + std::to_string(length_) + " " + sha.hex_digest();
     }
 
     void commit() override {
@@ -400,7 +411,7 @@ private:
     }
 
     [[noreturn]] void fail_spool(int err) {
-        if (state_ == State::Writing) state_ = State::Failed;
+        state_ = State::Failed;
         throw_local_io("cannot write to mbox " + path_ + " (temporary copy)", err);
     }
 

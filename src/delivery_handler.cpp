@@ -24,12 +24,7 @@ bool DeliveryHandler::stop_requested() const {
     return stop_ || (interrupted_ && interrupted_->load(std::memory_order_relaxed));
 }
 
-void DeliveryHandler::fail_current(const Error& e) {
-    if (sink_) {
-        sink_->abort();
-        sink_.reset();
-    }
-    skipping_ = true;
+void DeliveryHandler::record_failure(const Error& e) {
     ++failed_;
     Error err = e;
     err.set_account(account_.name);
@@ -38,6 +33,15 @@ void DeliveryHandler::fail_current(const Error& e) {
         stop_ = true;  // every following message would fail the same way
     if (errors_.size() < 20) errors_.push_back(err);
     log_.error(account_.name, e.detail());
+}
+
+void DeliveryHandler::fail_current(const Error& e) {
+    if (sink_) {
+        sink_->abort();
+        sink_.reset();
+    }
+    skipping_ = true;
+    record_failure(e);
 }
 
 void DeliveryHandler::begin(const RemoteMessage& m) {
@@ -105,24 +109,67 @@ void DeliveryHandler::end(const RemoteMessage& m) {
         test_step("message received");
         std::string intent = sink_->prepare();
         test_step("message prepared");
-        state_.record_intent(m.key, intent);
-        test_step("intent recorded");
-        sink_->commit();
-        test_step("message committed");
-        sink_.reset();
-        state_.record_seen(m.key, m.size, header_fingerprint(header_.header()));
+        batch_.push_back(Prepared{std::move(sink_), m, std::move(intent), header_fingerprint(header_.header()),
+                                  msg_bytes_});
+    } catch (const Error& e) {
+        fail_current(e);
+        return;
+    }
+    if (batch_.size() >= deliverer_.max_batch()) flush();
+}
+
+void DeliveryHandler::flush() {
+    if (batch_.empty()) return;
+    std::vector<Prepared> batch;
+    batch.swap(batch_);
+    auto abort_all = [&](const Error& e, std::size_t from) {
+        for (std::size_t i = from; i < batch.size(); ++i) {
+            if (batch[i].sink) batch[i].sink->abort();
+            state_.drop_intent(batch[i].msg.key);
+        }
+        record_failure(e);
+    };
+    // Order per deliver.h: data durable, then intents durable, then publish,
+    // then publication durable, then seen records.
+    try {
+        deliverer_.sync_prepared();
+        for (auto& p : batch) state_.record_intent(p.msg.key, p.intent, false);
+        state_.sync();
+        test_step("intents recorded");
+    } catch (const Error& e) {
+        abort_all(e, 0);
+        return;
+    }
+    std::size_t committed = 0;
+    for (; committed < batch.size(); ++committed) {
+        try {
+            batch[committed].sink->commit();
+            test_step("message committed");
+        } catch (const Error& e) {
+            // This one is rolled back by abort(); the rest were not published.
+            abort_all(e, committed);
+            break;
+        }
+    }
+    try {
+        deliverer_.sync_committed();
+    } catch (const Error& e) {
+        // Published but maybe not durable: keep the intents (recover() will
+        // tell after a crash) and record nothing as seen, so nothing is deleted.
+        record_failure(e);
+        return;
+    }
+    for (std::size_t i = 0; i < committed; ++i) {
+        auto& p = batch[i];
+        p.sink.reset();
+        state_.record_seen(p.msg.key, p.msg.size, p.fingerprint);
         test_step("seen recorded");
         ++delivered_;
-        bytes_ += msg_bytes_;
-        delivered_keys_.push_back(m.key);
-        log_.detail(account_.name, "delivered " + (m.folder.empty() ? "" : m.folder + " ") + "message " +
-                                       (m.uid ? "UID " + std::to_string(m.uid) : m.uidl) + " (" +
-                                       std::to_string(msg_bytes_) + " bytes) to " + deliverer_.describe());
-    } catch (const Error& e) {
-        // The intent may already be durable: the deliverer's abort() removed
-        // the data, so drop the intent too (recover() would agree anyway).
-        fail_current(e);
-        state_.drop_intent(m.key);
+        bytes_ += p.bytes;
+        delivered_keys_.push_back(p.msg.key);
+        log_.detail(account_.name, "delivered " + (p.msg.folder.empty() ? "" : p.msg.folder + " ") + "message " +
+                                       (p.msg.uid ? "UID " + std::to_string(p.msg.uid) : p.msg.uidl) + " (" +
+                                       std::to_string(p.bytes) + " bytes) to " + deliverer_.describe());
     }
 }
 

@@ -35,6 +35,12 @@ public:
     void failed(const RemoteMessage& m, std::string_view server_text) override;
     bool stop_requested() const override;
 
+    // Publishes every message prepared but not yet committed (group commit,
+    // deliver.h). The flows call it after each retrieval and before any
+    // deletion; it is also safe after a failure (messages in hand that are
+    // complete get delivered, the rest stay on the server).
+    void flush();
+
     std::size_t delivered() const { return delivered_; }
     std::uint64_t bytes() const { return bytes_; }
     std::size_t failed_count() const { return failed_; }
@@ -45,6 +51,16 @@ public:
 
 private:
     void fail_current(const Error& e);
+    void record_failure(const Error& e);
+
+    struct Prepared {
+        std::unique_ptr<DeliverySink> sink;
+        RemoteMessage msg;
+        std::string intent;
+        std::string fingerprint;
+        std::uint64_t bytes = 0;
+    };
+    std::vector<Prepared> batch_;
 
     const Account& account_;
     Deliverer& deliverer_;

@@ -104,7 +104,9 @@ void fetch_imap(AccountRun& run) {
 
         try {
             imap.fetch(wanted, handler);
+            handler.flush();
         } catch (...) {
+            handler.flush();
             run.result.fetched = handler.delivered();
             run.result.bytes = handler.bytes();
             throw;

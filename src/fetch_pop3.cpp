@@ -61,11 +61,23 @@ void fetch_pop3(AccountRun& run) {
     }
 
     DeliveryHandler handler(acc, run.deliverer, run.state, run.log, run.opts.interrupted);
-    pop.retrieve(wanted, handler);
-    run.result.fetched = handler.delivered();
-    run.result.bytes = handler.bytes();
-    run.result.skipped += handler.failed_count();
-    for (const auto& e : handler.errors()) run.result.errors.push_back(e);
+    auto account_for = [&] {
+        run.result.fetched = handler.delivered();
+        run.result.bytes = handler.bytes();
+        run.result.skipped += handler.failed_count();
+        for (const auto& e : handler.errors()) run.result.errors.push_back(e);
+    };
+    try {
+        pop.retrieve(wanted, handler);
+    } catch (...) {
+        // Complete messages in hand are delivered and recorded; no DELE was
+        // sent, so the server still has everything.
+        handler.flush();
+        account_for();
+        throw;
+    }
+    handler.flush();
+    account_for();
 
     std::unordered_set<std::string> deleted_keys;
     if (!run.keep) {

@@ -214,10 +214,10 @@ void SeenState::open_for_append() {
 
 void SeenState::append(const std::string& record) { buffer_ += checked_line(record); }
 
-void SeenState::record_intent(const std::string& key, const std::string& intent) {
+void SeenState::record_intent(const std::string& key, const std::string& intent, bool sync_now) {
     append("I " + key + " " + intent);
     intents_[key] = intent;
-    sync();
+    if (sync_now) sync();
 }
 
 void SeenState::record_seen(const std::string& key, std::uint64_t size, const std::string& fingerprint) {

@@ -66,8 +66,10 @@ public:
     std::vector<PendingIntent> pending_intents() const;
     std::optional<std::uint32_t> uidvalidity(const std::string& folder) const;
 
-    // Appends the intent and fsyncs (together with earlier unsynced records).
-    void record_intent(const std::string& key, const std::string& intent);
+    // Appends the intent and, when sync is true, fsyncs it together with
+    // earlier unsynced records. With sync = false the caller must sync()
+    // before publishing the delivery (group commit of a batch).
+    void record_intent(const std::string& key, const std::string& intent, bool sync = true);
     // Appends a seen record; durable at the next record_intent()/sync()/compact().
     void record_seen(const std::string& key, std::uint64_t size, const std::string& fingerprint);
     // Drops a pending intent that turned out not delivered (rollback).
