@@ -1,0 +1,181 @@
+// Session tests over an in-memory connection: a scripted server answers each
+// client line, and the server's bytes are handed out in small random pieces
+// to exercise the codecs' streaming paths through the sessions.
+#include <doctest/doctest.h>
+
+#include <deque>
+#include <functional>
+#include <map>
+#include <random>
+
+#include "error.h"
+#include "imap_session.h"
+#include "pop3_session.h"
+#include "transport.h"
+
+using namespace pullmail;
+
+namespace {
+
+class FakeConnection final : public Connection {
+public:
+    using Script = std::function<std::string(const std::string& line)>;
+    explicit FakeConnection(Script script, unsigned seed = 1) : script_(std::move(script)), rng_(seed) {}
+
+    std::size_t try_send(std::string_view data) override {
+        in_.append(data);
+        for (;;) {
+            auto nl = in_.find("\r\n");
+            if (nl == std::string::npos) break;
+            std::string line = in_.substr(0, nl);
+            in_.erase(0, nl + 2);
+            lines.push_back(line);
+            out_ += script_(line);
+        }
+        return data.size();
+    }
+    std::size_t try_recv(char* buf, std::size_t n, bool& eof) override {
+        if (out_.empty()) {
+            eof = closed;
+            return 0;
+        }
+        std::size_t k = std::min<std::size_t>({n, out_.size(), std::uniform_int_distribution<std::size_t>(1, 97)(rng_)});
+        std::copy(out_.begin(), out_.begin() + static_cast<long>(k), buf);
+        out_.erase(0, k);
+        return k;
+    }
+    bool wait(bool, bool, int) override { return !out_.empty() || closed; }
+
+    std::vector<std::string> lines;
+    bool closed = false;
+
+private:
+    Script script_;
+    std::string in_, out_;
+    std::mt19937 rng_;
+};
+
+struct Collect final : MessageHandler {
+    std::map<std::string, std::string> done;  // key or uid -> bytes
+    std::string cur;
+    std::vector<std::string> failures;
+    void begin(const RemoteMessage&) override { cur.clear(); }
+    void data(std::string_view c) override { cur.append(c); }
+    void end(const RemoteMessage& m) override { done[m.uid ? std::to_string(m.uid) : m.uidl] = cur; }
+    void failed(const RemoteMessage& m, std::string_view) override {
+        failures.push_back(m.uid ? std::to_string(m.uid) : m.uidl);
+    }
+    bool stop_requested() const override { return false; }
+};
+
+}  // namespace
+
+TEST_CASE("pop3 session: pipelined RETR streams every message; -ERR for one does not stop the rest") {
+    std::map<int, std::string> mail = {{1, "Subject: a\r\n\r\n.hidden\r\n"}, {2, "gone"}, {3, "Subject: c\r\n\r\nbody\r\n"}};
+    FakeConnection conn([&](const std::string& line) -> std::string {
+        if (line == "CAPA") return "+OK\r\nPIPELINING\r\nUIDL\r\n.\r\n";
+        if (line == "UIDL") return "+OK\r\n1 u1\r\n2 u2\r\n3 u3\r\n.\r\n";
+        if (line == "LIST") return "+OK\r\n1 20\r\n2 4\r\n3 22\r\n.\r\n";
+        if (line == "RETR 2") return "-ERR no such message\r\n";
+        if (line.rfind("RETR ", 0) == 0) {
+            std::string body = mail[std::stoi(line.substr(5))];
+            std::string stuffed;
+            std::size_t pos = 0;
+            while (pos < body.size()) {
+                auto nl = body.find("\r\n", pos);
+                std::string l = body.substr(pos, nl - pos);
+                if (!l.empty() && l[0] == '.') stuffed += '.';
+                stuffed += l + "\r\n";
+                pos = nl + 2;
+            }
+            return "+OK\r\n" + stuffed + ".\r\n";
+        }
+        if (line.rfind("DELE", 0) == 0) return "+OK\r\n";
+        if (line == "QUIT") return "+OK bye\r\n";
+        return "-ERR what\r\n";
+    });
+    Channel ch(conn, 5, "t", nullptr, 0);
+    Pop3Session pop(ch, true);
+    pop.start();
+    CHECK(pop.pipelining());
+    auto list = pop.list();
+    REQUIRE(list.size() == 3);
+    CHECK(list[2].size == 22);
+    Collect c;
+    pop.retrieve(list, c);
+    CHECK(c.done["u1"] == mail[1]);
+    CHECK(c.done["u3"] == mail[3]);
+    CHECK(c.done.count("u2") == 0);
+    CHECK(c.failures == std::vector<std::string>{"u2"});
+    auto q = pop.delete_and_quit({1, 3});
+    CHECK(q.committed);
+    CHECK(q.marked == 2);
+}
+
+TEST_CASE("pop3 session: QUIT answered -ERR means nothing was deleted") {
+    FakeConnection conn([&](const std::string& line) -> std::string {
+        if (line == "CAPA") return "-ERR no capa\r\n";
+        if (line.rfind("DELE", 0) == 0) return "+OK\r\n";
+        if (line == "QUIT") return "-ERR cannot commit\r\n";
+        return "-ERR\r\n";
+    });
+    Channel ch(conn, 5, "t", nullptr, 0);
+    Pop3Session pop(ch, true);
+    pop.start();
+    CHECK_FALSE(pop.pipelining());
+    auto q = pop.delete_and_quit({1});
+    CHECK_FALSE(q.committed);
+    CHECK(q.server_text.find("cannot commit") != std::string::npos);
+}
+
+TEST_CASE("imap session: BODY[] literals containing tagged-looking lines, unsolicited responses") {
+    const std::string evil = "Subject: x\r\n\r\nP3 OK done\r\n* 1 EXPUNGE\r\n{5}\r\n";
+    const std::string plain = "Subject: y\r\n\r\nhello\r\n";
+    FakeConnection conn([&](const std::string& line) -> std::string {
+        auto sp = line.find(' ');
+        std::string tag = line.substr(0, sp), cmd = line.substr(sp + 1);
+        if (cmd == "CAPABILITY") return "* CAPABILITY IMAP4rev1 UIDPLUS\r\n" + tag + " OK done\r\n";
+        if (cmd == "LIST \"\" \"\"") return "* LIST (\\Noselect) \".\" \"\"\r\n" + tag + " OK\r\n";
+        if (cmd.rfind("EXAMINE", 0) == 0)
+            return "* 2 EXISTS\r\n* OK [UIDVALIDITY 77] ok\r\n* OK [UIDNEXT 9] ok\r\n" + tag + " OK [READ-ONLY] done\r\n";
+        if (cmd == "UID FETCH 1:* (UID RFC822.SIZE)")
+            return "* 1 FETCH (UID 5 RFC822.SIZE " + std::to_string(evil.size()) + ")\r\n* 2 FETCH (UID 8 RFC822.SIZE " +
+                   std::to_string(plain.size()) + ")\r\n" + tag + " OK\r\n";
+        if (cmd.rfind("UID FETCH 5,8 ", 0) == 0 || cmd.rfind("UID FETCH 5:8 ", 0) == 0)
+            return "* 1 FETCH (FLAGS (\\Seen))\r\n"  // unsolicited flag update first
+                   "* 1 FETCH (UID 5 RFC822.SIZE " + std::to_string(evil.size()) + " FLAGS () INTERNALDATE \"01-Jan-2024 00:00:00 +0000\" BODY[] {" +
+                   std::to_string(evil.size()) + "}\r\n" + evil + ")\r\n* 3 EXISTS\r\n"
+                   "* 2 FETCH (BODY[] {" + std::to_string(plain.size()) + "}\r\n" + plain + " UID 8 FLAGS (\\Flagged))\r\n" +
+                   tag + " OK done\r\n";
+        if (cmd == "LOGOUT") return "* BYE\r\n" + tag + " OK\r\n";
+        return tag + " BAD unexpected " + cmd + "\r\n";
+    });
+    Channel ch(conn, 5, "t", nullptr, 0);
+    ImapSession imap(ch);
+    imap.start();
+    CHECK(imap.delimiter() == '.');
+    CHECK(imap.server_name("Lists/cpp") == "Lists.cpp");
+    auto info = imap.select("INBOX", true);
+    CHECK(info.uidvalidity == 77);
+    CHECK(info.exists == 2);
+    auto list = imap.list_messages("INBOX", info.uidvalidity);
+    REQUIRE(list.size() == 2);
+    Collect c;
+    imap.fetch(list, c);
+    CHECK(c.failures.empty());
+    CHECK(c.done["5"] == evil);
+    CHECK(c.done["8"] == plain);  // UID after the literal still works
+    imap.logout();
+    for (const auto& l : conn.lines) CHECK(l.find("BODY[]") == std::string::npos);  // only BODY.PEEK[]
+}
+
+TEST_CASE("credentials are masked in protocol traces") {
+    CHECK(mask_credentials("PASS hunter2") == "PASS ****");
+    CHECK(mask_credentials("A001 LOGIN me hunter2") == "A001 LOGIN ****");
+    CHECK(mask_credentials("AUTH PLAIN AGZvbwBiYXI=") == "AUTH PLAIN ****");
+    CHECK(mask_credentials("A002 AUTHENTICATE PLAIN AGZvbwBiYXI=") == "A002 AUTHENTICATE PLAIN ****");
+    CHECK(mask_credentials("AGZvbwBiYXI=") == "****");
+    CHECK(mask_credentials("CAPA") == "CAPA");
+    CHECK(mask_credentials("A003 CAPABILITY") == "A003 CAPABILITY");
+    CHECK(mask_credentials("APOP me 0123456789abcdef") == "APOP me ****");
+}
