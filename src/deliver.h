@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "config.h"
+#include "error.h"
 
 namespace pullmail {
 
@@ -53,6 +54,11 @@ public:
     virtual void commit() = 0;
     // Remove every trace of an unfinished message. Never throws.
     virtual void abort() noexcept = 0;
+    // For deliverers that complete commits later (Deliverer::sync_committed,
+    // e.g. pipelined IMAP APPENDs): after sync_committed(), the error of this
+    // message if the target refused it. The runner then aborts it and keeps
+    // it on the server. Default: commit() reports its own errors.
+    virtual const Error* commit_error() const { return nullptr; }
 };
 
 class Deliverer {

@@ -28,9 +28,10 @@ void DeliveryHandler::record_failure(const Error& e) {
     ++failed_;
     Error err = e;
     err.set_account(account_.name);
-    if (!e.temporary() && (e.kind() == ErrorKind::LocalIO || e.kind() == ErrorKind::State ||
-                           e.kind() == ErrorKind::Internal))
-        stop_ = true;  // every following message would fail the same way
+    // A target's refusal of one message (MDA exit status, APPEND NO) is about
+    // that message; anything else (disk full, target unreachable) would hit
+    // every following message the same way.
+    if (e.kind() != ErrorKind::Delivery) stop_ = true;
     if (errors_.size() < 20) errors_.push_back(err);
     log_.error(account_.name, e.detail());
 }
@@ -161,6 +162,13 @@ void DeliveryHandler::flush() {
     }
     for (std::size_t i = 0; i < committed; ++i) {
         auto& p = batch[i];
+        if (const Error* e = p.sink->commit_error()) {
+            Error err = *e;
+            p.sink->abort();
+            state_.drop_intent(p.msg.key);
+            record_failure(err);
+            continue;
+        }
         p.sink.reset();
         state_.record_seen(p.msg.key, p.msg.size, p.fingerprint);
         test_step("seen recorded");

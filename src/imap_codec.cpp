@@ -2,6 +2,7 @@
 // helpers; see imap_codec.h for the contract.
 #include "imap_codec.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "error.h"
@@ -528,8 +529,8 @@ std::size_t imap_uid_set(const std::vector<std::uint32_t>& sorted_uids, std::siz
     while (i < sorted_uids.size()) {
         std::uint32_t first = sorted_uids[i];
         std::size_t j = i;
-        while (j + 1 < sorted_uids.size() && first != UINT32_MAX &&
-               sorted_uids[j] != UINT32_MAX && sorted_uids[j + 1] == sorted_uids[j] + 1) {
+        while (j + 1 < sorted_uids.size() && sorted_uids[j] != UINT32_MAX &&
+               sorted_uids[j + 1] == sorted_uids[j] + 1) {
             ++j;
         }
         std::uint32_t last = sorted_uids[j];

@@ -1,6 +1,10 @@
 #include "imap_session.h"
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <unordered_map>
 
 #include "error.h"
@@ -420,6 +424,110 @@ ImapSession::DeleteResult ImapSession::delete_messages(const std::vector<std::ui
     auto ex = run("EXPUNGE", count_expunge);
     if (ex.status != "OK") throw Error(ErrorKind::Protocol, "the server refused EXPUNGE").set_server_text(ex.text);
     return r;
+}
+
+ImapSession::FolderInfo ImapSession::open_or_create(const std::string& folder) {
+    try {
+        return select(folder, true);
+    } catch (const Error&) {
+        std::string name = server_name(folder);
+        auto astr = imap_astring(name, false);
+        auto st = run("CREATE " + (astr ? *astr : quote(name)), nullptr);
+        if (st.status != "OK")
+            throw Error(ErrorKind::Delivery, "cannot create folder '" + folder + "' on the target server")
+                .set_server_text(st.text);
+        return select(folder, true);
+    }
+}
+
+void ImapSession::send_all() {
+    ch_.pump([&](std::string_view b) { reader_->parser.feed(b, *reader_); }, [&] { return !ch_.has_output(); });
+}
+
+void ImapSession::on_append_response(std::string& text) {
+    ch_.trace_in(text.size() > 300 ? text.substr(0, 300) + "..." : text);
+    if (text.rfind("+", 0) == 0) {
+        continuation_ = true;
+        return;
+    }
+    auto st = parse_status_line(text);
+    if (!st || st->tag == "*") return;
+    auto it = std::find_if(appends_.begin(), appends_.end(), [&](const auto& p) { return p.tag == st->tag; });
+    if (it == appends_.end()) return;
+    AppendResult r;
+    r.id = it->id;
+    r.ok = st->status == "OK";
+    if (r.ok) {
+        std::string code = upper(st->code);
+        if (code.rfind("APPENDUID ", 0) == 0) {
+            char* end = nullptr;
+            r.uidvalidity = static_cast<std::uint32_t>(std::strtoul(code.c_str() + 10, &end, 10));
+            r.uid = static_cast<std::uint32_t>(std::strtoul(end, nullptr, 10));
+        }
+    } else {
+        r.server_text = sanitize(st->code.empty() ? st->text : "[" + st->code + "] " + st->text);
+    }
+    append_results_.push_back(std::move(r));
+    appends_.erase(it);
+}
+
+void ImapSession::append(const std::string& folder, const std::vector<std::string>& flags,
+                         const std::string& internal_date, int fd, std::uint64_t size, std::string id) {
+    std::string name = server_name(folder);
+    auto astr = imap_astring(name, false);
+    std::string cmd = "APPEND " + (astr ? *astr : quote(name)) + " (";
+    bool first = true;
+    for (const auto& f : flags) {
+        if (!first) cmd += ' ';
+        first = false;
+        cmd += f;
+    }
+    cmd += ")";
+    if (!internal_date.empty()) cmd += " \"" + internal_date + "\"";
+    bool literal_plus = has_capability("LITERAL+");
+    cmd += " {" + std::to_string(size) + (literal_plus ? "+}" : "}");
+    std::string tag = next_tag();
+    appends_.push_back({tag, std::move(id)});
+    reader_->want_stream = nullptr;
+    reader_->on_response = [this](std::string& t) { on_append_response(t); };
+    ch_.command(tag + " " + cmd);
+    if (!literal_plus) {
+        continuation_ = false;
+        std::size_t before = append_results_.size();
+        ch_.pump([&](std::string_view b) { reader_->parser.feed(b, *reader_); },
+                 [&] { return continuation_ || append_results_.size() > before; });
+        if (!continuation_) return;  // refused before the data (e.g. over quota)
+    }
+    // Stream the literal from the spool, reading responses meanwhile so a
+    // server that answers early never deadlocks us.
+    std::vector<char> buf(256 * 1024);
+    std::uint64_t off = 0;
+    while (off < size) {
+        ssize_t n = ::pread(fd, buf.data(), std::min<std::uint64_t>(buf.size(), size - off), static_cast<off_t>(off));
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0)
+            throw Error(ErrorKind::LocalIO, std::string("cannot read the spooled message: ") +
+                                                (n < 0 ? std::strerror(errno) : "unexpected end of file"));
+        ch_.queue(std::string_view(buf.data(), static_cast<std::size_t>(n)));
+        off += static_cast<std::uint64_t>(n);
+        send_all();
+    }
+    ch_.queue("\r\n");
+    send_all();
+    if (!literal_plus) wait_appends();  // one at a time without LITERAL+
+}
+
+void ImapSession::wait_appends() {
+    reader_->on_response = [this](std::string& t) { on_append_response(t); };
+    ch_.pump([&](std::string_view b) { reader_->parser.feed(b, *reader_); }, [&] { return appends_.empty(); });
+    reader_->on_response = nullptr;
+}
+
+std::vector<ImapSession::AppendResult> ImapSession::finish_appends() {
+    wait_appends();
+    std::vector<AppendResult> out;
+    out.swap(append_results_);
+    return out;
 }
 
 void ImapSession::logout() noexcept {

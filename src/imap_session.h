@@ -58,6 +58,27 @@ public:
     };
     DeleteResult delete_messages(const std::vector<std::uint32_t>& uids);
 
+    // Makes sure a folder exists (CREATE when missing) and opens it
+    // read-only. Returns its state.
+    FolderInfo open_or_create(const std::string& folder);
+
+    // APPEND of one message read from `fd` (size bytes, CRLF line endings),
+    // streamed in chunks. With LITERAL+ the command is pipelined: it returns
+    // once the bytes are sent and the completion is collected by
+    // finish_appends(); without, it waits for the server's continuation and
+    // for the completion. flags like "\\Seen"; internal_date in IMAP
+    // date-time form or empty.
+    void append(const std::string& folder, const std::vector<std::string>& flags, const std::string& internal_date,
+                int fd, std::uint64_t size, std::string id);
+    struct AppendResult {
+        std::string id;            // as given to append()
+        bool ok = false;
+        std::uint32_t uidvalidity = 0, uid = 0;  // APPENDUID, when the server has UIDPLUS
+        std::string server_text;   // NO/BAD text
+    };
+    // Waits for every outstanding APPEND; returns their results in order.
+    std::vector<AppendResult> finish_appends();
+
     void logout() noexcept;
 
 private:
@@ -67,6 +88,17 @@ private:
     // responses go to `untagged`. Returns the completion status line.
     ImapStatusLine run(const std::string& command, const Untagged& untagged);
     std::string next_tag();
+    // Pumps until all queued output is sent, feeding responses to the reader.
+    void send_all();
+    void wait_appends();
+    void on_append_response(std::string& text);
+
+    struct PendingAppend {
+        std::string tag, id;
+    };
+    std::vector<PendingAppend> appends_;
+    std::vector<AppendResult> append_results_;
+    bool continuation_ = false;
 
     Channel& ch_;
     std::unique_ptr<Reader> reader_;

@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "account_run.h"
+#include "deliver_imap.h"
 #include "fs_util.h"
 #include "log.h"
 #include "transport.h"
@@ -92,7 +93,19 @@ AccountResult run_account(const Account& account, const std::string& state_dir, 
         DeliveryOptions dopts;
         dopts.account = account.name;
         dopts.mda_timeout_seconds = account.mda_timeout;
-        auto deliverer = make_file_deliverer(account.deliver, dopts);
+        std::unique_ptr<Deliverer> deliverer;
+        if (account.deliver.kind == DeliveryTarget::Kind::Imap) {
+            ImapTargetOptions topts;
+            topts.account = account.name;
+            topts.verbosity = opts.verbosity;
+            topts.log = &log;
+            topts.connect_timeout = account.connect_timeout;
+            topts.timeout = account.timeout;
+            topts.spool_dir = state_dir;
+            deliverer = make_imap_deliverer(*account.deliver.imap, topts);
+        } else {
+            deliverer = make_file_deliverer(account.deliver, dopts);
+        }
         recover_intents(state, *deliverer, log, account.name);
 
         if (account.server.tls == TlsMode::Off)

@@ -352,7 +352,10 @@ void Channel::flush() {
 }
 
 void Channel::pump(const std::function<void(std::string_view)>& sink, const std::function<bool()>& done) {
-    static thread_local std::vector<char> buf(256 * 1024);
+    // Per channel: a delivery target with a connection of its own (IMAP)
+    // pumps its channel from inside this one's callbacks.
+    auto& buf = buf_;
+    if (buf.empty()) buf.resize(256 * 1024);
     for (;;) {
         bool progress = false;
         if (has_output()) {

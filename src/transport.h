@@ -17,6 +17,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "config.h"
 
@@ -88,6 +89,7 @@ private:
     std::string out_;
     std::size_t out_pos_ = 0;
     std::uint64_t bytes_in_ = 0;
+    std::vector<char> buf_;
 };
 
 }  // namespace pullmail
