@@ -98,6 +98,7 @@ std::string_view intent_args(std::string_view intent, std::string_view kind, con
 // A fresh Maildir file name for this process: time, pid, a per-process
 // atomic counter and the host name (thread-safe).
 std::string next_maildir_name();
+std::string maildir_host_part();
 
 std::unique_ptr<Deliverer> make_maildir_deliverer(const std::string& path);
 std::unique_ptr<Deliverer> make_mbox_deliverer(const std::string& path, const DeliveryOptions& opts);
