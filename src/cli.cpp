@@ -5,6 +5,7 @@
 
 #include <CLI/CLI.hpp>
 #include <atomic>
+#include <cstdio>
 #include <iostream>
 
 #include "config.h"
@@ -47,6 +48,8 @@ Examples:
   pullmail -c && echo new mail   count new messages without fetching
   pullmail -n -v                 show what would be fetched and where it would go
   pullmail -K home               fetch 'home' and delete what was delivered from the server
+  pullmail adopt home            mark everything now on the server as seen, without fetching it
+  pullmail -f migrate.toml -j 8 --shard 1/4 --json   one quarter of a long list of migrations
   PULLMAIL_PASSWORD=... pullmail --url pop3s://pop.example.com --user me --deliver maildir:~/Mail/inbox
   pullmail --url imaps://imap.example.com --user me --password-command 'pass mail' \
            --folder INBOX --folder Lists/cpp --deliver mbox:~/Mail/work.mbox
@@ -84,6 +87,9 @@ int cli_main(int argc, char** argv) {
     app.add_option("-j,--jobs", jobs, "Accounts fetched in parallel (default 4)")->check(CLI::Range(1, 256));
     app.add_flag("--wait-lock", wait_lock, "Wait for an account another pullmail is fetching instead of failing");
     app.add_option("--repair-state", repair, "Rebuild ACCOUNT's damaged state file from its valid records");
+    std::string shard;
+    app.add_option("--shard", shard, "Run only shard K of N (K/N, 1-based): a stable split of the accounts "
+                                     "for several machines or job runners");
     app.add_flag("-V,--version", version, "Print the version");
     auto* url = app.add_option("--url", one.url, "One-off account: server URL (pop3s://host[:port], imaps://...)")
                     ->group("One-off account (no config file)");
@@ -128,6 +134,14 @@ int cli_main(int argc, char** argv) {
     try {
         if (keep && no_keep) throw Error(ErrorKind::Usage, "--keep and --no-keep contradict each other");
         if (check && dry_run) throw Error(ErrorKind::Usage, "--check and --dry-run cannot be combined");
+        // "pullmail adopt ACCOUNT...": mark everything on the server as seen.
+        // "adopt" as the first word is always this command.
+        bool adopt = !names.empty() && names.front() == "adopt";
+        if (adopt) {
+            names.erase(names.begin());
+            if (names.empty() && one.url.empty())
+                throw Error(ErrorKind::Usage, "adopt needs the accounts to adopt: pullmail adopt ACCOUNT...");
+        }
         ConfigEnv env = ConfigEnv::from_process();
         Config config;
         bool one_off = !one.url.empty();
@@ -154,6 +168,7 @@ int cli_main(int argc, char** argv) {
             return 0;
         }
 
+
         std::vector<const Account*> selected;
         if (names.empty()) {
             for (const auto& a : config.accounts)
@@ -164,6 +179,18 @@ int cli_main(int argc, char** argv) {
                 if (!a) throw Error(ErrorKind::Usage, "no account named '" + n + "' in " + config.path);
                 selected.push_back(a);
             }
+        }
+        if (!shard.empty()) {
+            unsigned k = 0, n = 0;
+            char extra = 0;
+            if (std::sscanf(shard.c_str(), "%u/%u%c", &k, &n, &extra) != 2 || n == 0 || k == 0 || k > n)
+                throw Error(ErrorKind::Usage, "--shard wants K/N with 1 <= K <= N, e.g. --shard 2/8");
+            // By a hash of the name, so the split does not change when
+            // accounts are added or reordered elsewhere in the list.
+            std::vector<const Account*> mine;
+            for (const Account* a : selected)
+                if (crc32(a->name) % n == k - 1) mine.push_back(a);
+            selected.swap(mine);
         }
         if (selected.empty()) {
             log.info("", "no enabled accounts in " + config.path);
@@ -181,6 +208,7 @@ int cli_main(int argc, char** argv) {
         opts.verbosity = level;
         opts.jobs = jobs;
         opts.wait_lock = wait_lock;
+        opts.adopt = adopt;
         opts.interrupted = &g_interrupted;
         auto results = run_accounts(selected, sdir, opts, log);
         int status = run_exit_status(results, check);

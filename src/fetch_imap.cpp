@@ -1,4 +1,5 @@
 // fetch_imap.cpp — the IMAP flow of one account run.
+#include <algorithm>
 #include <map>
 #include <unordered_map>
 #include <unordered_set>
@@ -15,36 +16,20 @@ namespace pullmail {
 
 namespace {
 
-// When a folder's UIDVALIDITY changed (or it was never fetched over IMAP but
-// the state knows messages from another identity, e.g. the account used to be
-// POP3), the UIDs of the state mean nothing. Rather than fetching everything
-// again, recognise messages already delivered by their header fingerprint
-// (fingerprint.h) and record them under their new identity.
-std::size_t adopt_by_fingerprint(AccountRun& run, ImapSession& imap, std::vector<RemoteMessage>& candidates,
-                                 const std::unordered_set<std::string>& current_keys) {
-    std::unordered_map<std::string, int> known;  // fingerprint -> count of old entries
-    for (const auto& [key, e] : run.state.entries())
-        if (e.fingerprint != "-" && !current_keys.count(key)) ++known[e.fingerprint];
-    if (known.empty() || candidates.empty()) return 0;
-    std::vector<std::uint32_t> uids;
-    for (const auto& m : candidates) uids.push_back(m.uid);
-    auto headers = imap.fetch_header_fields(uids, kFingerprintFields);
-    std::size_t adopted = 0;
-    std::vector<RemoteMessage> rest;
-    for (auto& m : candidates) {
-        auto h = headers.find(m.uid);
-        std::string fp = h == headers.end() ? "-" : header_fingerprint(h->second);
-        auto k = fp == "-" ? known.end() : known.find(fp);
-        if (k != known.end() && k->second > 0) {
-            --k->second;
-            run.state.record_seen(m.key, m.size, fp);
-            ++adopted;
-        } else {
-            rest.push_back(std::move(m));
+std::uint32_t uid_of(const RemoteMessage& m) { return m.uid; }
+
+// The folders of folders = ["*"]: every selectable folder, '/'-separated.
+std::vector<std::string> expand_folders(const std::vector<std::string>& configured, ImapSession& imap) {
+    std::vector<std::string> out;
+    for (const auto& f : configured) {
+        if (f != "*") {
+            out.push_back(f);
+            continue;
         }
+        for (const auto& name : imap.list_all_folders())
+            if (std::find(out.begin(), out.end(), name) == out.end()) out.push_back(name);
     }
-    candidates = std::move(rest);
-    return adopted;
+    return out;
 }
 
 }  // namespace
@@ -61,10 +46,10 @@ void fetch_imap(AccountRun& run) {
     std::unordered_set<std::string> keep_keys;       // state entries still on the server
     std::unordered_set<std::string> listed_folders;  // folders whose listing is complete
     DeliveryHandler handler(acc, run.deliverer, run.state, run.log, run.opts.interrupted);
-    bool read_only = run.keep || run.opts.check || run.opts.dry_run;
+    bool read_only = run.keep || run.opts.check || run.opts.dry_run || run.opts.adopt;
     std::size_t deleted = 0;
 
-    for (const auto& folder : acc.folders) {
+    for (const auto& folder : expand_folders(acc.folders, imap)) {
         if (handler.stop_requested()) break;
         auto info = imap.select(folder, read_only);
         test_step("selected");
@@ -76,10 +61,21 @@ void fetch_imap(AccountRun& run) {
         for (const auto& m : listing)
             if (run.opts.all || !run.state.seen(m.key)) wanted.push_back(m);
 
+        // When the folder's UIDVALIDITY changed (or it was never fetched over
+        // IMAP but the state knows messages of another identity, e.g. the
+        // account used to be POP3), the UIDs of the state mean nothing.
+        // Rather than fetching everything again, recognise messages already
+        // delivered by their header fingerprint and record them under their
+        // new identity.
         auto old_validity = run.state.uidvalidity(folder);
-        if (!run.opts.all && (!old_validity || *old_validity != info.uidvalidity)) {
-            std::size_t adopted = adopt_by_fingerprint(run, imap, wanted, current);
-            if (old_validity)
+        auto is_current = [&](const std::string& key) { return current.count(key) != 0; };
+        bool validity_changed = old_validity && *old_validity != info.uidvalidity;
+        if (!run.opts.all && !wanted.empty() && (run.opts.adopt || has_foreign_fingerprints(run, is_current))) {
+            std::vector<std::uint32_t> uids;
+            for (const auto& m : wanted) uids.push_back(m.uid);
+            auto headers = imap.fetch_header_fields(uids, kFingerprintFields);
+            std::size_t adopted = recognise_delivered(run, wanted, headers, uid_of, is_current);
+            if (validity_changed)
                 run.log.warn(acc.name, "folder '" + folder + "' has a new UIDVALIDITY (" +
                                            std::to_string(*old_validity) + " -> " +
                                            std::to_string(info.uidvalidity) + "): " + std::to_string(adopted) +
@@ -87,14 +83,16 @@ void fetch_imap(AccountRun& run) {
                                            std::to_string(wanted.size()) + " will be fetched");
             else if (adopted)
                 run.log.info(acc.name, "folder '" + folder + "': " + std::to_string(adopted) +
-                                           " message(s) recognised as already delivered by their headers");
+                                           (run.opts.adopt ? " message(s) adopted: marked as seen without fetching"
+                                                           : " message(s) recognised as already delivered by "
+                                                             "their headers"));
         }
         if (!run.opts.check && !run.opts.dry_run) run.state.record_uidvalidity(folder, info.uidvalidity);
         for (const auto& m : listing) keep_keys.insert(m.key);
         listed_folders.insert(folder);
         run.result.new_messages += wanted.size();
 
-        if (run.opts.check) continue;
+        if (run.opts.check || run.opts.adopt) continue;
         if (run.opts.dry_run) {
             for (const auto& m : wanted)
                 run.log.info(acc.name, "would fetch " + folder + " UID " + std::to_string(m.uid) + " (" +

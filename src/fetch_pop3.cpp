@@ -41,7 +41,28 @@ void fetch_pop3(AccountRun& run) {
                                        key.substr(5) + "'; they are left on the server untouched");
         }
     }
+    // Delivered before under another identity (the account used to be IMAP)?
+    // Recognise those from their headers (TOP n 0) instead of fetching them.
+    auto is_pop3 = [](const std::string& k) { return k.rfind("pop3:", 0) == 0; };
+    if (!run.opts.all && !wanted.empty() && (run.opts.adopt || has_foreign_fingerprints(run, is_pop3))) {
+        std::vector<std::uint32_t> numbers;
+        for (const auto& m : wanted) numbers.push_back(m.number);
+        auto headers = pop.headers(numbers);
+        std::size_t n = recognise_delivered(run, wanted, headers, [](const RemoteMessage& m) { return m.number; },
+                                            is_pop3);
+        if (n)
+            run.log.info(acc.name, std::to_string(n) + (run.opts.adopt ? " message(s) adopted: marked as seen without "
+                                                                        "fetching them"
+                                                                      : " message(s) recognised as already "
+                                                                        "delivered by their headers"));
+    }
     run.result.new_messages = wanted.size();
+
+    if (run.opts.adopt) {
+        pop.quit();
+        run.state.compact([&](const std::string& key) { return on_server.count(key) != 0; });
+        return;
+    }
 
     if (run.opts.check || run.opts.dry_run) {
         if (run.opts.dry_run) {

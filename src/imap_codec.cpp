@@ -159,7 +159,7 @@ namespace {
 
 class ValueParser {
 public:
-    explicit ValueParser(std::string_view s) : s_(s) {}
+    ValueParser(std::string_view s, const std::vector<std::string>* literals) : s_(s), literals_(literals) {}
 
     // Values up to the end of input (depth 0) or up to the ")" closing the
     // current list, which is consumed.
@@ -190,6 +190,9 @@ public:
             } else if (c == '"') {
                 if (!quoted(v.text)) return std::nullopt;
                 v.type = ImapValue::Type::String;
+            } else if (c == '{' && literals_) {
+                if (!literal_placeholder(v.text)) return std::nullopt;
+                v.type = ImapValue::Type::String;
             } else if (!atom(v)) {
                 return std::nullopt;
             }
@@ -199,6 +202,21 @@ public:
 
 private:
     static constexpr int kMaxDepth = 64;
+
+    // "{#N}": the N-th literal of the response, kept aside by the caller.
+    bool literal_placeholder(std::string& out) {
+        std::size_t end = s_.find('}', i_);
+        if (end == std::string_view::npos || end < i_ + 3 || s_[i_ + 1] != '#') return false;
+        std::size_t n = 0;
+        for (std::size_t k = i_ + 2; k < end; ++k) {
+            if (s_[k] < '0' || s_[k] > '9') return false;
+            n = n * 10 + static_cast<std::size_t>(s_[k] - '0');
+        }
+        if (n >= literals_->size()) return false;
+        out = (*literals_)[n];
+        i_ = end + 1;
+        return true;
+    }
 
     bool quoted(std::string& out) {
         ++i_;  // opening quote
@@ -253,13 +271,15 @@ private:
     }
 
     std::string_view s_;
+    const std::vector<std::string>* literals_ = nullptr;
     std::size_t i_ = 0;
 };
 
 }  // namespace
 
-std::optional<std::vector<ImapValue>> parse_imap_values(std::string_view text) {
-    return ValueParser(text).sequence(0);
+std::optional<std::vector<ImapValue>> parse_imap_values(std::string_view text,
+                                                        const std::vector<std::string>* literals) {
+    return ValueParser(text, literals).sequence(0);
 }
 
 // ---------------------------------------------------------------------------

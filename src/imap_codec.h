@@ -81,7 +81,11 @@ struct ImapValue {
 // Digit-only atoms that fit 64 bits are Numbers; NIL is Nil with empty text.
 // In quoted strings \" and \\ are unescaped; a backslash before any other
 // character is kept, as sloppy servers send Windows paths unescaped.
-std::optional<std::vector<ImapValue>> parse_imap_values(std::string_view text);
+// With `literals`, a placeholder "{#N}" stands for the string literals[N]
+// (how ImapSession keeps small literals aside: their bytes may include CR, LF
+// or NUL, which a quoted string cannot carry).
+std::optional<std::vector<ImapValue>> parse_imap_values(std::string_view text,
+                                                        const std::vector<std::string>* literals = nullptr);
 
 // A tagged or untagged status response: "A1 OK [UIDVALIDITY 3] text",
 // "* BYE ...", "+ go ahead".

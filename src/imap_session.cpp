@@ -52,7 +52,7 @@ struct FetchAttrs {
     bool has_header_fields = false;
 };
 
-std::optional<FetchAttrs> parse_fetch(std::string text, bool partial) {
+std::optional<FetchAttrs> parse_fetch(std::string text, bool partial, const std::vector<std::string>* literals) {
     if (partial) {
         // Close open quotes are impossible here (a literal starts after a
         // space); close the parenthesised list(s).
@@ -70,7 +70,7 @@ std::optional<FetchAttrs> parse_fetch(std::string text, bool partial) {
         text += " NIL";
         while (depth-- > 0) text += ')';
     }
-    auto vals = parse_imap_values(text);
+    auto vals = parse_imap_values(text, literals);
     if (!vals || vals->size() < 4 || !(*vals)[0].is_atom("*") || !(*vals)[2].is_atom("FETCH") ||
         (*vals)[3].type != ImapValue::Type::List)
         return std::nullopt;
@@ -139,18 +139,24 @@ public:
             text_ += "\"\"";
             streaming_ = false;
         } else {
-            text_ += quote(literal_);
+            text_ += "{#" + std::to_string(literals_.size()) + "}";
+            literals_.push_back(std::move(literal_));
+            literal_.clear();
         }
     }
     void on_response_end() override {
         std::string t;
         t.swap(text_);
         if (on_response) on_response(t);
+        literals_.clear();
     }
+    // Literals of the response being handled, for parse_imap_values().
+    const std::vector<std::string>* literals() const { return &literals_; }
 
 private:
     std::string text_;
     std::string literal_;
+    std::vector<std::string> literals_;
     bool streaming_ = false;
 };
 
@@ -180,13 +186,13 @@ ImapStatusLine ImapSession::run(const std::string& command, const Untagged& unta
 
 void ImapSession::start() {
     auto caps = run("CAPABILITY", [&](const std::string& text) {
-        auto vals = parse_imap_values(text);
+        auto vals = parse_imap_values(text, reader_->literals());
         if (vals && vals->size() >= 2 && (*vals)[1].is_atom("CAPABILITY"))
             for (std::size_t i = 2; i < vals->size(); ++i) caps_.insert(upper((*vals)[i].text));
     });
     if (caps.status != "OK") throw Error(ErrorKind::Protocol, "the server refused CAPABILITY").set_server_text(caps.text);
     auto list = run("LIST \"\" \"\"", [&](const std::string& text) {
-        auto vals = parse_imap_values(text);
+        auto vals = parse_imap_values(text, reader_->literals());
         if (vals && vals->size() >= 4 && (*vals)[1].is_atom("LIST")) {
             const auto& d = (*vals)[3];
             if (d.type == ImapValue::Type::String && d.text.size() == 1) {
@@ -219,6 +225,28 @@ std::string ImapSession::server_name(const std::string& folder) const {
     return mutf7_encode(name);
 }
 
+std::vector<std::string> ImapSession::list_all_folders() {
+    std::vector<std::string> out;
+    auto done = run("LIST \"\" \"*\"", [&](const std::string& text) {
+        auto vals = parse_imap_values(text, reader_->literals());
+        if (!vals || vals->size() < 5 || !(*vals)[1].is_atom("LIST") || (*vals)[2].type != ImapValue::Type::List)
+            return;
+        for (const auto& flag : (*vals)[2].items)
+            if (flag.is_atom("\\NOSELECT") || flag.is_atom("\\NONEXISTENT")) return;
+        const auto& d = (*vals)[3];
+        char delim = d.type == ImapValue::Type::String && d.text.size() == 1 ? d.text[0] : 0;
+        auto decoded = mutf7_decode((*vals)[4].text);
+        std::string name = decoded ? *decoded : (*vals)[4].text;
+        if (delim && delim != '/')
+            for (auto& c : name)
+                if (c == delim) c = '/';
+        out.push_back(name);
+    });
+    if (done.status != "OK") throw Error(ErrorKind::Protocol, "the server refused LIST").set_server_text(done.text);
+    std::sort(out.begin(), out.end());
+    return out;
+}
+
 ImapSession::FolderInfo ImapSession::select(const std::string& folder, bool read_only) {
     FolderInfo info;
     std::string name = server_name(folder);
@@ -234,7 +262,7 @@ ImapSession::FolderInfo ImapSession::select(const std::string& folder, bool read
                 info.uidnext = static_cast<std::uint32_t>(std::strtoul(code.c_str() + 8, nullptr, 10));
             return;
         }
-        auto vals = parse_imap_values(text);
+        auto vals = parse_imap_values(text, reader_->literals());
         if (vals && vals->size() == 3 && (*vals)[2].is_atom("EXISTS"))
             info.exists = static_cast<std::uint32_t>((*vals)[1].number());
     });
@@ -249,7 +277,7 @@ ImapSession::FolderInfo ImapSession::select(const std::string& folder, bool read
 std::vector<RemoteMessage> ImapSession::list_messages(const std::string& folder, std::uint32_t uidvalidity) {
     std::vector<RemoteMessage> out;
     auto done = run("UID FETCH 1:* (UID RFC822.SIZE)", [&](const std::string& text) {
-        auto a = parse_fetch(text, false);
+        auto a = parse_fetch(text, false, reader_->literals());
         if (!a || !a->uid) return;
         RemoteMessage m;
         m.number = a->seq;
@@ -304,7 +332,7 @@ void ImapSession::fetch(const std::vector<RemoteMessage>& msgs, MessageHandler& 
     reader_->want_stream = [&](const std::string& text, std::uint64_t size) {
         if (text.rfind("* ", 0) != 0 || !ends_with_body_item(text)) return false;
         current = RemoteMessage{};
-        if (auto a = parse_fetch(text, true)) {
+        if (auto a = parse_fetch(text, true, reader_->literals())) {
             current.number = a->seq;
             current.uid = a->uid;
             auto it = wanted.find(a->uid);
@@ -324,7 +352,7 @@ void ImapSession::fetch(const std::vector<RemoteMessage>& msgs, MessageHandler& 
         if (text.rfind("* ", 0) == 0) {
             if (!in_message) return;  // unsolicited FETCH (flags), EXISTS, EXPUNGE, ...
             in_message = false;
-            auto a = parse_fetch(text, false);
+            auto a = parse_fetch(text, false, reader_->literals());
             auto it = a ? wanted.find(a->uid) : wanted.end();
             if (!a || it == wanted.end() || received.count(a->uid)) {
                 handler.failed(current, "FETCH response without a UID pullmail asked for");
@@ -369,7 +397,7 @@ std::map<std::uint32_t, std::string> ImapSession::fetch_header_fields(const std:
         pos += n;
         auto done = run("UID FETCH " + set + " (UID BODY.PEEK[HEADER.FIELDS (" + fields + ")])",
                         [&](const std::string& text) {
-                            auto a = parse_fetch(text, false);
+                            auto a = parse_fetch(text, false, reader_->literals());
                             if (a && a->uid && a->has_header_fields) out[a->uid] = a->header_fields;
                         });
         if (done.status != "OK")
@@ -384,7 +412,7 @@ ImapSession::DeleteResult ImapSession::delete_messages(const std::vector<std::ui
     std::sort(uids.begin(), uids.end());
     bool uidplus = has_capability("UIDPLUS");
     auto count_expunge = [&](const std::string& text) {
-        auto vals = parse_imap_values(text);
+        auto vals = parse_imap_values(text, reader_->literals());
         if (vals && vals->size() == 3 && (*vals)[2].is_atom("EXPUNGE")) ++r.expunged;
     };
     std::vector<std::string> sets;
@@ -412,7 +440,7 @@ ImapSession::DeleteResult ImapSession::delete_messages(const std::vector<std::ui
     std::set<std::uint32_t> ours(uids.begin(), uids.end());
     bool others = false;
     auto st = run("UID SEARCH DELETED", [&](const std::string& text) {
-        auto vals = parse_imap_values(text);
+        auto vals = parse_imap_values(text, reader_->literals());
         if (vals && vals->size() >= 2 && (*vals)[1].is_atom("SEARCH"))
             for (std::size_t i = 2; i < vals->size(); ++i)
                 if (!ours.count(static_cast<std::uint32_t>((*vals)[i].number()))) others = true;

@@ -31,6 +31,10 @@ public:
     // "Lists/cpp" -> "Lists.cpp" (server delimiter), non-ASCII as modified UTF-7.
     std::string server_name(const std::string& folder) const;
 
+    // Every selectable folder (LIST "" "*"), names decoded from modified
+    // UTF-7 and written with '/' as the separator.
+    std::vector<std::string> list_all_folders();
+
     struct FolderInfo {
         std::uint32_t uidvalidity = 0;
         std::uint32_t exists = 0;

@@ -153,6 +153,20 @@ void Pop3Session::retrieve(const std::vector<RemoteMessage>& msgs, MessageHandle
         [&] { return ev.index == sent && (sent == msgs.size() || handler.stop_requested()); });
 }
 
+std::map<std::uint32_t, std::string> Pop3Session::headers(const std::vector<std::uint32_t>& numbers) {
+    std::map<std::uint32_t, std::string> out;
+    // In slices, so the replies held at once stay small.
+    for (std::size_t pos = 0; pos < numbers.size(); pos += 500) {
+        std::vector<std::pair<std::string, bool>> cmds;
+        std::size_t end = std::min(numbers.size(), pos + 500);
+        for (std::size_t i = pos; i < end; ++i) cmds.emplace_back("TOP " + std::to_string(numbers[i]) + " 0", true);
+        auto r = transact(cmds);
+        for (std::size_t i = pos; i < end; ++i)
+            if (r[i - pos].ok) out[numbers[i]] = std::move(r[i - pos].data);
+    }
+    return out;
+}
+
 Pop3Session::QuitResult Pop3Session::delete_and_quit(const std::vector<std::uint32_t>& numbers) {
     std::vector<std::pair<std::string, bool>> cmds;
     for (auto n : numbers) cmds.emplace_back("DELE " + std::to_string(n), false);

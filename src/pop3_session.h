@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <set>
 #include <string>
 #include <vector>
@@ -31,6 +32,10 @@ public:
     // RETRs are in flight when pipelining. A -ERR for one message is reported
     // through handler.failed and does not stop the others.
     void retrieve(const std::vector<RemoteMessage>& msgs, MessageHandler& handler);
+
+    // TOP n 0 of each message: the header block, for fingerprints without
+    // downloading bodies. Messages the server refuses are left out.
+    std::map<std::uint32_t, std::string> headers(const std::vector<std::uint32_t>& numbers);
 
     struct QuitResult {
         bool committed = false;       // QUIT answered +OK: the deletions took effect

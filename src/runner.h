@@ -24,6 +24,7 @@ struct RunOptions {
     int verbosity = 1;             // 0 -q, 1 default, 2 -v, 3 -vv
     int jobs = 4;                  // accounts in parallel
     bool wait_lock = false;        // wait for a busy account instead of failing
+    bool adopt = false;            // pullmail adopt: mark everything on the server as seen
     std::string state_dir;         // overrides the config's state_dir when set
     const std::atomic<bool>* interrupted = nullptr;  // set by SIGTERM/SIGINT
 };
