@@ -1,0 +1,226 @@
+#!/usr/bin/env python3
+"""Migrations: an IMAP server as the delivery target (POP3S -> IMAPS and
+IMAPS -> IMAPS), with no duplicates on reruns, interruptions, a target that
+already holds some of the mail, and a POP3 -> IMAP switch of an ordinary
+Maildir account (which must not download old bodies again)."""
+
+import datetime
+import json
+import os
+import re
+import stat
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import messages  # noqa: E402
+from dovecot import imap_quote, mutf7_encode  # noqa: E402
+from util import IntegrationCase, main, EX_OK, toml_value  # noqa: E402
+
+
+def instant(imap_date):
+    """An IMAP date-time as a point in time (servers may store it in UTC)."""
+    return datetime.datetime.strptime(imap_date.strip(), "%d-%b-%Y %H:%M:%S %z").timestamp()
+
+
+def crlf_wire(data):
+    """What a server serves for stored bytes: bare LF -> CRLF."""
+    return re.sub(rb"(?<!\r)\n", b"\r\n", data)
+
+
+class MigrateTest(IntegrationCase):
+
+    def migration_config(self, src_user, src_pw, dst_user, dst_pw, target="Archive/old-isp", proto="pop3s",
+                         keep=True, extra=""):
+        acc = self.account(src_user, src_pw, proto=proto, keep=keep)
+        lines = ["state_dir = %s" % toml_value(self.state_dir), "", "[accounts.mig]"]
+        for k, v in acc.items():
+            if k != "deliver":
+                lines.append("%s = %s" % (k, toml_value(v)))
+        lines.append(extra)
+        lines.append("deliver = { url = %s, user = %s, password = %s, ca_file = %s }" % (
+            toml_value("imaps://127.0.0.1:%d/%s" % (self.d.ports["imaps"], target)), toml_value(dst_user),
+            toml_value(dst_pw), toml_value(self.d.ca_file)))
+        with open(self.config_path, "w") as f:
+            f.write("\n".join(lines) + "\n")
+
+    def target_folder(self, user, folder):
+        return self.d.messages(user, folder.replace("/", "."))
+
+    def internaldates(self, user, folder):
+        c = self.d.imap(user)
+        try:
+            typ, data = c.select(imap_quote(mutf7_encode(folder)), readonly=True)
+            self.assertEqual(typ, "OK")
+            if int(data[0]) == 0:
+                return {}
+            typ, data = c.uid("FETCH", "1:*", "(UID INTERNALDATE BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])")
+            out = {}
+            for item in data:
+                if isinstance(item, tuple):
+                    head = item[0].decode()
+                    date = re.search(r'INTERNALDATE "([^"]+)"', head).group(1)
+                    mid = re.search(rb"<[^>]+>", item[1])
+                    out[mid.group(0).decode() if mid else None] = date
+            return out
+        finally:
+            c.logout()
+
+    def assertExactlyOnce(self, got, want, what):
+        """got, want: lists of bytes; same multiset."""
+        self.assertEqual(len(got), len(want), "%s: %d messages, expected %d" % (what, len(got), len(want)))
+        self.assertEqual(sorted(got), sorted(want), "%s: contents differ" % what)
+        self.note("%s: %d messages, each exactly once, byte for byte" % (what, len(want)))
+
+    # --------------------------------------------------------------------
+
+    def test_pop3s_to_imaps_reruns_and_kills(self):
+        src, src_pw = self.new_user("src")
+        dst, dst_pw = self.new_user("dst")
+        corpus = [m.data for m in messages.strange_corpus(include_huge=False)]
+        corpus += [m.data for m in messages.ordinary_corpus(200 - len(corpus), seed=11)]
+        dated = (b"Received: from a by b; Tue, 1 Jul 2003 10:52:37 +0200\n"
+                 b"Date: Mon, 30 Jun 2003 09:00:00 +0000\nMessage-ID: <dated@x>\nSubject: dated\n\nbody\n")
+        corpus.append(dated)
+        self.d.add_messages(src, corpus)
+        served = [m[1] for m in self.d.messages(src)]
+        # Over POP3 a message without a final newline gains one (RFC 1939 cannot say otherwise).
+        want = [s if s.endswith(b"\r\n") else s + b"\r\n" for s in served]
+
+        self.migration_config(src, src_pw, dst, dst_pw)
+        r = self.run_config("--json", expect=EX_OK)
+        self.assertEqual(self.json_account(r, "mig")["fetched"], len(corpus))
+        got = [m[1] for m in self.target_folder(dst, "Archive/old-isp")]
+        self.assertExactlyOnce(got, want, "POP3S -> IMAPS")
+        dates = self.internaldates(dst, "Archive.old-isp")
+        self.assertEqual(instant(dates["<dated@x>"]), instant("01-Jul-2003 10:52:37 +0200"))
+        self.note("INTERNALDATE from the first Received header")
+
+        r = self.run_config("--json", expect=EX_OK)
+        self.assertEqual(self.json_account(r, "mig")["fetched"], 0)
+        self.assertEqual(len(self.target_folder(dst, "Archive/old-isp")), len(corpus))
+        self.note("a rerun appends nothing")
+
+        # Interrupted migrations into fresh targets, resumed until complete.
+        for kill_after in (5, 40, 211, 407):
+            dst2, dst2_pw = self.new_user("dst")
+            self.state_dir = self.path("state-kill-%d" % kill_after)
+            self.migration_config(src, src_pw, dst2, dst2_pw, target="INBOX")
+            r = self.run_config(env={"PULLMAIL_TEST_KILL_AFTER": str(kill_after)})
+            self.assertEqual(r.rc, -9, "expected pullmail to be killed at step %d\n%s" % (kill_after, r.describe()))
+            self.run_config(expect=EX_OK)
+            self.run_config(expect=EX_OK)
+            got = [m[1] for m in self.target_folder(dst2, "INBOX")]
+            self.assertExactlyOnce(got, want, "killed after step %d, resumed" % kill_after)
+        self.assertEqual([m[1] for m in self.d.messages(src)], served)
+        self.note("source untouched (keep)")
+
+    def test_imaps_to_imaps_folder_tree_flags_dates(self):
+        src, src_pw = self.new_user("src")
+        dst, dst_pw = self.new_user("dst")
+        corpus = [m.data for m in messages.ordinary_corpus(12, seed=21)]
+        folders = {"INBOX": corpus[:4], "Sent": corpus[4:8], "Lists.cpp": corpus[8:]}
+        flag_sets = ["\\Seen", "\\Seen \\Answered", "\\Flagged", "\\Draft", ""]
+        for folder, msgs in folders.items():
+            if folder != "INBOX":
+                self.d.create_folder(src, folder)
+            for i, m in enumerate(msgs):
+                self.d.add_message(src, m, folder=folder, flags=flag_sets[i % len(flag_sets)])
+        self.migration_config(src, src_pw, dst, dst_pw, target="Mirror", proto="imaps",
+                              extra='folders = ["*"]')
+        self.run_config(expect=EX_OK)
+        mapping = {"INBOX": "Mirror", "Sent": "Mirror.Sent", "Lists.cpp": "Mirror.Lists.cpp"}
+        for sfolder, tfolder in mapping.items():
+            source = self.d.messages(src, sfolder)
+            target = self.d.messages(dst, tfolder)
+            self.assertExactlyOnce([m[1] for m in target], [m[1] for m in source], "%s -> %s" % (sfolder, tfolder))
+            sflags = sorted((m[1], sorted(f for f in m[2] if f != "\\Recent")) for m in source)
+            tflags = sorted((m[1], sorted(f for f in m[2] if f != "\\Recent")) for m in target)
+            self.assertEqual(sflags, tflags, "flags differ in %s" % tfolder)
+            sd, td = self.internaldates(src, sfolder), self.internaldates(dst, tfolder)
+            self.assertEqual({k: instant(v) for k, v in sd.items()}, {k: instant(v) for k, v in td.items()})
+        self.note("folder tree, flags and INTERNALDATE preserved")
+        self.assertEqual(self.run_config("--json", expect=EX_OK).json()["accounts"][0]["fetched"], 0)
+        self.note("rerun appends nothing")
+
+    def test_target_already_holds_half(self):
+        src, src_pw = self.new_user("src")
+        dst, dst_pw = self.new_user("dst")
+        corpus = [m.data for m in messages.ordinary_corpus(30, seed=31)]
+        self.d.add_messages(src, corpus)
+        self.d.create_folder(dst, "Old")
+        for m in corpus[::2]:
+            self.d.add_message(dst, m, folder="Old")
+        mark = self.d.log_mark()
+        self.migration_config(src, src_pw, dst, dst_pw, target="Old")
+        r = self.run_config("--json", "-v", expect=EX_OK)
+        # pullmail's own session with the target, before the test reads it.
+        stats = self.d.logout_stats(self.d.log_since(mark), user=dst, protocol="imap")
+        self.assertEqual(len(stats), 1, stats)
+        self.assertEqual(stats[0][2]["body_count"], 0, stats)
+        got = [m[1] for m in self.target_folder(dst, "Old")]
+        self.assertExactlyOnce(got, [crlf_wire(m) for m in corpus], "target holding half before")
+        self.note("the target's messages were recognised from headers only (body_count 0)")
+
+    def test_switch_pop3_to_imap_downloads_no_old_bodies(self):
+        user, pw = self.new_user()
+        corpus = [m.data for m in messages.ordinary_corpus(20, seed=41)]
+        self.d.add_messages(user, corpus[:15])
+        maildir = self.path("Maildir")
+        self.config({"home": self.account(user, pw, proto="pop3s", deliver="maildir:" + maildir)})
+        self.run_config(expect=EX_OK)
+        self.d.add_messages(user, corpus[15:])
+        self.config({"home": self.account(user, pw, proto="imaps", deliver="maildir:" + maildir)})
+        mark = self.d.log_mark()
+        r = self.run_config("--json", expect=EX_OK)
+        self.assertEqual(self.json_account(r, "home")["fetched"], 5)
+        stats = self.d.logout_stats(self.d.log_since(mark), user=user, protocol="imap")
+        self.assertEqual(sum(s[2]["body_count"] for s in stats), 5, stats)
+        from util import read_maildir
+        got = [data for _, data in read_maildir(maildir)]
+        self.assertExactlyOnce(got, [m.replace(b"\r\n", b"\n") for m in corpus], "Maildir after the switch")
+        self.note("after pop3s -> imaps only the 5 new bodies were downloaded")
+
+    def test_target_unreachable_or_refusing_keeps_source(self):
+        src, src_pw = self.new_user("src")
+        dst, dst_pw = self.new_user("dst")
+        corpus = [m.data for m in messages.ordinary_corpus(6, seed=51)]
+        self.d.add_messages(src, corpus)
+        before = [m[1] for m in self.d.messages(src)]
+        # Unreachable target.
+        self.migration_config(src, src_pw, dst, dst_pw, keep=False)
+        with open(self.config_path) as f:
+            text = f.read()
+        with open(self.config_path, "w") as f:
+            f.write(text.replace(":%d/" % self.d.ports["imaps"], ":1/"))
+        r = self.run_config("--json")
+        self.assertNotEqual(r.rc, EX_OK)
+        self.assertStderrNames(r, "mig", "delivery target|connect")
+        self.assertEqual([m[1] for m in self.d.messages(src)], before)
+        self.note("unreachable target: error %d, source untouched with keep = false" % r.rc)
+        # A target that refuses APPEND: its folder is not writable by the server.
+        self.migration_config(src, src_pw, dst, dst_pw, target="Locked", keep=False)
+        self.d.create_folder(dst, "Locked")
+        locked = self.d.folder_path(dst, "Locked")
+        modes = {}
+        for sub in ("", "tmp", "new", "cur"):
+            p = os.path.join(locked, sub)
+            modes[p] = os.stat(p).st_mode
+            os.chmod(p, 0o500)
+        try:
+            r = self.run_config("--json")
+        finally:
+            for p, m in modes.items():
+                os.chmod(p, stat.S_IMODE(m))
+        self.assertNotEqual(r.rc, EX_OK, r.describe())
+        self.assertErrorKind(r, "mig", {"delivery"})
+        self.assertEqual([m[1] for m in self.d.messages(src)], before)
+        self.note("APPEND refused: exit %d, source untouched with keep = false" % r.rc)
+        r = self.run_config("--json", expect=EX_OK)
+        self.assertEqual(len(self.target_folder(dst, "Locked")), len(corpus))
+        self.assertEqual(self.d.messages(src), [])
+        self.note("after the target recovers: everything moved once, source emptied")
+
+
+if __name__ == "__main__":
+    main()
