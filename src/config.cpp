@@ -825,6 +825,11 @@ Account make_oneoff_account(const OneOffOptions& opts, const ConfigEnv& env) {
     }
     if (has_control(opts.user)) fail("--user", "must not contain control characters");
     a.server.user = opts.user;
+    // Named after user and server, so one-off runs against different
+    // mailboxes keep separate state files (and messages say which one).
+    a.name = opts.user + "@" + a.server.host + ":" + std::to_string(a.server.port);
+    for (auto& c : a.name)
+        if (c == '/' || c == '\\' || c == ' ') c = '_';
     a.server.password = oneoff_password(opts.password_command, "PULLMAIL_PASSWORD", "--password-command", env);
     if (!opts.ca_file.empty()) a.server.ca_file = expand_or_fail(opts.ca_file, env, "--ca-file");
     if (!opts.auth.empty()) a.server.auth = normalize_auth(opts.auth, "--auth");

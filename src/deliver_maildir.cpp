@@ -225,7 +225,8 @@ public:
         if (dir.get() >= 0 && ::syncfs(dir.get()) == 0) return;
         for (const auto& p : paths) {
             UniqueFd fd(::open(p.c_str(), O_RDONLY | O_CLOEXEC));
-            if (fd.get() < 0 || ::fsync(fd.get()) != 0) throw_local_io("cannot sync " + p, errno);
+            if (!fd && errno == ENOENT) continue;  // its sink was aborted since
+            if (!fd || ::fsync(fd.get()) != 0) throw_local_io("cannot sync " + p, errno);
         }
     }
 

@@ -117,6 +117,11 @@ AccountResult run_account(const Account& account, const std::string& state_dir, 
             fetch_pop3(run);
         else
             fetch_imap(run);
+        if (opts.interrupted && opts.interrupted->load())
+            throw Error(ErrorKind::Temporary,
+                        "interrupted by a signal after delivering " + std::to_string(result.fetched) +
+                            " message(s); state saved, the rest is fetched by the next run",
+                        true);
     } catch (Error& e) {
         e.set_account(account.name);
         result.errors.push_back(e);

@@ -522,7 +522,7 @@ TEST_CASE("config: one-off accounts") {
     o.auth = "xoauth2";
     o.ca_file = "~/ca.pem";
     Account a = make_oneoff_account(o, env);
-    CHECK(a.name == "cli");
+    CHECK(a.name == "me@imap.example.com:993");  // one state file per mailbox
     CHECK(a.server.display() == "imaps://imap.example.com:993");
     CHECK(a.server.user == "me");
     CHECK(a.server.password.kind == PasswordSource::Kind::Env);
