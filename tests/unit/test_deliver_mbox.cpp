@@ -634,9 +634,9 @@ TEST_CASE("mbox exactly once across SIGKILL at random moments") {
     std::string path = tmp.path + "/mbox", journal = tmp.path + "/journal";
     std::mt19937 rng(99);
     std::vector<std::string> expected;
-    for (int round = 0; round < 25; ++round) {
+    for (int round = 0; round < 20; ++round) {
         const std::string msg = "Subject: round " + std::to_string(round) + "\n\nFrom x\n" +
-                                std::string(std::uniform_int_distribution<int>(0, 4 << 20)(rng), 'k') + "\n";
+                                std::string(std::uniform_int_distribution<int>(0, 1 << 20)(rng), 'k') + "\n";
         ::unlink(journal.c_str());
         pid_t pid = ::fork();
         REQUIRE(pid >= 0);
@@ -654,7 +654,7 @@ TEST_CASE("mbox exactly once across SIGKILL at random moments") {
             }
             ::_exit(0);
         }
-        std::this_thread::sleep_for(std::chrono::microseconds(std::uniform_int_distribution<int>(0, 40000)(rng)));
+        std::this_thread::sleep_for(std::chrono::microseconds(std::uniform_int_distribution<int>(0, 15000)(rng)));
         ::kill(pid, SIGKILL);
         int status = 0;
         REQUIRE(::waitpid(pid, &status, 0) == pid);
