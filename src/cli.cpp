@@ -108,6 +108,8 @@ int cli_main(int argc, char** argv) {
         ->group("One-off account (no config file)");
     app.add_option("--deliver-user", one.deliver_user, "User on an IMAP delivery target")
         ->group("One-off account (no config file)");
+    app.add_option("--deliver-ca-file", one.deliver_ca_file, "Extra trusted CA certificate for the IMAP target")
+        ->group("One-off account (no config file)");
     app.add_option("--deliver-password-command", one.deliver_password_command,
                    "Password command for the IMAP target (else $PULLMAIL_DELIVER_PASSWORD)")
         ->group("One-off account (no config file)");

@@ -156,7 +156,9 @@ public:
         connect();
         auto it = known_.find(folder);
         if (it != known_.end()) return it->second;
-        auto& k = known_[folder];
+        // Learnt whole or not at all: a half-learnt folder would skip the
+        // duplicate check for what it missed.
+        std::unordered_map<std::string, int> k;
         auto info = imap_->open_or_create(folder);
         if (info.exists > 0) {
             auto listing = imap_->list_messages(folder, info.uidvalidity);
@@ -171,7 +173,7 @@ public:
                                                      std::to_string(listing.size()) +
                                                      " message(s); those are not appended again");
         }
-        return k;
+        return known_[folder] = std::move(k);
     }
 
     void append(ImapSink* sink, const std::string& folder, const std::vector<std::string>& flags,

@@ -26,10 +26,13 @@ std::vector<std::string> expand_folders(const std::vector<std::string>& configur
             out.push_back(f);
             continue;
         }
-        for (const auto& name : imap.list_all_folders())
-            if (std::find(out.begin(), out.end(), name) == out.end()) out.push_back(name);
+        for (const auto& name : imap.list_all_folders()) out.push_back(name);
     }
-    return out;
+    // Each folder once, whether listed twice or matched by "*" as well.
+    std::vector<std::string> unique;
+    for (const auto& f : out)
+        if (std::find(unique.begin(), unique.end(), f) == unique.end()) unique.push_back(f);
+    return unique;
 }
 
 }  // namespace
@@ -49,7 +52,8 @@ void fetch_imap(AccountRun& run) {
     bool read_only = run.keep || run.opts.check || run.opts.dry_run || run.opts.adopt;
     std::size_t deleted = 0;
 
-    for (const auto& folder : expand_folders(acc.folders, imap)) {
+    const auto folders = expand_folders(acc.folders, imap);
+    for (const auto& folder : folders) {
         if (handler.stop_requested()) break;
         auto info = imap.select(folder, read_only);
         test_step("selected");
@@ -68,7 +72,14 @@ void fetch_imap(AccountRun& run) {
         // delivered by their header fingerprint and record them under their
         // new identity.
         auto old_validity = run.state.uidvalidity(folder);
-        auto is_current = [&](const std::string& key) { return current.count(key) != 0; };
+        // Records of this account's other folders are not "another identity":
+        // a copy of a message in two folders is delivered from each.
+        auto is_current = [&](const std::string& key) {
+            if (current.count(key)) return true;
+            for (const auto& f : folders)
+                if (f != folder && key.rfind("imap:" + encode_folder(f) + ":", 0) == 0) return true;
+            return false;
+        };
         bool validity_changed = old_validity && *old_validity != info.uidvalidity;
         if (!run.opts.all && !wanted.empty() && (run.opts.adopt || has_foreign_fingerprints(run, is_current))) {
             std::vector<std::uint32_t> uids;
