@@ -15,17 +15,14 @@
 #include "log.h"
 #include "mail_date.h"
 #include "seen_state.h"
+#include "text_util.h"
 #include "transport.h"
 
 namespace pullmail {
 
 std::string imap_target_folder(const std::string& target_path, const std::string& source_folder) {
     std::string root = target_path.empty() ? "INBOX" : target_path;
-    auto is_inbox = [](const std::string& f) {
-        std::string u;
-        for (char c : f) u += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-        return u == "INBOX";
-    };
+    auto is_inbox = [](const std::string& f) { return ascii_upper(f) == "INBOX"; };
     if (source_folder.empty() || is_inbox(source_folder)) return root;
     if (is_inbox(root)) return source_folder;
     return root + "/" + source_folder;
@@ -242,8 +239,7 @@ void ImapSink::commit() {
     if (duplicate_) return;
     std::vector<std::string> flags;
     for (const auto& f : meta_.flags) {
-        std::string u;
-        for (char c : f) u += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+        std::string u = ascii_upper(f);
         if (u == "\\RECENT" || u == "\\DELETED") continue;  // not storable / would be expunged
         flags.push_back(f);
     }

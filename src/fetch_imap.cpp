@@ -162,9 +162,6 @@ void fetch_imap(AccountRun& run) {
             if (key.rfind("imap:" + encode_folder(f) + ":", 0) == 0) return false;
         return true;
     });
-    run.log.info(acc.name, std::to_string(run.result.fetched) + " new message(s), " +
-                               std::to_string(run.result.bytes) + " bytes delivered to " + run.deliverer.describe() +
-                               (run.keep ? "" : ", " + std::to_string(run.result.deleted) + " deleted on the server"));
 }
 
 }  // namespace pullmail

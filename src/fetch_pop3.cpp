@@ -134,9 +134,6 @@ void fetch_pop3(AccountRun& run) {
 
     // Prune state for messages no longer on the server (or just deleted).
     run.state.compact([&](const std::string& key) { return on_server.count(key) && !deleted_keys.count(key); });
-    run.log.info(acc.name, std::to_string(run.result.fetched) + " new message(s), " +
-                               std::to_string(run.result.bytes) + " bytes delivered to " + run.deliverer.describe() +
-                               (run.keep ? "" : ", " + std::to_string(run.result.deleted) + " deleted on the server"));
 }
 
 }  // namespace pullmail

@@ -5,15 +5,11 @@
 #include <array>
 #include <cctype>
 
+#include "text_util.h"
+
 namespace pullmail {
 
 namespace {
-
-std::string lower(std::string_view s) {
-    std::string out(s);
-    for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    return out;
-}
 
 std::string normalise(std::string_view v) {
     std::string out;
@@ -36,35 +32,19 @@ std::string header_fingerprint(std::string_view block) {
     static const char* kNames[] = {"message-id", "date", "from", "subject"};
     std::array<std::string, 4> values;
     std::array<bool, 4> found{};
-    std::size_t pos = 0;
-    int current = -1;
-    while (pos < block.size()) {
-        auto nl = block.find('\n', pos);
-        std::string_view line = block.substr(pos, nl == std::string_view::npos ? block.size() - pos : nl - pos);
-        pos = nl == std::string_view::npos ? block.size() : nl + 1;
-        if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-        if (line.empty()) break;
-        if (line[0] == ' ' || line[0] == '\t') {
-            if (current >= 0) values[current] += std::string(" ") + std::string(line);
-            continue;
-        }
-        current = -1;
-        auto colon = line.find(':');
-        if (colon == std::string_view::npos) continue;
-        std::string name = lower(normalise(line.substr(0, colon)));
+    for_each_header_field(block, [&](const std::string& name, const std::string& value) {
         for (int i = 0; i < 4; ++i) {
             if (name == kNames[i] && !found[i]) {  // first occurrence wins
                 found[i] = true;
-                values[i] = std::string(line.substr(colon + 1));
-                current = i;
+                values[i] = value;
             }
         }
-    }
+    });
     if (!found[0] && !found[1] && !found[2] && !found[3]) return "-";
     std::string canon;
     for (int i = 0; i < 4; ++i) {
         std::string v = normalise(values[i]);
-        if (i == 0) v = lower(v);
+        if (i == 0) v = ascii_lower(v);
         canon += std::string(kNames[i]) + ":" + v + "\n";
     }
     unsigned char digest[EVP_MAX_MD_SIZE];

@@ -8,6 +8,7 @@
 #include <unordered_map>
 
 #include "error.h"
+#include "text_util.h"
 #include "seen_state.h"
 
 namespace pullmail {
@@ -21,12 +22,6 @@ constexpr std::size_t kMaxBufferedLiteral = 16 * 1024 * 1024;
 constexpr std::size_t kMaxUidSet = 4000;
 // UID FETCH commands in flight at once.
 constexpr std::size_t kFetchWindow = 8;
-
-std::string upper(std::string_view s) {
-    std::string out(s);
-    for (auto& c : out) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-    return out;
-}
 
 std::string quote(std::string_view s) {
     std::string out = "\"";
@@ -78,7 +73,7 @@ std::optional<FetchAttrs> parse_fetch(std::string text, bool partial, const std:
     a.seq = static_cast<std::uint32_t>((*vals)[1].number());
     const auto& items = (*vals)[3].items;
     for (std::size_t i = 0; i + 1 < items.size(); i += 2) {
-        std::string name = upper(items[i].text);
+        std::string name = ascii_upper(items[i].text);
         const ImapValue& v = items[i + 1];
         if (name == "UID") {
             a.uid = static_cast<std::uint32_t>(v.number());
@@ -101,9 +96,24 @@ std::optional<FetchAttrs> parse_fetch(std::string text, bool partial, const std:
 
 bool ends_with_body_item(std::string_view text) {
     while (!text.empty() && text.back() == ' ') text.remove_suffix(1);
-    std::string u = upper(text.substr(text.size() > 16 ? text.size() - 16 : 0));
+    std::string u = ascii_upper(text.substr(text.size() > 16 ? text.size() - 16 : 0));
     auto ends = [&](std::string_view s) { return u.size() >= s.size() && u.compare(u.size() - s.size(), s.size(), s) == 0; };
     return ends(" BODY[]") || ends("(BODY[]") || ends("BODY[]<0>") || ends(" RFC822") || ends("(RFC822");
+}
+
+// UID sets of at most kMaxUidSet bytes covering all of `uids`.
+std::vector<std::string> uid_sets(std::vector<std::uint32_t> uids) {
+    std::sort(uids.begin(), uids.end());
+    uids.erase(std::unique(uids.begin(), uids.end()), uids.end());
+    std::vector<std::string> sets;
+    for (std::size_t pos = 0; pos < uids.size();) {
+        std::string set;
+        std::size_t n = imap_uid_set(uids, pos, kMaxUidSet, set);
+        if (n == 0) break;
+        pos += n;
+        sets.push_back(std::move(set));
+    }
+    return sets;
 }
 
 }  // namespace
@@ -188,7 +198,7 @@ void ImapSession::start() {
     auto caps = run("CAPABILITY", [&](const std::string& text) {
         auto vals = parse_imap_values(text, reader_->literals());
         if (vals && vals->size() >= 2 && (*vals)[1].is_atom("CAPABILITY"))
-            for (std::size_t i = 2; i < vals->size(); ++i) caps_.insert(upper((*vals)[i].text));
+            for (std::size_t i = 2; i < vals->size(); ++i) caps_.insert(ascii_upper((*vals)[i].text));
     });
     if (caps.status != "OK") throw Error(ErrorKind::Protocol, "the server refused CAPABILITY").set_server_text(caps.text);
     auto list = run("LIST \"\" \"\"", [&](const std::string& text) {
@@ -207,7 +217,7 @@ void ImapSession::start() {
 }
 
 std::string ImapSession::server_name(const std::string& folder) const {
-    if (upper(folder) == "INBOX") return "INBOX";
+    if (ascii_upper(folder) == "INBOX") return "INBOX";
     std::string name;
     for (char c : folder) {
         if (c == '/') {
@@ -255,7 +265,7 @@ ImapSession::FolderInfo ImapSession::select(const std::string& folder, bool read
     auto done = run(std::string(read_only ? "EXAMINE " : "SELECT ") + arg, [&](const std::string& text) {
         auto st = parse_status_line(text);
         if (st && st->status == "OK" && !st->code.empty()) {
-            std::string code = upper(st->code);
+            std::string code = ascii_upper(st->code);
             if (code.rfind("UIDVALIDITY ", 0) == 0)
                 info.uidvalidity = static_cast<std::uint32_t>(std::strtoul(code.c_str() + 12, nullptr, 10));
             else if (code.rfind("UIDNEXT ", 0) == 0)
@@ -307,15 +317,7 @@ void ImapSession::fetch(const std::vector<RemoteMessage>& msgs, MessageHandler& 
     std::set<std::uint32_t> received;
 
     // Batches of UIDs, one UID FETCH each; several in flight.
-    std::vector<std::string> sets;
-    for (std::size_t pos = 0; pos < uids.size();) {
-        std::string set;
-        std::size_t n = imap_uid_set(uids, pos, kMaxUidSet, set);
-        if (n == 0) break;
-        // Keep batches modest so a stop request takes effect soon.
-        pos += n;
-        sets.push_back(std::move(set));
-    }
+    std::vector<std::string> sets = uid_sets(uids);
     std::set<std::string> outstanding;
     std::size_t next_set = 0;
     std::optional<Error> failure;
@@ -388,13 +390,7 @@ void ImapSession::fetch(const std::vector<RemoteMessage>& msgs, MessageHandler& 
 std::map<std::uint32_t, std::string> ImapSession::fetch_header_fields(const std::vector<std::uint32_t>& uids_in,
                                                                       const std::string& fields) {
     std::map<std::uint32_t, std::string> out;
-    std::vector<std::uint32_t> uids = uids_in;
-    std::sort(uids.begin(), uids.end());
-    for (std::size_t pos = 0; pos < uids.size();) {
-        std::string set;
-        std::size_t n = imap_uid_set(uids, pos, kMaxUidSet, set);
-        if (n == 0) break;
-        pos += n;
+    for (const auto& set : uid_sets(uids_in)) {
         auto done = run("UID FETCH " + set + " (UID BODY.PEEK[HEADER.FIELDS (" + fields + ")])",
                         [&](const std::string& text) {
                             auto a = parse_fetch(text, false, reader_->literals());
@@ -415,13 +411,8 @@ ImapSession::DeleteResult ImapSession::delete_messages(const std::vector<std::ui
         auto vals = parse_imap_values(text, reader_->literals());
         if (vals && vals->size() == 3 && (*vals)[2].is_atom("EXPUNGE")) ++r.expunged;
     };
-    std::vector<std::string> sets;
-    for (std::size_t pos = 0; pos < uids.size();) {
-        std::string set;
-        std::size_t n = imap_uid_set(uids, pos, kMaxUidSet, set);
-        if (n == 0) break;
-        pos += n;
-        sets.push_back(set);
+    std::vector<std::string> sets = uid_sets(uids);
+    for (const auto& set : sets) {
         auto st = run("UID STORE " + set + " +FLAGS.SILENT (\\Deleted)", count_expunge);
         if (st.status != "OK")
             throw Error(ErrorKind::Protocol, "the server refused to flag delivered messages as deleted")
@@ -486,7 +477,7 @@ void ImapSession::on_append_response(std::string& text) {
     r.id = it->id;
     r.ok = st->status == "OK";
     if (r.ok) {
-        std::string code = upper(st->code);
+        std::string code = ascii_upper(st->code);
         if (code.rfind("APPENDUID ", 0) == 0) {
             char* end = nullptr;
             r.uidvalidity = static_cast<std::uint32_t>(std::strtoul(code.c_str() + 10, &end, 10));

@@ -4,6 +4,8 @@
 #include <cstdio>
 #include <vector>
 
+#include "text_util.h"
+
 namespace pullmail {
 
 namespace {
@@ -77,8 +79,7 @@ std::optional<std::string> rfc5322_to_imap_date(std::string_view date) {
             } zones[] = {{"UT", "+0000"},  {"GMT", "+0000"}, {"UTC", "+0000"}, {"Z", "+0000"},
                          {"EST", "-0500"}, {"EDT", "-0400"}, {"CST", "-0600"}, {"CDT", "-0500"},
                          {"MST", "-0700"}, {"MDT", "-0600"}, {"PST", "-0800"}, {"PDT", "-0700"}};
-            std::string up;
-            for (char c : z) up += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+            std::string up = ascii_upper(z);
             for (const auto& e : zones)
                 if (up == e.name) zone = e.off;
         }
@@ -92,32 +93,14 @@ std::optional<std::string> rfc5322_to_imap_date(std::string_view date) {
 std::string arrival_date_from_header(std::string_view block) {
     std::string received, date;
     bool have_received = false;
-    std::string* current = nullptr;
-    std::size_t pos = 0;
-    while (pos < block.size()) {
-        auto nl = block.find('\n', pos);
-        std::string_view line = block.substr(pos, nl == std::string_view::npos ? block.size() - pos : nl - pos);
-        pos = nl == std::string_view::npos ? block.size() : nl + 1;
-        if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-        if (line.empty()) break;
-        if (line[0] == ' ' || line[0] == '\t') {
-            if (current) *current += " " + std::string(line);
-            continue;
-        }
-        current = nullptr;
-        auto colon = line.find(':');
-        if (colon == std::string_view::npos) continue;
-        std::string name;
-        for (char c : line.substr(0, colon)) name += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    for_each_header_field(block, [&](const std::string& name, const std::string& value) {
         if (name == "received" && !have_received) {
-            have_received = true;
-            received = std::string(line.substr(colon + 1));
-            current = &received;
+            have_received = true;  // the topmost one: added by the last hop, the mailbox's server
+            received = value;
         } else if (name == "date" && date.empty()) {
-            date = std::string(line.substr(colon + 1));
-            current = &date;
+            date = value;
         }
-    }
+    });
     if (have_received) {
         auto semi = received.rfind(';');
         if (semi != std::string::npos)

@@ -117,6 +117,10 @@ AccountResult run_account(const Account& account, const std::string& state_dir, 
             fetch_pop3(run);
         else
             fetch_imap(run);
+        if (!opts.check && !opts.dry_run && !opts.adopt)
+            log.info(account.name, std::to_string(result.fetched) + " new message(s), " +
+                                       std::to_string(result.bytes) + " bytes delivered to " + deliverer->describe() +
+                                       (run.keep ? "" : ", " + std::to_string(result.deleted) + " deleted on the server"));
         if (opts.interrupted && opts.interrupted->load())
             throw Error(ErrorKind::Temporary,
                         "interrupted by a signal after delivering " + std::to_string(result.fetched) +

@@ -15,18 +15,13 @@
 #include <vector>
 
 #include "error.h"
+#include "text_util.h"
 #include "fs_util.h"
 #include "log.h"
 
 namespace pullmail {
 
 namespace {
-
-std::string upper(std::string_view s) {
-    std::string out(s);
-    for (auto& c : out) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-    return out;
-}
 
 std::vector<std::string_view> words(std::string_view s) {
     std::vector<std::string_view> out;
@@ -135,7 +130,7 @@ std::string mask_credentials(std::string_view line) {
     auto w = words(line);
     if (w.empty()) return std::string(line);
     std::size_t cmd = 0;
-    std::string first = upper(w[0]);
+    std::string first = ascii_upper(w[0]);
     static const char* kCommands[] = {"USER", "PASS", "APOP", "AUTH", "LOGIN", "AUTHENTICATE", "CAPA",
                                       "CAPABILITY", "STLS", "STARTTLS", "QUIT", "LOGOUT", "NOOP", "ID",
                                       "ENABLE", "SELECT", "EXAMINE"};
@@ -143,8 +138,8 @@ std::string mask_credentials(std::string_view line) {
         return std::any_of(std::begin(kCommands), std::end(kCommands), [&](const char* c) { return word == c; });
     };
     // IMAP lines start with a tag.
-    if (!known(first) && w.size() >= 2 && known(upper(w[1]))) cmd = 1;
-    std::string c = upper(w[cmd]);
+    if (!known(first) && w.size() >= 2 && known(ascii_upper(w[1]))) cmd = 1;
+    std::string c = ascii_upper(w[cmd]);
     if (!known(c)) return "****";
     std::string prefix;
     for (std::size_t i = 0; i <= cmd; ++i) prefix += std::string(w[i]) + (i < cmd ? " " : "");

@@ -1,0 +1,22 @@
+// text_util.h — small text helpers shared by the protocol and header code.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <string_view>
+
+namespace pullmail {
+
+// ASCII case mapping (protocol keywords and header names are ASCII; bytes
+// >= 0x80 are left alone whatever the locale).
+std::string ascii_upper(std::string_view s);
+std::string ascii_lower(std::string_view s);
+
+// Calls fn(lower-cased field name, unfolded value) for each field of a
+// message header block (LF or CRLF; parsing stops at the first empty line).
+// The value keeps its leading white space; continuation lines are joined
+// with one space.
+void for_each_header_field(std::string_view block,
+                           const std::function<void(const std::string& name, const std::string& value)>& fn);
+
+}  // namespace pullmail
