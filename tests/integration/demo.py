@@ -24,7 +24,7 @@ def say(msg=""):
 
 def run(argv):
     say("$ " + " ".join(argv))
-    rc = subprocess.call(argv)
+    rc = subprocess.call(argv, stderr=subprocess.STDOUT)
     say("(exit status %d)" % rc)
     return rc
 
@@ -83,8 +83,11 @@ def main():
         rc2 = run([binary, "-f", config, "-v"])
         rc = rc or rc2
         say("")
+        unread = sum(1 for folder in ("INBOX", "Lists.cpp")
+                     for f in d.flags("bob", folder).values() if "\\Seen" not in f)
         say("Mail is kept on the server (keep defaults to true): alice still has %d messages, "
-            "bob's are still unread." % d.count("alice"))
+            "%d of bob's %d are still unread (IMAP fetches with BODY.PEEK[])."
+            % (d.count("alice"), unread, len(imap_inbox) + len(imap_list)))
     finally:
         d.stop()
         if os.path.exists(d.log_path):

@@ -35,7 +35,6 @@ import atexit
 import base64
 import ctypes
 import fcntl
-import grp
 import imaplib
 import os
 import poplib
@@ -56,6 +55,11 @@ MAIL_USER = "pullmailtest"
 LISTENERS_SSL = ("pop3s", "imaps", "pop3", "imap")
 LISTENERS_PLAIN = ("pop3", "imap")
 DH_FILE = "/usr/share/dovecot/dh.pem"
+
+
+def _sbin(name):
+    """A system program, also when /usr/sbin is not on PATH."""
+    return shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin:/usr/bin:/bin") or name
 
 _live = weakref.WeakSet()
 
@@ -104,7 +108,7 @@ def ensure_mail_user(name=MAIL_USER):
         try:
             pw = pwd.getpwnam(name)
         except KeyError:
-            subprocess.run(["useradd", "--system", "--no-create-home", "--user-group",
+            subprocess.run([_sbin("useradd"), "--system", "--no-create-home", "--user-group",
                             "--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin", name],
                            check=True)
             pw = pwd.getpwnam(name)
@@ -132,20 +136,26 @@ def make_certificate(directory, names=("DNS:localhost", "IP:127.0.0.1"), cn="loc
     return cert, key
 
 
-def _make_traversable(path):
+TEMP_ROOTS = tuple(sorted({os.path.realpath(tempfile.gettempdir()), "/tmp", "/var/tmp", "/dev/shm"}))
+
+
+def _make_traversable(path, base):
     """Dovecot's unprivileged processes (dovecot, dovenull, the mail user)
-    must reach files below path: give every ancestor o+x. Only directories
-    below the temp dir are changed; anything else that blocks is an error."""
-    tmp_root = os.path.realpath(tempfile.gettempdir())
+    must reach files below path: give o+x to path and its ancestors. Only
+    directories from base down, or below a temp directory, are changed;
+    anything else that blocks is an error, not silently opened up."""
+    base = os.path.realpath(base)
     p = os.path.realpath(path)
     while True:
         st = os.stat(p)
         if not st.st_mode & 0o001:
-            if p == tmp_root or p.startswith(tmp_root + os.sep) or p.startswith("/dev/shm" + os.sep):
-                os.chmod(p, (st.st_mode & 0o7777) | 0o011)
-            else:
+            ok = p == base or p.startswith(base + os.sep) or any(
+                p.startswith(t + os.sep) for t in TEMP_ROOTS)
+            if not ok:
                 raise DovecotError("%s is not traversable by other users; Dovecot's processes "
-                                   "could not reach %s: use a directory under %s" % (p, path, tmp_root))
+                                   "could not reach %s: use a directory below %s"
+                                   % (p, path, " or ".join(TEMP_ROOTS)))
+            os.chmod(p, (st.st_mode & 0o7777) | 0o011)
         parent = os.path.dirname(p)
         if parent == p:
             return
@@ -218,7 +228,7 @@ class Dovecot:
         # Dovecot's unprivileged processes must be able to traverse to their
         # sockets and to the mail: open up the parents we created.
         self._base = base
-        _make_traversable(self.dir)
+        _make_traversable(self.dir, base)
         self.ssl = ssl
         self.cert_names = tuple(cert_names)
         self.cert_cn = cert_cn
@@ -362,7 +372,7 @@ class Dovecot:
             self.ports = {name: free_port() for name in self._listeners()}
             self._write_config()
             log_offset = os.path.getsize(self.log_path) if os.path.exists(self.log_path) else 0
-            self._proc = subprocess.Popen(["dovecot", "-F", "-c", self.conf_path],
+            self._proc = subprocess.Popen([_sbin("dovecot"), "-F", "-c", self.conf_path],
                                           stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                           stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
             self._stopped = False

@@ -9,8 +9,8 @@ from util import Dovecot
 
 
 
-def files(snap):
-    return {k: v for k, v in snap.items() if v != "dir"}
+def files(state_dir):
+    return util.state_records(state_dir)
 
 
 class CheckDryRunJson(util.IntegrationCase):
@@ -31,27 +31,30 @@ class CheckDryRunJson(util.IntegrationCase):
             maildir = self.path("M-" + proto)
             name = "check-" + proto
             self.config({name: self.account(user, pw, proto, keep=False, deliver="maildir:" + maildir)})
-            state0 = files(util.snapshot(self.state_dir))
+            state0 = files(self.state_dir)
             mark = self.d.log_mark()
             r = self.run_config("--check", expect=0)
             downloads = self._body_downloads(mark, user, proto)
+            # man page: prints "N new message(s)" per account
+            self.assertRegex(r.out + r.err, r"\b5 new message", "--check does not say how many:\n" + r.describe())
             self.assertEqual(util.count_maildir(maildir), 0, "--check delivered mail")
             self.assertEqual(self.d.messages(user), before, "--check changed the server")
-            self.assertEqual(files(util.snapshot(self.state_dir)), state0, "--check changed the state")
+            self.assertEqual(files(self.state_dir), state0, "--check changed the state")
             self.assertEqual(downloads, 0, "--check downloaded message bodies")
             self.note("%s: --check with 5 new messages: exit 0, nothing delivered, downloaded, deleted "
                       "or recorded" % proto)
             self.run_config(expect=0)
             self.assertEqual(util.count_maildir(maildir), 5)
-            state1 = files(util.snapshot(self.state_dir))
+            state1 = files(self.state_dir)
             r = self.run_config("--check", expect=1)
-            self.assertEqual(files(util.snapshot(self.state_dir)), state1)
+            self.assertEqual(files(self.state_dir), state1)
             self.assertEqual(util.count_maildir(maildir), 5)
             self.note("%s: --check after fetching: exit 1" % proto)
             self.d.add_message(user, ordinary_corpus(1, seed=102, prefix="new-" + proto)[0].data)
             r = self.run_config("--check", expect=0)
+            self.assertRegex(r.out + r.err, r"\b1 new message", r.describe())
             self.assertEqual(util.count_maildir(maildir), 5)
-            self.assertEqual(files(util.snapshot(self.state_dir)), state1)
+            self.assertEqual(files(self.state_dir), state1)
             self.assertEqual(self.d.count(user), 1)
             self.note("%s: one more message: --check exit 0 again, still nothing delivered" % proto)
 
@@ -66,7 +69,7 @@ class CheckDryRunJson(util.IntegrationCase):
             maildir = self.path("M-" + proto)
             name = "dry-" + proto
             self.config({name: self.account(user, pw, proto, keep=False, deliver="maildir:" + maildir)})
-            state0 = files(util.snapshot(self.state_dir))
+            state0 = files(self.state_dir)
             r = self.run_config("--dry-run", "--json")
             self.assertEqual(r.rc, 0, r.describe())
             self.assertEqual(util.count_maildir(maildir), 0, "--dry-run delivered mail")
@@ -78,7 +81,7 @@ class CheckDryRunJson(util.IntegrationCase):
             else:
                 before_cmp = before
             self.assertEqual(after, before_cmp, "--dry-run changed the server (keep = false)")
-            self.assertEqual(files(util.snapshot(self.state_dir)), state0, "--dry-run changed the state")
+            self.assertEqual(files(self.state_dir), state0, "--dry-run changed the state")
             self.note("%s: --dry-run with keep = false: nothing delivered, deleted or recorded" % proto)
             self.run_config("-n", expect=0)
             self.assertEqual(util.count_maildir(maildir), 0, "-n delivered mail")
@@ -93,8 +96,8 @@ class CheckDryRunJson(util.IntegrationCase):
             for m in corpus:
                 self.d.add_message(user, m.data)
             served = self.d.messages(user)
-            lf_bytes = sum(len(e) for e in util.expected_from_served(served, final_newline=True))
-            crlf_bytes = sum(len(b) + (0 if b.endswith(b"\r\n") else 2) for _, b, _ in served)
+            # man page: bytes = what was delivered, after CRLF -> LF
+            lf_bytes = sum(len(e) for e in util.expected_from_served(served, final_newline=proto == "pop3s"))
             maildir = self.path("M-" + proto)
             name = "json-" + proto
             self.config({name: self.account(user, pw, proto, deliver="maildir:" + maildir)})
@@ -104,32 +107,31 @@ class CheckDryRunJson(util.IntegrationCase):
             self.assertEqual(j["exit_status"], 0)
             self.assertEqual(len(j["accounts"]), 1)
             a = j["accounts"][0]
-            self.assertTrue({"name", "fetched", "bytes", "deleted", "skipped", "errors"} <= set(a), a)
-            for k in ("fetched", "bytes", "deleted", "skipped"):
+            fields = ("fetched", "bytes", "deleted", "skipped", "new", "exit_status")
+            self.assertTrue({"name", "errors"} | set(fields) <= set(a), a)
+            for k in fields:
                 self.assertIsInstance(a[k], int, k)
                 self.assertGreaterEqual(a[k], 0, k)
             self.assertEqual(a["name"], name)
-            self.assertEqual(a["fetched"], len(corpus))
-            self.assertEqual(a["deleted"], 0)
-            self.assertEqual(a["errors"], [])
-            # LF or CRLF counting both fine; 100 bytes slack for POP3 dot-stuffing
-            self.assertTrue(lf_bytes - len(corpus) <= a["bytes"] <= crlf_bytes + 100,
-                            "bytes=%d, messages are %d bytes with LF and %d with CRLF"
-                            % (a["bytes"], lf_bytes, crlf_bytes))
-            self.note("%s: --json %s" % (proto, {k: a[k] for k in ("fetched", "bytes", "deleted", "skipped")}))
+            self.assertEqual((a["fetched"], a["new"], a["deleted"], a["skipped"], a["exit_status"], a["errors"]),
+                             (len(corpus), len(corpus), 0, 0, 0, []), a)
+            self.assertEqual(a["bytes"], lf_bytes, "bytes is not the delivered size after CRLF -> LF")
+            self.note("%s: --json %s" % (proto, {k: a[k] for k in fields}))
             # second run: nothing fetched, fields still there
             r = self.run_config("--json", expect=0)
             a = self.json_account(r, name)
-            self.assertEqual((a["fetched"], a["bytes"], a["deleted"], a["errors"]), (0, 0, 0, []), a)
-            # a new message, fetched and deleted
-            self.d.add_message(user, ordinary_corpus(1, seed=105, prefix="jnew")[0].data)
+            self.assertEqual((a["fetched"], a["bytes"], a["deleted"], a["new"], a["errors"]), (0, 0, 0, 0, []), a)
+            # a new message; -K deletes everything delivered (this run or earlier, man page)
+            new = ordinary_corpus(1, seed=105, prefix="jnew")[0].data
+            self.d.add_message(user, new)
+            on_server = self.d.count(user)
             r = self.run_config("--json", "-K", expect=0)
             a = self.json_account(r, name)
-            self.assertEqual(a["fetched"], 1, a)
-            self.assertEqual(a["deleted"], 1, a)
-            self.assertGreater(a["bytes"], 0)
-            self.note("%s: then fetched=0 bytes=0; then with -K and one new message fetched=1 deleted=1 "
-                      "(skipped=%d)" % (proto, a["skipped"]))
+            self.assertEqual((a["fetched"], a["new"], a["deleted"]), (1, 1, on_server), a)
+            self.assertEqual(a["bytes"], len(util.lf(new)), a)
+            self.assertEqual(self.d.count(user), 0)
+            self.note("%s: then fetched=0 bytes=0 new=0; then -K with one new message: fetched=1 new=1 "
+                      "deleted=%d (all delivered mail), skipped=%d" % (proto, on_server, a["skipped"]))
 
     def test_json_error_entry(self):
         user, pw = self.new_user()
@@ -138,9 +140,10 @@ class CheckDryRunJson(util.IntegrationCase):
         j = r.json()
         self.assertEqual(j["exit_status"], util.EX_NOPERM)
         a = self.json_account(r, "bad")
-        self.assertIsInstance(a["errors"], list)
-        self.assertTrue(a["errors"] and all(isinstance(e, str) and e for e in a["errors"]), a)
-        self.note("failed account: exit_status 77, errors=%r" % a["errors"])
+        self.assertEqual(a["exit_status"], util.EX_NOPERM, a)
+        errors = self.assertErrorKind(r, "bad", "auth")
+        self.assertFalse(errors[0]["temporary"], errors)
+        self.note("failed account: exit_status 77, errors=%r" % errors)
 
     def test_quiet(self):
         user, pw = self.new_user()

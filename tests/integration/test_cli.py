@@ -62,6 +62,7 @@ class Cli(util.IntegrationCase):
         self.config({"nowhere": acc})
         r = self.run_config("--json", expect=util.EX_UNAVAILABLE)
         self.assertStderrNames(r, "nowhere")
+        self.assertErrorKind(r, "nowhere", "unreachable")
         self.assertEqual(r.json()["exit_status"], util.EX_UNAVAILABLE)
         self.note("closed port: exit 69, account named")
 

@@ -50,8 +50,8 @@ class MultiAccount(util.IntegrationCase):
         for name in expected:
             self.assertFalse([l for l in r.err.splitlines() if l.startswith("pullmail: account '%s': " % name)
                               and "error" in l.lower()], "error reported for a good account:\n" + r.err)
+        self.assertErrorKind(r, "broken", "auth")
         jb = self.json_account(r, "broken")
-        self.assertTrue(jb["errors"], jb)
         self.assertEqual(jb["fetched"], 0)
         self.assertEqual(r.json()["exit_status"], util.EX_NOPERM)
         self.assertEqual(util.count_maildir(self.path("Maildir-broken")), 0)

@@ -24,16 +24,16 @@ class Plaintext(util.IntegrationCase):
         self.config({"plain": self.account(user, pw, proto, deliver="maildir:" + maildir)})
         mark = self.d.log_mark()
         r = self.run_config("--json", expect=util.EX_PROTOCOL)
-        self.assertStderrNames(r, "plain", r"STARTTLS|STLS|TLS")
+        line = self.assertStderrNames(r, "plain", r"STARTTLS|STLS|TLS")[0]
         self.assertEqual(util.count_maildir(maildir), 0, "delivered although TLS was refused")
         self.assertEqual(Dovecot.logins(self.d.settled_log(mark, user), user=user), [],
                          "pullmail logged in without TLS")
         util.assert_secret_absent(pw, r.stdout, r.stderr)
         self.assertEqual(self.d.count(user), 3)
         self.assertEqual(r.json()["exit_status"], util.EX_PROTOCOL)
-        self.assertTrue(self.json_account(r, "plain")["errors"])
-        self.note("%s:// without STARTTLS on the server: exit 76, error names the account, "
-                  "no login, nothing delivered" % proto)
+        self.assertErrorKind(r, "plain", "tls")
+        self.note("%s:// without STARTTLS on the server: exit 76, no login, nothing delivered: %r"
+                  % (proto, line))
 
     def test_pop3_refused_without_starttls(self):
         self._refused("pop3")

@@ -37,9 +37,8 @@ class TlsErrors(util.IntegrationCase):
         self.assertEqual(Dovecot.logins(d.settled_log(mark, user), user=user), [], "logged in over untrusted TLS")
         self.assertEqual(d.flags(user), flags, "server changed")
         util.assert_secret_absent(pw, r.stdout, r.stderr)
-        j = self.json_account(r, name)
-        self.assertTrue(j["errors"], j)
-        self.assertEqual(j["fetched"], 0)
+        self.assertErrorKind(r, name, "tls")
+        self.assertEqual(self.json_account(r, name)["fetched"], 0)
         self.note("%s: exit 76, %r" % (proto, [l for l in r.err.splitlines() if name in l][0]))
 
     def test_self_signed_without_ca_file(self):

@@ -48,6 +48,11 @@ def log(msg):
     print(msg, flush=True)
 
 
+def free_port_value():
+    """A loopback port nothing listens on (for 'unreachable' tests)."""
+    return dovecot_mod.free_port()
+
+
 # ---- running pullmail ---------------------------------------------------------
 
 class Result:
@@ -351,6 +356,26 @@ def snapshot(path):
     return out
 
 
+def state_records(state_dir):
+    """{account: sorted record lines} of the *.state files: what pullmail
+    remembers, independent of lock files and of whether an empty state file
+    exists (a file holding only the header counts as no state)."""
+    out = {}
+    if not os.path.isdir(state_dir):
+        return out
+    for name in sorted(os.listdir(state_dir)):
+        if not name.endswith(".state"):
+            continue
+        with open(os.path.join(state_dir, name), "rb") as f:
+            lines = f.read().splitlines()
+        if lines and lines[0].startswith(b"pullmail-state"):
+            lines = lines[1:]
+        lines = sorted(l for l in lines if l.strip())
+        if lines:
+            out[name[:-len(".state")]] = lines
+    return out
+
+
 def assert_secret_absent(secret, *texts, what="output"):
     for t in texts:
         if isinstance(t, bytes):
@@ -456,6 +481,26 @@ class IntegrationCase(unittest.TestCase):
             self.fail("--json has %d entries for account %r: %r" % (len(accs), name, j))
         return accs[0]
 
+    ERROR_KINDS = {"usage", "config", "unreachable", "tls", "auth", "protocol", "delivery",
+                   "local-io", "state", "temporary", "internal"}
+
+    def assertErrorKind(self, result, account, kinds):
+        """--json: the account has errors, each {kind, temporary, message}
+        (man page), and one of them is of a kind in `kinds`."""
+        if isinstance(kinds, str):
+            kinds = {kinds}
+        a = self.json_account(result, account)
+        errors = a.get("errors")
+        self.assertTrue(errors, "no errors in --json for %r: %r" % (account, a))
+        for e in errors:
+            self.assertIsInstance(e, dict, "error entry is not an object: %r" % (e,))
+            self.assertIn(e.get("kind"), self.ERROR_KINDS, e)
+            self.assertIsInstance(e.get("temporary"), bool, e)
+            self.assertTrue(isinstance(e.get("message"), str) and e["message"], e)
+        self.assertTrue(any(e["kind"] in kinds for e in errors),
+                        "no error of kind %s for %r: %r" % (sorted(kinds), account, errors))
+        return errors
+
     def assertStderrNames(self, result, account, pattern=None):
         """stderr has a line "pullmail: account 'NAME': ..." (matching pattern)."""
         prefix = "pullmail: account '%s': " % account
@@ -471,7 +516,3 @@ def main():
     """unittest.main with names and docstrings printed; exit status = result."""
     unittest.main(verbosity=2, buffer=False)
 
-
-def free_port_value():
-    """A loopback port nothing listens on (for 'unreachable' tests)."""
-    return dovecot_mod.free_port()

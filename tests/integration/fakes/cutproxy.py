@@ -6,7 +6,14 @@
 
 direction "s2c" counts bytes from the server to the client, "c2s" from the
 client to the server. Exactly cut_at bytes of that direction are forwarded,
-then both sockets are closed: with a FIN by default, or with an RST
+then both sockets are closed. cut_at may also be a marker (needle, nth,
+delta): the cut falls `delta` bytes after the start of the nth occurrence
+(0-based) of `needle` in that direction's stream, found as the bytes pass
+(servers like Dovecot put timings into replies, so absolute offsets of a
+recorded session drift by a few bytes; a marker does not). When the marker
+is only recognised after some of the bytes before the cut point were
+already passed on (a needle split across reads, a negative delta), the cut
+happens at once. The offset where it happened is in transcripts[i]["at"]: with a FIN by default, or with an RST
 (SO_LINGER 0) when rst=True. Only the first connection is cut (cut_once);
 later ones, and every connection when cut_at is None, are passed through and
 recorded, so a clean run through the proxy gives the byte layout of a
@@ -77,7 +84,7 @@ class CutProxy:
                 return
             with self._lock:
                 index = len(self.transcripts)
-                rec = {"c2s": bytearray(), "s2c": bytearray(), "cut": False}
+                rec = {"c2s": bytearray(), "s2c": bytearray(), "cut": False, "at": None}
                 self.transcripts.append(rec)
                 cut = self.cut_at if (self.cut_at is not None and (not self.cut_once or self.cuts == 0)) else None
                 if cut is not None:
@@ -113,9 +120,13 @@ class CutProxy:
         sel.register(client, selectors.EVENT_READ, ("c2s", server))
         sel.register(server, selectors.EVENT_READ, ("s2c", client))
         counted = 0
+        marker = None
+        if isinstance(cut, tuple):
+            marker, cut = cut, None
         try:
             if cut == 0:
                 rec["cut"] = True
+                rec["at"] = 0
                 return
             open_dirs = 2
             while open_dirs and not self._stop.is_set():
@@ -134,6 +145,12 @@ class CutProxy:
                         except OSError:
                             pass
                         continue
+                    if marker is not None and direction == self.direction:
+                        needle, nth, delta = marker
+                        hits = find_all(bytes(rec[direction]) + data, needle)
+                        if len(hits) > nth:
+                            cut = max(hits[nth] + delta, counted)
+                            marker = None
                     if cut is not None and direction == self.direction:
                         room = cut - counted
                         if len(data) >= room:
@@ -144,7 +161,10 @@ class CutProxy:
                             except OSError:
                                 pass
                             rec["cut"] = True
+                            rec["at"] = cut
                             return
+                        counted += len(data)
+                    elif direction == self.direction:
                         counted += len(data)
                     rec[direction] += data
                     try:

@@ -23,7 +23,6 @@ are stored with CRLF line endings and served byte for byte.
 """
 
 import re
-import socket
 import socketserver
 import threading
 
@@ -321,11 +320,3 @@ class FakeImap:
                 line(b"* %d FETCH (%s)" % (seq, b" ".join(attrs)))
         line(tag + b" OK fetch done")
         return True
-
-
-def close_quietly(sock):
-    try:
-        sock.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass
-    sock.close()

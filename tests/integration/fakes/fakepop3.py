@@ -49,7 +49,10 @@ class FakePop3:
 
         class Handler(socketserver.StreamRequestHandler):
             def handle(self):
-                owner._session(self)
+                try:
+                    owner._session(self)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
 
         class Server(socketserver.ThreadingTCPServer):
             allow_reuse_address = True

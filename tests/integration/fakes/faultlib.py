@@ -21,7 +21,18 @@ if HERE not in sys.path:
 
 import util  # noqa: E402
 
-ACCOUNT = "cli"  # the name pullmail gives a one-off (--url) account
+
+
+def oneoff_name(url, user):
+    """The name pullmail gives a one-off (--url) account: "user@host:port"
+    ('/', '\\' and ' ' replaced by '_'); its state file is NAME.state and
+    its lock NAME.lock in the state dir."""
+    rest = url.split("://", 1)[1]
+    hostport = rest.split("/", 1)[0]
+    name = "%s@%s" % (user, hostport)
+    for c in "/\\ ":
+        name = name.replace(c, "_")
+    return name
 
 
 # ---- running pullmail ---------------------------------------------------------
@@ -60,18 +71,38 @@ def oneoff(url, user, deliver, state_dir, ca_file=None, keep=False, extra=()):
     return args + list(extra)
 
 
-def account_lines(result, account=ACCOUNT, errors_only=True):
-    """stderr lines "pullmail: account 'NAME': ..." (without warnings when
-    errors_only)."""
-    prefix = "pullmail: account '%s': " % account
+def account_lines(result, account=None, errors_only=True):
+    """stderr lines "pullmail: account 'NAME': ..." (any NAME when account
+    is None; the fault tests run one account per invocation), without
+    warnings when errors_only."""
+    pat = re.compile(r"^pullmail: (warning: )?account '%s': " % (re.escape(account) if account else "[^']+"))
     out = []
     for line in result.err.splitlines():
-        if not line.startswith(prefix):
-            continue
-        if errors_only and line[len(prefix):].startswith("warning:"):
+        m = pat.match(line)
+        if not m or (errors_only and m.group(1)):
             continue
         out.append(line)
     return out
+
+
+def warning_lines(result):
+    return [l for l in result.err.splitlines() if re.match(r"^pullmail: warning: account '[^']+': ", l)]
+
+
+def config_args(path, name, url, user, password, deliver, state_dir, ca_file=None, keep=False, tls=None,
+                extra=(), **settings):
+    """Writes a config file with one account NAME and returns the arguments
+    to run it (-f PATH, -k/-K, extra). Unlike one-off accounts (named after
+    user@host:port), the name and so the state survive a change of URL (a
+    run through a proxy, then one straight to the server)."""
+    acc = {"url": url, "user": user, "password": password, "deliver": deliver}
+    if ca_file:
+        acc["ca_file"] = ca_file
+    if tls:
+        acc["tls"] = tls
+    acc.update(settings)
+    util.write_config(path, {name: acc}, state_dir=state_dir)
+    return ["-f", path, "-k" if keep else "-K"] + list(extra)
 
 
 def stray_stderr(result):
@@ -89,30 +120,18 @@ def crashed(result):
 
 # ---- MDA ----------------------------------------------------------------------
 
-MDA_SCRIPT = r'''#!/bin/sh
-# fault-test MDA: stores its stdin as one uniquely named file: written in
-# tmp/, moved to new/ when complete. Exits 0.
-d="$1"
-f=$(mktemp "$d/tmp/m.XXXXXXXXXX") || exit 74
-cat > "$f" || exit 74
-mv "$f" "$d/new/" || exit 74
-exit 0
-'''
-
-
-def make_mda(directory, script=MDA_SCRIPT, name="mda.sh"):
-    """Writes the MDA script and its output dir. Returns (deliver, outdir).
-    The output dir's path is unique, so wait_mda_gone(outdir) can find
-    MDAs (orphaned by a killed pullmail) still running."""
-    os.makedirs(directory, exist_ok=True)
-    path = os.path.join(directory, name)
-    with open(path, "w") as f:
-        f.write(script)
-    os.chmod(path, 0o755)
+def make_mda(directory):
+    """An MDA that writes its stdin to a uniquely named file and exits 0:
+    `exec tee -a OUT/new/m.<pid>` (stdout is /dev/null for an MDA). One
+    process per message keeps thousands of runs fast; the output path is in
+    its argv, so wait_mda_gone(OUT) finds MDAs orphaned by a killed
+    pullmail. -a: should a pid ever repeat, two messages end up in one file
+    and show as damaged instead of one silently replacing the other.
+    Returns (deliver, outdir)."""
     out = os.path.join(directory, "mda-out")
     for sub in ("tmp", "new"):
         os.makedirs(os.path.join(out, sub), exist_ok=True)
-    return "mda:%s %s" % (path, out), out
+    return "mda:exec tee -a %s/new/m.$$" % out, out
 
 
 def processes_mentioning(marker):
@@ -185,7 +204,7 @@ def read_mda_out(out):
         with open(os.path.join(new, name), "rb") as f:
             c.messages.append(f.read())
     tmp = os.path.join(out, "tmp")
-    for name in sorted(os.listdir(tmp)):
+    for name in sorted(os.listdir(tmp)) if os.path.isdir(tmp) else []:
         c.partials.append("MDA file %s/tmp/%s never completed" % (out, name))
     return c
 
@@ -304,3 +323,30 @@ def seconds(t0):
     return "%.1fs" % (time.monotonic() - t0)
 
 
+
+
+def fixed_uidvalidity_user(dovecot, name, password, uidvalidity=1700000000):
+    """A Dovecot user whose INBOX has a chosen UIDVALIDITY, so that every
+    such user with the same messages has the same POP3 UIDLs and IMAP UIDs:
+    a state file written for one is valid for all (lets a test replay one
+    state file against many fresh mailboxes). Done by seeding Dovecot's
+    dovecot-uidlist ("3 V<uidvalidity> N<next uid>") before any message."""
+    dovecot.add_user(name, password)
+    path = os.path.join(dovecot.user_root(name), "dovecot-uidlist")
+    with open(path, "w") as f:
+        f.write("3 V%d N1\n" % uidvalidity)
+    os.chown(path, dovecot.uid, dovecot.gid)
+    return name, password
+
+
+def server_message_ids(dovecot, user):
+    """Message-IDs of a user's INBOX read from Dovecot's Maildir on disk
+    (no login; Dovecot unlinks a file when it expunges the message)."""
+    ids = set()
+    for path in dovecot.maildir_files(user):
+        try:
+            with open(path, "rb") as f:
+                ids.add(util.message_id(f.read(8192)))
+        except FileNotFoundError:
+            pass
+    return ids
