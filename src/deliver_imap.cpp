@@ -156,9 +156,9 @@ public:
         // Learnt whole or not at all: a half-learnt folder would skip the
         // duplicate check for what it missed.
         std::unordered_map<std::string, int> k;
-        auto info = imap_->open_or_create(folder);
-        if (info.exists > 0) {
-            auto listing = imap_->list_messages(folder, info.uidvalidity);
+        std::vector<RemoteMessage> listing;
+        imap_->open_or_create(folder, &listing);
+        if (!listing.empty()) {
             std::vector<std::uint32_t> uids;
             for (const auto& m : listing) uids.push_back(m.uid);
             for (const auto& [uid, hdr] : imap_->fetch_header_fields(uids, kFingerprintFields)) {

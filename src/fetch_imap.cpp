@@ -55,9 +55,9 @@ void fetch_imap(AccountRun& run) {
     const auto folders = expand_folders(acc.folders, imap);
     for (const auto& folder : folders) {
         if (handler.stop_requested()) break;
-        auto info = imap.select(folder, read_only);
+        std::vector<RemoteMessage> listing;
+        auto info = imap.select(folder, read_only, &listing);
         test_step("selected");
-        auto listing = imap.list_messages(folder, info.uidvalidity);
         std::unordered_set<std::string> current;
         for (const auto& m : listing) current.insert(m.key);
 

@@ -176,34 +176,48 @@ ImapSession::~ImapSession() = default;
 std::string ImapSession::next_tag() { return "P" + std::to_string(++tag_counter_); }
 
 ImapStatusLine ImapSession::run(const std::string& command, const Untagged& untagged) {
-    std::string tag = next_tag();
-    ch_.command(tag + " " + command);
-    std::optional<ImapStatusLine> done;
+    return run_all({command}, untagged).front();
+}
+
+std::vector<ImapStatusLine> ImapSession::run_all(const std::vector<std::string>& commands, const Untagged& untagged) {
+    // IMAP lets a client send commands without waiting (RFC 3501 5.5); the
+    // replies are matched by tag. Used where the commands do not depend on
+    // each other's outcome, to save round trips.
+    std::vector<std::string> tags;
+    for (const auto& c : commands) {
+        tags.push_back(next_tag());
+        ch_.command(tags.back() + " " + c);
+    }
+    std::vector<std::optional<ImapStatusLine>> done(commands.size());
+    std::size_t remaining = commands.size();
     reader_->want_stream = nullptr;
     reader_->on_response = [&](std::string& text) {
         ch_.trace_in(text.size() > 300 ? text.substr(0, 300) + "..." : text);
-        if (text.compare(0, tag.size() + 1, tag + " ") == 0) {
-            done = parse_status_line(text);
-            if (!done) throw Error(ErrorKind::Protocol, "the server sent a malformed reply").set_server_text(text);
-        } else if (text.rfind("* ", 0) == 0) {
+        if (text.rfind("* ", 0) == 0) {
             if (untagged) untagged(text);
+            return;
         }
+        auto st = parse_status_line(text);
+        if (!st) throw Error(ErrorKind::Protocol, "the server sent a malformed reply").set_server_text(text);
+        auto it = std::find(tags.begin(), tags.end(), st->tag);
+        if (it == tags.end() || done[it - tags.begin()]) return;
+        done[it - tags.begin()] = std::move(*st);
+        --remaining;
     };
-    ch_.pump([&](std::string_view b) { reader_->parser.feed(b, *reader_); }, [&] { return done.has_value(); });
+    ch_.pump([&](std::string_view b) { reader_->parser.feed(b, *reader_); }, [&] { return remaining == 0; });
     reader_->on_response = nullptr;
-    return *done;
+    std::vector<ImapStatusLine> out;
+    for (auto& d : done) out.push_back(std::move(*d));
+    return out;
 }
 
 void ImapSession::start() {
-    auto caps = run("CAPABILITY", [&](const std::string& text) {
+    auto st = run_all({"CAPABILITY", "LIST \"\" \"\""}, [&](const std::string& text) {
         auto vals = parse_imap_values(text, reader_->literals());
-        if (vals && vals->size() >= 2 && (*vals)[1].is_atom("CAPABILITY"))
+        if (!vals || vals->size() < 2) return;
+        if ((*vals)[1].is_atom("CAPABILITY")) {
             for (std::size_t i = 2; i < vals->size(); ++i) caps_.insert(ascii_upper((*vals)[i].text));
-    });
-    if (caps.status != "OK") throw Error(ErrorKind::Protocol, "the server refused CAPABILITY").set_server_text(caps.text);
-    auto list = run("LIST \"\" \"\"", [&](const std::string& text) {
-        auto vals = parse_imap_values(text, reader_->literals());
-        if (vals && vals->size() >= 4 && (*vals)[1].is_atom("LIST")) {
+        } else if ((*vals)[1].is_atom("LIST") && vals->size() >= 4) {
             const auto& d = (*vals)[3];
             if (d.type == ImapValue::Type::String && d.text.size() == 1) {
                 delimiter_ = d.text[0];
@@ -213,7 +227,7 @@ void ImapSession::start() {
             }
         }
     });
-    (void)list;
+    if (st[0].status != "OK") throw Error(ErrorKind::Protocol, "the server refused CAPABILITY").set_server_text(st[0].text);
 }
 
 std::string ImapSession::server_name(const std::string& folder) const {
@@ -257,12 +271,18 @@ std::vector<std::string> ImapSession::list_all_folders() {
     return out;
 }
 
-ImapSession::FolderInfo ImapSession::select(const std::string& folder, bool read_only) {
+ImapSession::FolderInfo ImapSession::select(const std::string& folder, bool read_only,
+                                            std::vector<RemoteMessage>* listing) {
     FolderInfo info;
+    std::vector<RemoteMessage> found;
     std::string name = server_name(folder);
     auto astr = imap_astring(name, false);
     std::string arg = astr ? *astr : quote(name);
-    auto done = run(std::string(read_only ? "EXAMINE " : "SELECT ") + arg, [&](const std::string& text) {
+    std::vector<std::string> cmds{std::string(read_only ? "EXAMINE " : "SELECT ") + arg};
+    // The listing rides in the same flight: if the SELECT fails, no folder is
+    // selected and the UID FETCH fails harmlessly (RFC 3501 6.3.1).
+    if (listing) cmds.push_back("UID FETCH 1:* (UID RFC822.SIZE)");
+    auto done = run_all(cmds, [&](const std::string& text) {
         auto st = parse_status_line(text);
         if (st && st->status == "OK" && !st->code.empty()) {
             std::string code = ascii_upper(st->code);
@@ -273,36 +293,34 @@ ImapSession::FolderInfo ImapSession::select(const std::string& folder, bool read
             return;
         }
         auto vals = parse_imap_values(text, reader_->literals());
-        if (vals && vals->size() == 3 && (*vals)[2].is_atom("EXISTS"))
+        if (vals && vals->size() == 3 && (*vals)[2].is_atom("EXISTS")) {
             info.exists = static_cast<std::uint32_t>((*vals)[1].number());
-    });
-    if (done.status != "OK")
-        throw Error(ErrorKind::Protocol, "cannot open folder '" + folder + "'").set_server_text(done.text);
-    if (info.uidvalidity == 0)
-        throw Error(ErrorKind::Protocol, "the server gave no UIDVALIDITY for folder '" + folder +
-                                             "', so pullmail cannot tell new messages from old ones");
-    return info;
-}
-
-std::vector<RemoteMessage> ImapSession::list_messages(const std::string& folder, std::uint32_t uidvalidity) {
-    std::vector<RemoteMessage> out;
-    auto done = run("UID FETCH 1:* (UID RFC822.SIZE)", [&](const std::string& text) {
+            return;
+        }
         auto a = parse_fetch(text, false, reader_->literals());
-        if (!a || !a->uid) return;
+        if (!a || !a->uid || !a->has_size) return;  // unsolicited flag updates and the like
         RemoteMessage m;
         m.number = a->seq;
         m.uid = a->uid;
         m.size = a->size;
         m.folder = folder;
-        m.key = imap_key(folder, uidvalidity, a->uid);
-        out.push_back(std::move(m));
+        found.push_back(std::move(m));
     });
-    if (done.status != "OK")
-        throw Error(ErrorKind::Protocol, "cannot list folder '" + folder + "'").set_server_text(done.text);
-    std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.uid < b.uid; });
-    out.erase(std::unique(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.uid == b.uid; }),
-              out.end());
-    return out;
+    if (done[0].status != "OK")
+        throw Error(ErrorKind::Protocol, "cannot open folder '" + folder + "'").set_server_text(done[0].text);
+    if (info.uidvalidity == 0)
+        throw Error(ErrorKind::Protocol, "the server gave no UIDVALIDITY for folder '" + folder +
+                                             "', so pullmail cannot tell new messages from old ones");
+    if (listing) {
+        if (done[1].status != "OK")
+            throw Error(ErrorKind::Protocol, "cannot list folder '" + folder + "'").set_server_text(done[1].text);
+        std::sort(found.begin(), found.end(), [](const auto& a, const auto& b) { return a.uid < b.uid; });
+        found.erase(std::unique(found.begin(), found.end(), [](const auto& a, const auto& b) { return a.uid == b.uid; }),
+                    found.end());
+        for (auto& m : found) m.key = imap_key(folder, info.uidvalidity, m.uid);
+        *listing = std::move(found);
+    }
+    return info;
 }
 
 void ImapSession::fetch(const std::vector<RemoteMessage>& msgs, MessageHandler& handler) {
@@ -411,32 +429,32 @@ ImapSession::DeleteResult ImapSession::delete_messages(const std::vector<std::ui
         auto vals = parse_imap_values(text, reader_->literals());
         if (vals && vals->size() == 3 && (*vals)[2].is_atom("EXPUNGE")) ++r.expunged;
     };
+    // STORE and UID EXPUNGE go out together: UID EXPUNGE removes only the
+    // listed UIDs that carry \Deleted, so it is safe even if a STORE failed.
     std::vector<std::string> sets = uid_sets(uids);
-    for (const auto& set : sets) {
-        auto st = run("UID STORE " + set + " +FLAGS.SILENT (\\Deleted)", count_expunge);
-        if (st.status != "OK")
-            throw Error(ErrorKind::Protocol, "the server refused to flag delivered messages as deleted")
-                .set_server_text(st.text);
+    std::vector<std::string> cmds;
+    for (const auto& set : sets) cmds.push_back("UID STORE " + set + " +FLAGS.SILENT (\\Deleted)");
+    if (uidplus)
+        for (const auto& set : sets) cmds.push_back("UID EXPUNGE " + set);
+    auto st = run_all(cmds, count_expunge);
+    for (std::size_t i = 0; i < st.size(); ++i) {
+        if (st[i].status == "OK") continue;
+        throw Error(ErrorKind::Protocol, i < sets.size() ? "the server refused to flag delivered messages as deleted"
+                                                         : "the server refused UID EXPUNGE")
+            .set_server_text(st[i].text);
     }
-    if (uidplus) {
-        for (const auto& set : sets) {
-            auto st = run("UID EXPUNGE " + set, count_expunge);
-            if (st.status != "OK")
-                throw Error(ErrorKind::Protocol, "the server refused UID EXPUNGE").set_server_text(st.text);
-        }
-        return r;
-    }
+    if (uidplus) return r;
     // Without UIDPLUS, EXPUNGE removes every \Deleted message: do it only
     // when no other message carries the flag.
     std::set<std::uint32_t> ours(uids.begin(), uids.end());
     bool others = false;
-    auto st = run("UID SEARCH DELETED", [&](const std::string& text) {
+    auto search = run("UID SEARCH DELETED", [&](const std::string& text) {
         auto vals = parse_imap_values(text, reader_->literals());
         if (vals && vals->size() >= 2 && (*vals)[1].is_atom("SEARCH"))
             for (std::size_t i = 2; i < vals->size(); ++i)
                 if (!ours.count(static_cast<std::uint32_t>((*vals)[i].number()))) others = true;
     });
-    if (st.status != "OK" || others) {
+    if (search.status != "OK" || others) {
         r.expunge_skipped = true;
         return r;
     }
@@ -445,9 +463,9 @@ ImapSession::DeleteResult ImapSession::delete_messages(const std::vector<std::ui
     return r;
 }
 
-ImapSession::FolderInfo ImapSession::open_or_create(const std::string& folder) {
+ImapSession::FolderInfo ImapSession::open_or_create(const std::string& folder, std::vector<RemoteMessage>* listing) {
     try {
-        return select(folder, true);
+        return select(folder, true, listing);
     } catch (const Error&) {
         std::string name = server_name(folder);
         auto astr = imap_astring(name, false);
@@ -455,7 +473,7 @@ ImapSession::FolderInfo ImapSession::open_or_create(const std::string& folder) {
         if (st.status != "OK")
             throw Error(ErrorKind::Delivery, "cannot create folder '" + folder + "' on the target server")
                 .set_server_text(st.text);
-        return select(folder, true);
+        return select(folder, true, listing);
     }
 }
 

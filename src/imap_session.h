@@ -41,12 +41,10 @@ public:
         std::uint32_t uidnext = 0;
     };
     // SELECT, or EXAMINE when read_only (nothing in the folder can change).
+    // With `listing`, also the UID and size of every message, keys
+    // imap_key(folder, uidvalidity, uid), in the same round trip.
     // Throws Error(Protocol) naming the folder when the server refuses.
-    FolderInfo select(const std::string& folder, bool read_only);
-
-    // UID and size of every message of the selected folder; keys are
-    // imap_key(folder, uidvalidity, uid).
-    std::vector<RemoteMessage> list_messages(const std::string& folder, std::uint32_t uidvalidity);
+    FolderInfo select(const std::string& folder, bool read_only, std::vector<RemoteMessage>* listing = nullptr);
 
     // Streams BODY.PEEK[] of the messages (several UID FETCH commands in
     // flight). Messages that vanished are reported through handler.failed.
@@ -64,7 +62,7 @@ public:
 
     // Makes sure a folder exists (CREATE when missing) and opens it
     // read-only. Returns its state.
-    FolderInfo open_or_create(const std::string& folder);
+    FolderInfo open_or_create(const std::string& folder, std::vector<RemoteMessage>* listing = nullptr);
 
     // APPEND of one message read from `fd` (size bytes, CRLF line endings),
     // streamed in chunks. With LITERAL+ the command is pipelined: it returns
@@ -91,6 +89,8 @@ private:
     // Sends a tagged command and pumps until its completion; untagged
     // responses go to `untagged`. Returns the completion status line.
     ImapStatusLine run(const std::string& command, const Untagged& untagged);
+    // Sends all commands at once and waits for every completion (in order).
+    std::vector<ImapStatusLine> run_all(const std::vector<std::string>& commands, const Untagged& untagged);
     std::string next_tag();
     // Pumps until all queued output is sent, feeding responses to the reader.
     void send_all();

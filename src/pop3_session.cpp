@@ -11,9 +11,6 @@ namespace pullmail {
 
 namespace {
 
-// How many commands may be in flight when the server allows pipelining.
-// mpop uses 100; the bound keeps our send buffer small while the pipe stays full.
-constexpr std::size_t kPipelineWindow = 100;
 
 struct CollectEvents : Pop3Events {
     std::vector<bool>* ok = nullptr;
@@ -41,7 +38,8 @@ struct CollectEvents : Pop3Events {
 Pop3Session::Pop3Session(Channel& channel, bool allow_pipelining)
     : ch_(channel), allow_pipelining_(allow_pipelining) {}
 
-std::vector<Pop3Session::Reply> Pop3Session::transact(const std::vector<std::pair<std::string, bool>>& commands) {
+std::vector<Pop3Session::Reply> Pop3Session::transact(const std::vector<std::pair<std::string, bool>>& commands,
+                                                       std::size_t max_window) {
     Pop3ReplyParser parser;
     std::vector<bool> ok;
     std::vector<std::string> status, data;
@@ -52,7 +50,7 @@ std::vector<Pop3Session::Reply> Pop3Session::transact(const std::vector<std::pai
     ev.ch = &ch_;
     std::size_t sent = 0;
     auto send_more = [&] {
-        std::size_t window = pipelining_ ? kPipelineWindow : 1;
+        std::size_t window = pipelining_ ? max_window : 1;
         while (sent < commands.size() && sent - ev.done < window) {
             ch_.command(commands[sent].first);
             parser.expect(commands[sent].second);
@@ -171,7 +169,10 @@ Pop3Session::QuitResult Pop3Session::delete_and_quit(const std::vector<std::uint
     std::vector<std::pair<std::string, bool>> cmds;
     for (auto n : numbers) cmds.emplace_back("DELE " + std::to_string(n), false);
     cmds.emplace_back("QUIT", false);
-    auto r = transact(cmds);
+    // Every DELE and the QUIT in one flight: their replies are a few bytes
+    // each, so the server can never block on them, and deleting costs one
+    // round trip however many messages there are.
+    auto r = transact(cmds, cmds.size());
     QuitResult q;
     for (std::size_t i = 0; i + 1 < r.size(); ++i) {
         if (r[i].ok)

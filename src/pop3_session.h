@@ -15,6 +15,10 @@ namespace pullmail {
 
 class Pop3Session {
 public:
+    // Commands in flight at once when the server allows pipelining. mpop
+    // uses 100; the bound keeps the send buffer small while the pipe stays full.
+    static constexpr std::size_t kPipelineWindow = 100;
+
     // allow_pipelining = the account's `pipelining` setting; pipelining is
     // used only when the server also advertises PIPELINING in CAPA.
     Pop3Session(Channel& channel, bool allow_pipelining);
@@ -55,7 +59,9 @@ private:
         std::string data;  // multi-line payload (small replies only)
     };
     // Sends commands and collects their (small) replies.
-    std::vector<Reply> transact(const std::vector<std::pair<std::string, bool>>& commands);
+    // `window` bounds the commands in flight when pipelining.
+    std::vector<Reply> transact(const std::vector<std::pair<std::string, bool>>& commands,
+                                std::size_t window = kPipelineWindow);
 
     Channel& ch_;
     bool allow_pipelining_;

@@ -155,11 +155,12 @@ TEST_CASE("imap session: BODY[] literals containing tagged-looking lines, unsoli
     imap.start();
     CHECK(imap.delimiter() == '.');
     CHECK(imap.server_name("Lists/cpp") == "Lists.cpp");
-    auto info = imap.select("INBOX", true);
+    std::vector<RemoteMessage> list;
+    auto info = imap.select("INBOX", true, &list);
     CHECK(info.uidvalidity == 77);
     CHECK(info.exists == 2);
-    auto list = imap.list_messages("INBOX", info.uidvalidity);
     REQUIRE(list.size() == 2);
+    CHECK(list[0].key == "imap:INBOX:77:5");
     Collect c;
     imap.fetch(list, c);
     CHECK(c.failures.empty());
