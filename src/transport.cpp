@@ -205,6 +205,8 @@ std::unique_ptr<Connection> connect_and_login(const Endpoint& ep, const std::str
     if (rc != CURLE_OK) {
         std::string detail = errbuf[0] ? errbuf : curl_easy_strerror(rc);
         std::string where = ep.display();
+        long os_errno = 0;
+        curl_easy_getinfo(h, CURLINFO_OS_ERRNO, &os_errno);
         curl_easy_cleanup(h);
         auto server = [&](Error e) {
             if (!ctx.last_server_line.empty()) e.set_server_text(ctx.last_server_line);
@@ -229,6 +231,14 @@ std::unique_ptr<Connection> connect_and_login(const Endpoint& ep, const std::str
                                                 "); if the server uses a private CA, set ca_file to its "
                                                 "certificate");
             case CURLE_SSL_CONNECT_ERROR:
+                // A peer that vanishes mid-handshake is a dropped connection
+                // (retry later), not a TLS policy failure.
+                if (os_errno == ECONNRESET || os_errno == EPIPE || detail.find("SSL_ERROR_SYSCALL") != std::string::npos ||
+                    detail.find("unexpected eof") != std::string::npos ||
+                    detail.find("Connection reset") != std::string::npos ||
+                    detail.find("Recv failure") != std::string::npos || detail.find("Send failure") != std::string::npos)
+                    throw Error(ErrorKind::Temporary,
+                                "connection to " + where + " dropped during the TLS handshake: " + detail, true);
                 throw Error(ErrorKind::Tls, "TLS handshake with " + where + " failed: " + detail);
             case CURLE_USE_SSL_FAILED:
                 throw server(Error(ErrorKind::Tls,

@@ -79,16 +79,6 @@ class CutConnections(util.IntegrationCase):
         server.add_messages(user, [m.data for m in self.corpus])
         return user, pw
 
-    def _server_ids(self, server, user):
-        ids = set()
-        for path in server.maildir_files(user):
-            try:
-                with open(path, "rb") as f:
-                    ids.add(util.message_id(f.read(4096)))
-            except FileNotFoundError:
-                pass
-        return ids
-
     def _args(self, server, proto, tls, port, user, pw, work, kind):
         """A config file naming the account "acc": the run through the proxy
         and the rerun straight to the server (another port) share its state."""
@@ -125,7 +115,11 @@ class CutConnections(util.IntegrationCase):
         t = p.transcripts[0] if p.transcripts else {"cut": False, "at": None, "s2c": b""}
         label = "%s %s %s@%s%s %s" % (proto, tls, direction, t["at"], " RST" if rst else "", label)
         if not t["cut"]:
-            problems.append("the proxy never cut (marker %r not seen)" % (spec,))
+            # the session was shorter than the recorded one (or the marker
+            # never came): nothing was cut, so this point says nothing
+            self._not_cut.append(label)
+            shutil.rmtree(work, ignore_errors=True)
+            return
         if faultlib.crashed(r):
             problems.append("crash: exit %d\n%s" % (r.rc, r.err[-1500:]))
         elif r.rc == util.EX_UNAVAILABLE and direction == "s2c" and t["at"] == 0:
@@ -146,7 +140,7 @@ class CutConnections(util.IntegrationCase):
             problems.append("exit 0 although the server's bytes were cut %d bytes before the end" % (
                 len(self._cur_s2c) - t["at"]))
         # at this moment nothing may be gone from both places
-        on_server = self._server_ids(server, user)
+        on_server = faultlib.server_message_ids(server, user)
         a = assess(read_target(kind, target), expected,
                    also_present=[e for e in expected if util.message_id(e) in on_server])
         if a.lost:
@@ -175,6 +169,7 @@ class CutConnections(util.IntegrationCase):
         expected, c2s, s2c = self._record(server, proto, tls, port_name)
         self._cur_s2c = s2c
         self._codes = {}
+        self._not_cut = []
         points = []
         missing = []
         seen = set()
@@ -203,6 +198,9 @@ class CutConnections(util.IntegrationCase):
             self._cut_once(server, proto, tls, port_name, expected, direction, spec, rst, kind, name, totals)
         util.log("    %s; exit statuses of the cut runs: %s (%s)" % (
             totals.line(), dict(sorted(self._codes.items())), faultlib.seconds(t0)))
+        if self._not_cut:
+            util.log("      not counted, the session ended before the cut point: %s" % self._not_cut)
+        self.assertLessEqual(len(self._not_cut), 2, "too many cut points never reached")
         for point, text in totals.failures[:40]:
             util.log("      at %s: %s" % (point, text))
         if totals.failures:
@@ -226,8 +224,10 @@ class CutConnections(util.IntegrationCase):
         for direction, total in (("c2s", len(c2s)), ("s2c", len(s2c))):
             for _ in range(n):
                 out.append(("random", direction, rng.randrange(total)))
-            out.append(("last byte missing", direction, total - 1))
-            out.append(("last 40 bytes missing", direction, max(0, total - 40)))
+            # near the end: the replies to QUIT/LOGOUT (sessions differ from
+            # the recorded one by a few bytes: Dovecot puts timings in them)
+            out.append(("last 80 bytes missing", direction, max(0, total - 80)))
+            out.append(("last 150 bytes missing", direction, max(0, total - 150)))
         out.append(("nothing at all", "s2c", 0))
         return out
 

@@ -341,12 +341,20 @@ def fixed_uidvalidity_user(dovecot, name, password, uidvalidity=1700000000):
 
 def server_message_ids(dovecot, user):
     """Message-IDs of a user's INBOX read from Dovecot's Maildir on disk
-    (no login; Dovecot unlinks a file when it expunges the message)."""
-    ids = set()
-    for path in dovecot.maildir_files(user):
-        try:
-            with open(path, "rb") as f:
-                ids.add(util.message_id(f.read(8192)))
-        except FileNotFoundError:
-            pass
-    return ids
+    (no login; Dovecot unlinks a file when it expunges the message). Dovecot
+    may be moving files from new/ to cur/ (or renaming them for a flag) while
+    we look: a file that vanished between listing and reading makes us look
+    again, so a message being moved is never taken for a deleted one."""
+    for _ in range(50):
+        ids = set()
+        moved = False
+        for path in dovecot.maildir_files(user):
+            try:
+                with open(path, "rb") as f:
+                    ids.add(util.message_id(f.read(8192)))
+            except FileNotFoundError:
+                moved = True
+        if not moved:
+            return ids
+        time.sleep(0.02)
+    raise AssertionError("the server's Maildir of %s keeps changing" % user)
