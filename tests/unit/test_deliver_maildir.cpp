@@ -24,31 +24,15 @@
 #include "deliver.h"
 #include "deliver_impl.h"
 #include "error.h"
+#include "test_support.h"
 
 using namespace pullmail;
+using namespace pullmail::test;
 namespace fs = std::filesystem;
 
 namespace {
 
-struct TempDir {
-    std::string path;
-    TempDir() {
-        char templ[] = "/tmp/pullmail-maildir-test-XXXXXX";
-        REQUIRE(::mkdtemp(templ) != nullptr);
-        path = templ;
-    }
-    ~TempDir() {
-        std::error_code ec;
-        fs::remove_all(path, ec);
-    }
-};
 
-std::string read_file(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    std::ostringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-}
 
 std::vector<std::string> list_dir(const std::string& path) {
     std::vector<std::string> out;

@@ -20,32 +20,16 @@
 
 #include "deliver.h"
 #include "error.h"
+#include "test_support.h"
 
 using namespace pullmail;
+using namespace pullmail::test;
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
 namespace {
 
-struct TempDir {
-    std::string path;
-    TempDir() {
-        char templ[] = "/tmp/pullmail-mda-test-XXXXXX";
-        REQUIRE(::mkdtemp(templ) != nullptr);
-        path = templ;
-    }
-    ~TempDir() {
-        std::error_code ec;
-        fs::remove_all(path, ec);
-    }
-};
 
-std::string read_file(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    std::ostringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-}
 
 std::unique_ptr<Deliverer> mda(const std::string& command, int timeout = 30) {
     DeliveryTarget t;

@@ -9,33 +9,17 @@
 #include <sstream>
 
 #include "error.h"
+#include "test_support.h"
 #include "fingerprint.h"
 #include "seen_state.h"
 
 using namespace pullmail;
+using namespace pullmail::test;
 
 namespace {
 
-struct TempDir {
-    std::string path;
-    TempDir() {
-        char tmpl[] = "/tmp/pullmail-state-XXXXXX";
-        path = ::mkdtemp(tmpl);
-    }
-    ~TempDir() { std::filesystem::remove_all(path); }
-};
 
-std::string slurp(const std::string& p) {
-    std::ifstream f(p, std::ios::binary);
-    std::stringstream ss;
-    ss << f.rdbuf();
-    return ss.str();
-}
 
-void spit(const std::string& p, const std::string& data) {
-    std::ofstream f(p, std::ios::binary | std::ios::trunc);
-    f << data;
-}
 
 }  // namespace
 
@@ -91,11 +75,11 @@ TEST_CASE("state: a file truncated at every byte offset either loads a prefix or
         }
         s.sync();
     }
-    const std::string full = slurp(p);
+    const std::string full = read_file(p);
     const std::size_t header_len = full.find('\n') + 1;
     for (std::size_t cut = 0; cut < full.size(); ++cut) {
         CAPTURE(cut);
-        spit(p, full.substr(0, cut));
+        write_file(p, full.substr(0, cut));
         if (cut < header_len) {
             // Header damaged: reported with the path, never silently reset.
             CHECK_THROWS_WITH_AS(SeenState{p}, doctest::Contains(p.c_str()), Error);
@@ -128,10 +112,10 @@ TEST_CASE("state: damage in the middle is an error naming the file; repair keeps
         for (int i = 0; i < 4; ++i) s.record_seen(pop3_key("k" + std::to_string(i)), 1, "-");
         s.sync();
     }
-    std::string data = slurp(p);
+    std::string data = read_file(p);
     auto second = data.find('\n', data.find('\n') + 1) + 1;  // start of record 2
     data[second + 12] ^= 0x20;                                 // flip a bit in record 2
-    spit(p, data);
+    write_file(p, data);
     try {
         SeenState s(p);
         FAIL("damaged state loaded");
@@ -150,7 +134,7 @@ TEST_CASE("state: damage in the middle is an error naming the file; repair keeps
 TEST_CASE("state: a newer format version is refused") {
     TempDir d;
     std::string p = d.path + "/acct.state";
-    spit(p, "pullmail-state 2\n");
+    write_file(p, "pullmail-state 2\n");
     try {
         SeenState s(p);
         FAIL("newer format loaded");
