@@ -173,6 +173,9 @@ std::unique_ptr<Connection> connect_and_login(const Endpoint& ep, const std::str
     curl_easy_setopt(h, CURLOPT_USE_SSL, ep.tls == TlsMode::Off ? (long)CURLUSESSL_NONE : (long)CURLUSESSL_ALL);
     curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
     curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
+    // Send the SASL initial response with the AUTH command (RFC 4959,
+    // RFC 5034): one round trip less per login.
+    curl_easy_setopt(h, CURLOPT_SASL_IR, 1L);
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, static_cast<long>(opts.connect_timeout));
     curl_easy_setopt(h, CURLOPT_TIMEOUT, static_cast<long>(opts.connect_timeout));
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
