@@ -59,6 +59,10 @@ public:
     // message if the target refused it. The runner then aborts it and keeps
     // it on the server. Default: commit() reports its own errors.
     virtual const Error* commit_error() const { return nullptr; }
+    // After a successful commit (and sync_committed): where the copy is, if
+    // the target says (IMAP APPENDUID: "appenduid:<uidvalidity>:<uid>"),
+    // recorded in the state file. One word, no spaces. Default: nothing.
+    virtual std::string published_as() const { return {}; }
 };
 
 class Deliverer {

@@ -74,8 +74,13 @@ public:
         fd_ = -1;
     }
     const Error* commit_error() const override { return error_ ? &*error_ : nullptr; }
+    std::string published_as() const override {
+        if (!uid_) return {};
+        return "appenduid:" + std::to_string(uidvalidity_) + ":" + std::to_string(uid_);
+    }
 
     std::optional<Error> error_;
+    std::uint32_t uidvalidity_ = 0, uid_ = 0;  // APPENDUID of the stored copy
     bool duplicate_ = false;
 
 private:
@@ -144,6 +149,9 @@ public:
                 it->second->error_ = Error(ErrorKind::Delivery, "the target server refused to store message " +
                                                                     r.id + " in " + describe());
                 it->second->error_->set_server_text(r.server_text);
+            } else {
+                it->second->uidvalidity_ = r.uidvalidity;
+                it->second->uid_ = r.uid;
             }
         }
     }

@@ -169,8 +169,9 @@ void DeliveryHandler::flush() {
             record_failure(err);
             continue;
         }
+        std::string where = p.sink->published_as();
         p.sink.reset();
-        state_.record_seen(p.msg.key, p.msg.size, p.fingerprint);
+        state_.record_seen(p.msg.key, p.msg.size, p.fingerprint, where);
         test_step("seen recorded");
         ++delivered_;
         bytes_ += p.bytes;

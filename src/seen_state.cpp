@@ -35,6 +35,10 @@ std::string hex8(std::uint32_t v) {
     return buf;
 }
 
+std::string seen_record(const std::string& key, const SeenEntry& e) {
+    return "S " + key + " " + std::to_string(e.size) + " " + e.fingerprint + (e.where.empty() ? "" : " " + e.where);
+}
+
 std::string checked_line(const std::string& record) { return hex8(crc32(record)) + " " + record + "\n"; }
 
 // Returns the record of a line if its checksum is valid.
@@ -176,9 +180,10 @@ void SeenState::load() {
         if (w[0] == "S") {
             SeenEntry e;
             if (w.size() == 3) {
-                auto sw = split_words(w[2], 2);
+                auto sw = split_words(w[2], 3);
                 e.size = std::strtoull(std::string(sw[0]).c_str(), nullptr, 10);
                 e.fingerprint = sw.size() > 1 ? std::string(sw[1]) : "-";
+                if (sw.size() > 2) e.where = std::string(sw[2]);
             }
             seen_[key] = std::move(e);
             intents_.erase(key);
@@ -220,9 +225,11 @@ void SeenState::record_intent(const std::string& key, const std::string& intent,
     if (sync_now) sync();
 }
 
-void SeenState::record_seen(const std::string& key, std::uint64_t size, const std::string& fingerprint) {
-    append("S " + key + " " + std::to_string(size) + " " + (fingerprint.empty() ? "-" : fingerprint));
-    seen_[key] = SeenEntry{size, fingerprint.empty() ? "-" : fingerprint};
+void SeenState::record_seen(const std::string& key, std::uint64_t size, const std::string& fingerprint,
+                            const std::string& where) {
+    SeenEntry e{size, fingerprint.empty() ? "-" : fingerprint, where};
+    append(seen_record(key, e));
+    seen_[key] = std::move(e);
     intents_.erase(key);
     // Flush to the kernel in batches; durability comes with the next fsync.
     if (buffer_.size() > 64 * 1024) {
@@ -269,7 +276,7 @@ void SeenState::compact(const std::function<bool(const std::string&)>& keep) {
             it = seen_.erase(it);
             continue;
         }
-        out += checked_line("S " + it->first + " " + std::to_string(it->second.size) + " " + it->second.fingerprint);
+        out += checked_line(seen_record(it->first, it->second));
         ++it;
     }
     for (const auto& [k, v] : intents_) out += checked_line("I " + k + " " + v);

@@ -3,7 +3,9 @@
 //
 // Format (text, one record per line, each line "<crc32 hex> <record>"):
 //   pullmail-state 1                      header, no checksum
-//   S <key> <size> <fingerprint>          message <key> was delivered
+//   S <key> <size> <fingerprint> [<where>] message <key> was delivered; <where>
+//                                         is set for IMAP targets: the copy's
+//                                         "appenduid:<uidvalidity>:<uid>"
 //   I <key> <intent...>                   delivery of <key> is about to be published
 //   V <folder> <uidvalidity>              IMAP folder's UIDVALIDITY the keys refer to
 // Keys and folder names never contain spaces (see key helpers below).
@@ -37,6 +39,7 @@ namespace pullmail {
 struct SeenEntry {
     std::uint64_t size = 0;
     std::string fingerprint;  // "-" when unknown
+    std::string where;        // where the delivered copy is, when the target says (IMAP APPENDUID)
 };
 
 struct PendingIntent {
@@ -71,7 +74,8 @@ public:
     // before publishing the delivery (group commit of a batch).
     void record_intent(const std::string& key, const std::string& intent, bool sync = true);
     // Appends a seen record; durable at the next record_intent()/sync()/compact().
-    void record_seen(const std::string& key, std::uint64_t size, const std::string& fingerprint);
+    void record_seen(const std::string& key, std::uint64_t size, const std::string& fingerprint,
+                     const std::string& where = {});
     // Drops a pending intent that turned out not delivered (rollback).
     void drop_intent(const std::string& key);
     void record_uidvalidity(const std::string& folder, std::uint32_t uidvalidity);

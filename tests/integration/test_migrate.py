@@ -15,7 +15,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import messages  # noqa: E402
 from dovecot import imap_quote, mutf7_encode  # noqa: E402
-from util import IntegrationCase, main, EX_OK, toml_value  # noqa: E402
+from util import IntegrationCase, main, EX_OK, state_records, toml_value  # noqa: E402
 
 
 def instant(imap_date):
@@ -92,6 +92,11 @@ class MigrateTest(IntegrationCase):
         self.assertEqual(self.json_account(r, "mig")["fetched"], len(corpus))
         got = [m[1] for m in self.target_folder(dst, "Archive/old-isp")]
         self.assertExactlyOnce(got, want, "POP3S -> IMAPS")
+        seen = [l.split(b" ") for l in state_records(self.state_dir)["mig"] if l.split(b" ")[1] == b"S"]
+        self.assertEqual(len(seen), len(corpus))
+        appended = {(int(r[5].split(b":")[1]), int(r[5].split(b":")[2])) for r in seen if len(r) > 5}
+        self.assertEqual(len(appended), len(corpus), "every seen record names its APPENDUID")
+        self.note("the state records source message -> target APPENDUID")
         dates = self.internaldates(dst, "Archive.old-isp")
         self.assertEqual(instant(dates["<dated@x>"]), instant("01-Jul-2003 10:52:37 +0200"))
         self.note("INTERNALDATE from the first Received header")

@@ -31,6 +31,7 @@ TEST_CASE("state: records survive a reload, intents stay pending until seen") {
         s.record_intent(pop3_key("a"), "maildir 1.M1P1Q1.host");
         s.record_seen(pop3_key("a"), 100, "ff");
         s.record_intent(pop3_key("b"), "mbox 0 10 abc");
+        s.record_seen(pop3_key("c"), 7, "ee", "appenduid:9:4");
         s.record_uidvalidity("INBOX", 42);
         s.sync();
     }
@@ -38,6 +39,8 @@ TEST_CASE("state: records survive a reload, intents stay pending until seen") {
     CHECK(s.seen(pop3_key("a")));
     CHECK(s.find(pop3_key("a"))->size == 100);
     CHECK(s.find(pop3_key("a"))->fingerprint == "ff");
+    CHECK(s.find(pop3_key("a"))->where.empty());
+    CHECK(s.find(pop3_key("c"))->where == "appenduid:9:4");
     CHECK_FALSE(s.seen(pop3_key("b")));
     auto pending = s.pending_intents();
     REQUIRE(pending.size() == 1);
