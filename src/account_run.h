@@ -13,6 +13,7 @@
 #include "retrieval.h"
 #include "runner.h"
 #include "seen_state.h"
+#include "transport.h"
 
 namespace pullmail {
 
@@ -45,6 +46,13 @@ std::size_t recognise_delivered(AccountRun& run, std::vector<RemoteMessage>& can
 // True when the state holds fingerprints of messages of another identity, so
 // that fetching headers to recognise them is worth it.
 bool has_foreign_fingerprints(const AccountRun& run, const std::function<bool(const std::string&)>& is_current);
+
+// The account's server, connected and logged in, with its channel.
+struct ServerLink {
+    std::unique_ptr<Connection> conn;
+    std::unique_ptr<Channel> channel;
+};
+ServerLink connect_account(const AccountRun& run);
 
 // Protocol flows. They throw Error for account-level failures; per-message
 // failures are recorded in run.result by the delivery handler.

@@ -71,7 +71,6 @@ int cli_main(int argc, char** argv) {
     int verbose = 0, jobs = 4;
     bool quiet = false;
     OneOffOptions one;
-    bool one_keep = false;
 
     app.add_option("-f,--file", config_file, "Configuration file (default $XDG_CONFIG_HOME/pullmail/config.toml)");
     app.add_option("accounts", names, "Accounts to fetch (default: every enabled account)");
@@ -91,7 +90,7 @@ int cli_main(int argc, char** argv) {
     app.add_option("--shard", shard, "Run only shard K of N (K/N, 1-based): a stable split of the accounts "
                                      "for several machines or job runners");
     app.add_flag("-V,--version", version, "Print the version");
-    auto* url = app.add_option("--url", one.url, "One-off account: server URL (pop3s://host[:port], imaps://...)")
+    app.add_option("--url", one.url, "One-off account: server URL (pop3s://host[:port], imaps://...)")
                     ->group("One-off account (no config file)");
     app.add_option("--user", one.user, "User name")->group("One-off account (no config file)");
     app.add_option("--deliver", one.deliver, "maildir:PATH, mbox:PATH, mda:COMMAND")
@@ -113,8 +112,6 @@ int cli_main(int argc, char** argv) {
     app.add_option("--deliver-password-command", one.deliver_password_command,
                    "Password command for the IMAP target (else $PULLMAIL_DELIVER_PASSWORD)")
         ->group("One-off account (no config file)");
-    (void)url;
-    (void)one_keep;
 
     try {
         app.parse(argc, argv);

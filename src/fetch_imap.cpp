@@ -39,11 +39,8 @@ std::vector<std::string> expand_folders(const std::vector<std::string>& configur
 
 void fetch_imap(AccountRun& run) {
     const Account& acc = run.account;
-    ConnectOptions copts{acc.name, acc.connect_timeout, run.opts.verbosity, &run.log};
-    auto conn = connect_and_login(acc.server, run.password, copts);
-    test_step("logged in");
-    Channel ch(*conn, acc.timeout, acc.name, &run.log, run.opts.verbosity);
-    ImapSession imap(ch);
+    auto link = connect_account(run);
+    ImapSession imap(*link.channel);
     imap.start();
 
     std::unordered_set<std::string> keep_keys;       // state entries still on the server

@@ -14,11 +14,8 @@ namespace pullmail {
 
 void fetch_pop3(AccountRun& run) {
     const Account& acc = run.account;
-    ConnectOptions copts{acc.name, acc.connect_timeout, run.opts.verbosity, &run.log};
-    auto conn = connect_and_login(acc.server, run.password, copts);
-    test_step("logged in");
-    Channel ch(*conn, acc.timeout, acc.name, &run.log, run.opts.verbosity);
-    Pop3Session pop(ch, acc.pipelining);
+    auto link = connect_account(run);
+    Pop3Session pop(*link.channel, acc.pipelining);
     pop.start();
     auto listing = pop.list();
     test_step("listed");
