@@ -53,6 +53,9 @@ Examples:
   PULLMAIL_PASSWORD=... pullmail --url pop3s://pop.example.com --user me --deliver maildir:~/Mail/inbox
   pullmail --url imaps://imap.example.com --user me --password-command 'pass mail' \
            --folder INBOX --folder Lists/cpp --deliver mbox:~/Mail/work.mbox
+  pullmail --url pop3s://pop.old.example --user me --password-command 'pass old' \
+           --deliver imaps://imap.new.example/INBOX --deliver-user me@new.example \
+           --deliver-password-command 'pass new'      move a POP3 mailbox into IMAP
 
 Exit status: 0 ok (mail or no mail; with --check: 0 new mail, 1 none), 64 usage, 65 damaged state
 file, 69 server unreachable, 70 internal error, 73 delivery failed, 74 local I/O error, 75 temporary
@@ -80,7 +83,7 @@ int cli_main(int argc, char** argv) {
     app.add_flag("-c,--check", check, "Only count new messages; exit 0 when there are some, 1 when none");
     app.add_flag("-n,--dry-run", dry_run, "Say what would be fetched and delivered, change nothing");
     app.add_flag("-v,--verbose", verbose, "More output; -vv shows the protocol (credentials masked)");
-    app.add_flag("-q,--quiet", quiet, "Only errors");
+    app.add_flag("-q,--quiet", quiet, "Only warnings and errors");
     app.add_option("--state-dir", state_dir, "Directory of the state files (overrides state_dir)");
     app.add_flag("--json", json, "Print a JSON summary on stdout at the end");
     app.add_option("-j,--jobs", jobs, "Accounts fetched in parallel (default 4)")->check(CLI::Range(1, 256));
@@ -93,7 +96,7 @@ int cli_main(int argc, char** argv) {
     app.add_option("--url", one.url, "One-off account: server URL (pop3s://host[:port], imaps://...)")
                     ->group("One-off account (no config file)");
     app.add_option("--user", one.user, "User name")->group("One-off account (no config file)");
-    app.add_option("--deliver", one.deliver, "maildir:PATH, mbox:PATH, mda:COMMAND")
+    app.add_option("--deliver", one.deliver, "maildir:PATH, mbox:PATH, mda:COMMAND or imaps://host[:port]/Folder")
         ->group("One-off account (no config file)");
     app.add_option("--password-command", one.password_command,
                    "Command printing the password (else $PULLMAIL_PASSWORD)")

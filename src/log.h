@@ -1,6 +1,6 @@
 // log.h — what pullmail says on stderr. Every line names the account it is
 // about, and lines from accounts running in parallel never interleave
-// mid-line. Levels: 0 = -q (errors only), 1 = default (one summary per
+// mid-line. Levels: 0 = -q (warnings and errors), 1 = default (one summary per
 // account, warnings), 2 = -v (per message), 3 = -vv (protocol trace).
 #pragma once
 
