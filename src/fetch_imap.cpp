@@ -48,6 +48,13 @@ void fetch_imap(AccountRun& run) {
     DeliveryHandler handler(acc, run.deliverer, run.state, run.log, run.opts.interrupted);
     bool read_only = run.keep || run.opts.check || run.opts.dry_run || run.opts.adopt;
     std::size_t deleted = 0;
+    auto account_for = [&] {
+        run.result.fetched = handler.delivered();
+        run.result.bytes = handler.bytes();
+        run.result.deleted = deleted;
+        run.result.skipped += handler.failed_count();
+        for (const auto& e : handler.errors()) run.result.errors.push_back(e);
+    };
 
     const auto folders = expand_folders(acc.folders, imap);
     for (const auto& folder : folders) {
@@ -78,23 +85,23 @@ void fetch_imap(AccountRun& run) {
             return false;
         };
         bool validity_changed = old_validity && *old_validity != info.uidvalidity;
+        std::size_t adopted = 0;
         if (!run.opts.all && !wanted.empty() && (run.opts.adopt || has_foreign_fingerprints(run, is_current))) {
             std::vector<std::uint32_t> uids;
             for (const auto& m : wanted) uids.push_back(m.uid);
             auto headers = imap.fetch_header_fields(uids, kFingerprintFields);
-            std::size_t adopted = recognise_delivered(run, wanted, headers, uid_of, is_current);
-            if (validity_changed)
-                run.log.warn(acc.name, "folder '" + folder + "' has a new UIDVALIDITY (" +
-                                           std::to_string(*old_validity) + " -> " +
-                                           std::to_string(info.uidvalidity) + "): " + std::to_string(adopted) +
-                                           " message(s) recognised as already delivered by their headers, " +
-                                           std::to_string(wanted.size()) + " will be fetched");
-            else if (adopted)
+            adopted = recognise_delivered(run, wanted, headers, uid_of, is_current);
+            if (adopted && !validity_changed)
                 run.log.info(acc.name, "folder '" + folder + "': " + std::to_string(adopted) +
                                            (run.opts.adopt ? " message(s) adopted: marked as seen without fetching"
                                                            : " message(s) recognised as already delivered by "
                                                              "their headers"));
         }
+        if (validity_changed)
+            run.log.warn(acc.name, "folder '" + folder + "' has a new UIDVALIDITY (" + std::to_string(*old_validity) +
+                                       " -> " + std::to_string(info.uidvalidity) + "): " + std::to_string(adopted) +
+                                       " message(s) recognised as already delivered by their headers, " +
+                                       std::to_string(wanted.size()) + " will be fetched");
         if (!run.opts.check && !run.opts.dry_run) run.state.record_uidvalidity(folder, info.uidvalidity);
         for (const auto& m : listing) keep_keys.insert(m.key);
         listed_folders.insert(folder);
@@ -112,9 +119,10 @@ void fetch_imap(AccountRun& run) {
             imap.fetch(wanted, handler);
             handler.flush();
         } catch (...) {
+            // Complete messages in hand are delivered and recorded; nothing
+            // was deleted in this folder yet.
             handler.flush();
-            run.result.fetched = handler.delivered();
-            run.result.bytes = handler.bytes();
+            account_for();
             throw;
         }
         test_step("folder fetched");
@@ -141,12 +149,7 @@ void fetch_imap(AccountRun& run) {
         }
     }
     imap.logout();
-
-    run.result.fetched = handler.delivered();
-    run.result.bytes = handler.bytes();
-    run.result.deleted = deleted;
-    run.result.skipped += handler.failed_count();
-    for (const auto& e : handler.errors()) run.result.errors.push_back(e);
+    account_for();
     if (run.opts.check || run.opts.dry_run) return;
 
     // Prune entries of the folders we listed that are gone from the server;
