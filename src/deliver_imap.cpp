@@ -122,7 +122,7 @@ public:
         if (s.rfind("imap-dup ", 0) == 0) return Recovery::Delivered;
         auto a = s.find(' '), b = s.rfind(' ');
         if (s.rfind("imap ", 0) != 0 || a == b) return Recovery::NotDelivered;
-        std::string folder = decode(s.substr(a + 1, b - a - 1));
+        std::string folder = decode_folder(s.substr(a + 1, b - a - 1));
         std::string fp = s.substr(b + 1);
         if (fp == "-") return Recovery::NotDelivered;  // cannot tell: appending again is the safe side
         auto& k = known(folder);
@@ -203,18 +203,6 @@ private:
         imap_ = std::make_unique<ImapSession>(*channel_);
         imap_->start();
         literal_plus_ = imap_->has_capability("LITERAL+");
-    }
-    static std::string decode(const std::string& enc) {
-        std::string out;
-        for (std::size_t i = 0; i < enc.size(); ++i) {
-            if (enc[i] == '%' && i + 2 < enc.size()) {
-                out += static_cast<char>(std::stoi(enc.substr(i + 1, 2), nullptr, 16));
-                i += 2;
-            } else {
-                out += enc[i];
-            }
-        }
-        return out;
     }
 
     Endpoint ep_;

@@ -27,6 +27,12 @@ std::string Error::describe() const {
     return account_.empty() ? detail() : "account '" + account_ + "': " + detail();
 }
 
+void throw_protocol_error(const std::string& message, std::string_view server_text) {
+    Error e(ErrorKind::Protocol, message);
+    if (!server_text.empty()) e.set_server_text(server_text);
+    throw e;
+}
+
 int exit_status(ErrorKind kind, bool temporary) {
     if (temporary) return EX_TEMPFAIL;
     switch (kind) {

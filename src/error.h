@@ -53,6 +53,10 @@ private:
     std::string server_text_;
 };
 
+// Throws Error(Protocol, message) carrying the server's words, if any. For
+// the codecs and sessions, which all report a misbehaving server this way.
+[[noreturn]] void throw_protocol_error(const std::string& message, std::string_view server_text = {});
+
 // sysexits.h status for one error. Temporary errors map to EX_TEMPFAIL
 // whatever their kind, so cron wrappers can retry them.
 int exit_status(ErrorKind kind, bool temporary);

@@ -78,10 +78,13 @@ void fetch_imap(AccountRun& run) {
         auto old_validity = run.state.uidvalidity(folder);
         // Records of this account's other folders are not "another identity":
         // a copy of a message in two folders is delivered from each.
+        std::vector<std::string> other_prefixes;  // built once, not per state entry
+        for (const auto& f : folders)
+            if (f != folder) other_prefixes.push_back("imap:" + encode_folder(f) + ":");
         auto is_current = [&](const std::string& key) {
             if (current.count(key)) return true;
-            for (const auto& f : folders)
-                if (f != folder && key.rfind("imap:" + encode_folder(f) + ":", 0) == 0) return true;
+            for (const auto& prefix : other_prefixes)
+                if (key.rfind(prefix, 0) == 0) return true;
             return false;
         };
         bool validity_changed = old_validity && *old_validity != info.uidvalidity;
@@ -156,10 +159,12 @@ void fetch_imap(AccountRun& run) {
     // entries of other folders (not fetched this run) and of other
     // identities (POP3 keys after a switch) stay, their fingerprints may
     // still be needed.
+    std::vector<std::string> listed_prefixes;
+    for (const auto& f : listed_folders) listed_prefixes.push_back("imap:" + encode_folder(f) + ":");
     run.state.compact([&](const std::string& key) {
         if (keep_keys.count(key)) return true;
-        for (const auto& f : listed_folders)
-            if (key.rfind("imap:" + encode_folder(f) + ":", 0) == 0) return false;
+        for (const auto& prefix : listed_prefixes)
+            if (key.rfind(prefix, 0) == 0) return false;
         return true;
     });
 }

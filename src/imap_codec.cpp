@@ -6,26 +6,11 @@
 #include <cstring>
 
 #include "error.h"
+#include "text_util.h"
 
 namespace pullmail {
 
 namespace {
-
-[[noreturn]] void protocol_error(const std::string& message, std::string_view server_text = {}) {
-    Error e(ErrorKind::Protocol, message);
-    if (!server_text.empty()) e.set_server_text(server_text);
-    throw e;
-}
-
-char ascii_upper(char c) { return (c >= 'a' && c <= 'z') ? static_cast<char>(c - 'a' + 'A') : c; }
-
-bool iequals(std::string_view a, std::string_view b) {
-    if (a.size() != b.size()) return false;
-    for (std::size_t i = 0; i < a.size(); ++i) {
-        if (ascii_upper(a[i]) != ascii_upper(b[i])) return false;
-    }
-    return true;
-}
 
 bool is_digit(char c) { return c >= '0' && c <= '9'; }
 
@@ -79,7 +64,7 @@ std::optional<LiteralMarker> find_literal_marker(std::string_view line) {
     std::string_view inside = line.substr(open + 1, line.size() - open - 2);
     if (!inside.empty() && inside.back() == '+') inside.remove_suffix(1);  // LITERAL+ form
     auto size = parse_u64(inside);
-    if (!size) protocol_error("server sent a malformed literal size", line.substr(open));
+    if (!size) throw_protocol_error("server sent a malformed literal size", line.substr(open));
     std::size_t start = (open > 0 && line[open - 1] == '~') ? open - 1 : open;  // literal8
     return LiteralMarker{start, *size};
 }
@@ -110,13 +95,13 @@ void ImapResponseParser::feed(std::string_view bytes, ImapEvents& events) {
         // One byte of slack for the CR of the CRLF; checked before appending
         // so that an endless line costs no memory.
         if (text_.size() + piece > kMaxText + 1) {
-            protocol_error("server sent a response line longer than 16 MiB");
+            throw_protocol_error("server sent a response line longer than 16 MiB");
         }
         text_.append(p, piece);
         if (!found) break;
         p = stop + 1;
         if (!text_.empty() && text_.back() == '\r') text_.pop_back();
-        if (text_.size() > kMaxText) protocol_error("server sent a response line longer than 16 MiB");
+        if (text_.size() > kMaxText) throw_protocol_error("server sent a response line longer than 16 MiB");
         finish_line(events);
     }
 }
@@ -148,11 +133,11 @@ std::uint64_t ImapValue::number() const {
         if (auto n = parse_u64(text)) return *n;
     }
     std::string shown = type == Type::List ? "a list" : type == Type::Nil ? "NIL" : "\"" + text + "\"";
-    protocol_error("server sent " + sanitize(shown, 60) + " where a number was expected");
+    throw_protocol_error("server sent " + sanitize(shown, 60) + " where a number was expected");
 }
 
 bool ImapValue::is_atom(std::string_view upper) const {
-    return type == Type::Atom && iequals(text, upper);
+    return type == Type::Atom && ascii_iequals(text, upper);
 }
 
 namespace {
@@ -261,7 +246,7 @@ private:
         if (parse_u64(text)) {
             v.type = ImapValue::Type::Number;
             v.text = text;
-        } else if (iequals(text, "NIL")) {
+        } else if (ascii_iequals(text, "NIL")) {
             v.type = ImapValue::Type::Nil;
         } else {
             v.type = ImapValue::Type::Atom;
@@ -330,7 +315,7 @@ std::optional<ImapStatusLine> parse_status_line(std::string_view line) {
 
     out.tag = tag;
     for (std::string_view status : {"OK", "NO", "BAD", "BYE", "PREAUTH"}) {
-        if (iequals(word, status)) {
+        if (ascii_iequals(word, status)) {
             out.status = status;
             std::string_view after = rest.substr(word_end);
             if (!after.empty()) after.remove_prefix(1);  // the space

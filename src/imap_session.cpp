@@ -23,16 +23,6 @@ constexpr std::size_t kMaxUidSet = 4000;
 // UID FETCH commands in flight at once.
 constexpr std::size_t kFetchWindow = 8;
 
-std::string quote(std::string_view s) {
-    std::string out = "\"";
-    for (char c : s) {
-        if (c == '"' || c == '\\') out += '\\';
-        out += c;
-    }
-    out += '"';
-    return out;
-}
-
 // Attributes of a FETCH response "* n FETCH (NAME value ...)". Works on a
 // response cut before its end, too (the list is closed artificially).
 struct FetchAttrs {
@@ -249,6 +239,14 @@ std::string ImapSession::server_name(const std::string& folder) const {
     return mutf7_encode(name);
 }
 
+std::string ImapSession::mailbox_arg(const std::string& folder) const {
+    // Modified UTF-7 leaves only ASCII; the config refuses control
+    // characters. Anything still unquotable is refused rather than sent.
+    auto arg = imap_astring(server_name(folder), false);
+    if (!arg) throw Error(ErrorKind::Config, "folder '" + folder + "' cannot be written as an IMAP mailbox name");
+    return *arg;
+}
+
 std::vector<std::string> ImapSession::list_all_folders() {
     std::vector<std::string> out;
     auto done = run("LIST \"\" \"*\"", [&](const std::string& text) {
@@ -275,9 +273,7 @@ ImapSession::FolderInfo ImapSession::select(const std::string& folder, bool read
                                             std::vector<RemoteMessage>* listing) {
     FolderInfo info;
     std::vector<RemoteMessage> found;
-    std::string name = server_name(folder);
-    auto astr = imap_astring(name, false);
-    std::string arg = astr ? *astr : quote(name);
+    std::string arg = mailbox_arg(folder);
     std::vector<std::string> cmds{std::string(read_only ? "EXAMINE " : "SELECT ") + arg};
     // The listing rides in the same flight: if the SELECT fails, no folder is
     // selected and the UID FETCH fails harmlessly (RFC 3501 6.3.1).
@@ -467,9 +463,7 @@ ImapSession::FolderInfo ImapSession::open_or_create(const std::string& folder, s
     try {
         return select(folder, true, listing);
     } catch (const Error&) {
-        std::string name = server_name(folder);
-        auto astr = imap_astring(name, false);
-        auto st = run("CREATE " + (astr ? *astr : quote(name)), nullptr);
+        auto st = run("CREATE " + mailbox_arg(folder), nullptr);
         if (st.status != "OK")
             throw Error(ErrorKind::Delivery, "cannot create folder '" + folder + "' on the target server")
                 .set_server_text(st.text);
@@ -510,9 +504,7 @@ void ImapSession::on_append_response(std::string& text) {
 
 void ImapSession::append(const std::string& folder, const std::vector<std::string>& flags,
                          const std::string& internal_date, int fd, std::uint64_t size, std::string id) {
-    std::string name = server_name(folder);
-    auto astr = imap_astring(name, false);
-    std::string cmd = "APPEND " + (astr ? *astr : quote(name)) + " (";
+    std::string cmd = "APPEND " + mailbox_arg(folder) + " (";
     bool first = true;
     for (const auto& f : flags) {
         if (!first) cmd += ' ';

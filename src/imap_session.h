@@ -30,6 +30,8 @@ public:
     char delimiter() const { return delimiter_; }
     // "Lists/cpp" -> "Lists.cpp" (server delimiter), non-ASCII as modified UTF-7.
     std::string server_name(const std::string& folder) const;
+    // server_name() as a command argument (atom or quoted string).
+    std::string mailbox_arg(const std::string& folder) const;
 
     // Every selectable folder (LIST "" "*"), names decoded from modified
     // UTF-7 and written with '/' as the separator.

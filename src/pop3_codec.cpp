@@ -10,26 +10,11 @@
 #include <cstring>
 
 #include "error.h"
+#include "text_util.h"
 
 namespace pullmail {
 
 namespace {
-
-[[noreturn]] void protocol_error(const std::string& message, std::string_view server_text = {}) {
-    Error e(ErrorKind::Protocol, message);
-    if (!server_text.empty()) e.set_server_text(server_text);
-    throw e;
-}
-
-bool iequals_prefix(std::string_view s, std::string_view upper_prefix) {
-    if (s.size() < upper_prefix.size()) return false;
-    for (std::size_t i = 0; i < upper_prefix.size(); ++i) {
-        char c = s[i];
-        if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
-        if (c != upper_prefix[i]) return false;
-    }
-    return true;
-}
 
 bool is_blank(char c) { return c == ' ' || c == '\t'; }
 
@@ -84,7 +69,7 @@ void Pop3ReplyParser::feed(std::string_view bytes, Pop3Events& events) {
 
 const char* Pop3ReplyParser::feed_status(const char* p, const char* end, Pop3Events& events) {
     if (expected_.empty()) {
-        protocol_error("server sent data when no reply was expected",
+        throw_protocol_error("server sent data when no reply was expected",
                        std::string_view(p, static_cast<std::size_t>(end - p)));
     }
     const void* found = std::memchr(p, '\n', static_cast<std::size_t>(end - p));
@@ -93,12 +78,12 @@ const char* Pop3ReplyParser::feed_status(const char* p, const char* end, Pop3Eve
     // Room for one CR beyond the limit: it may be the first half of the CRLF.
     // Checked before appending, so a hostile endless line costs no memory.
     if (line_.size() + piece > kMaxStatusLine + 1) {
-        protocol_error("server sent a status line longer than 64 KiB");
+        throw_protocol_error("server sent a status line longer than 64 KiB");
     }
     line_.append(p, piece);
     if (!found) return end;
     if (!line_.empty() && line_.back() == '\r') line_.pop_back();
-    if (line_.size() > kMaxStatusLine) protocol_error("server sent a status line longer than 64 KiB");
+    if (line_.size() > kMaxStatusLine) throw_protocol_error("server sent a status line longer than 64 KiB");
     finish_status(events);
     return stop + 1;
 }
@@ -109,19 +94,19 @@ void Pop3ReplyParser::finish_status(Pop3Events& events) {
     std::size_t indicator;
     // Servers MUST send the indicators in upper case (RFC 1939 3); accepting
     // others costs nothing.
-    if (iequals_prefix(line, "+OK")) {
+    if (ascii_istarts_with(line, "+OK")) {
         ok = true;
         indicator = 3;
-    } else if (iequals_prefix(line, "-ERR")) {
+    } else if (ascii_istarts_with(line, "-ERR")) {
         ok = false;
         indicator = 4;
     } else {
-        protocol_error("server sent a reply that starts with neither +OK nor -ERR", line);
+        throw_protocol_error("server sent a reply that starts with neither +OK nor -ERR", line);
     }
     std::string_view text = line.substr(indicator);
     if (!text.empty()) {
         if (text.front() != ' ') {
-            protocol_error("server sent a reply that starts with neither +OK nor -ERR", line);
+            throw_protocol_error("server sent a reply that starts with neither +OK nor -ERR", line);
         }
         text.remove_prefix(1);
     }

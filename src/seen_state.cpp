@@ -92,6 +92,20 @@ std::string encode_folder(const std::string& folder) {
     return out;
 }
 
+std::string decode_folder(const std::string& enc) {
+    auto hex = [](char c) { return c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10; };
+    std::string out;
+    for (std::size_t i = 0; i < enc.size(); ++i) {
+        if (enc[i] == '%' && i + 2 < enc.size()) {
+            out += static_cast<char>(hex(enc[i + 1]) * 16 + hex(enc[i + 2]));
+            i += 2;
+        } else {
+            out += enc[i];
+        }
+    }
+    return out;
+}
+
 std::string pop3_key(const std::string& uidl) { return "pop3:" + uidl; }
 
 std::string imap_key(const std::string& folder, std::uint32_t uidvalidity, std::uint32_t uid) {

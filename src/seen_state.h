@@ -113,6 +113,7 @@ private:
 std::string pop3_key(const std::string& uidl);
 std::string imap_key(const std::string& folder, std::uint32_t uidvalidity, std::uint32_t uid);
 std::string encode_folder(const std::string& folder);
+std::string decode_folder(const std::string& encoded);  // inverse of encode_folder
 // CRC-32 (IEEE), for record checksums.
 std::uint32_t crc32(std::string_view data);
 

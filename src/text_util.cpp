@@ -16,6 +16,21 @@ std::string ascii_lower(std::string_view s) {
     return out;
 }
 
+namespace {
+char upper_char(char c) { return (c >= 'a' && c <= 'z') ? static_cast<char>(c - 'a' + 'A') : c; }
+}  // namespace
+
+bool ascii_iequals(std::string_view a, std::string_view b) {
+    return a.size() == b.size() && ascii_istarts_with(a, b);
+}
+
+bool ascii_istarts_with(std::string_view s, std::string_view prefix) {
+    if (s.size() < prefix.size()) return false;
+    for (std::size_t i = 0; i < prefix.size(); ++i)
+        if (upper_char(s[i]) != upper_char(prefix[i])) return false;
+    return true;
+}
+
 void for_each_header_field(std::string_view block,
                            const std::function<void(const std::string& name, const std::string& value)>& fn) {
     std::string name, value;

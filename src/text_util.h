@@ -11,6 +11,9 @@ namespace pullmail {
 // >= 0x80 are left alone whatever the locale).
 std::string ascii_upper(std::string_view s);
 std::string ascii_lower(std::string_view s);
+// ASCII case-insensitive comparisons, without allocating.
+bool ascii_iequals(std::string_view a, std::string_view b);
+bool ascii_istarts_with(std::string_view s, std::string_view prefix);
 
 // Calls fn(lower-cased field name, unfolded value) for each field of a
 // message header block (LF or CRLF; parsing stops at the first empty line).

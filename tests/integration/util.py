@@ -85,10 +85,13 @@ class Result:
                  self.out[-4000:], self.err[-6000:]))
 
 
-def run_pullmail(args, env=None, timeout=600, cwd=None, password=None, home=None, stdin=None):
-    """Run the binary with argv [BIN] + args. The environment is the test's own
-    minus any PULLMAIL_* and with HOME/XDG_* pointing into `home` (so nothing
-    of the real user's is read or written), plus `env`."""
+def run_pullmail(args, env=None, timeout=600, cwd=None, password=None, home=None, stdin=None,
+                 preexec_fn=None, prefix=()):
+    """Run the binary with argv [*prefix, BIN] + args. The environment is the
+    test's own minus any PULLMAIL_* and with HOME/XDG_* pointing into `home`
+    (so nothing of the real user's is read or written), plus `env`.
+    preexec_fn runs in the child (resource limits); prefix wraps the binary
+    (setpriv ...)."""
     require_binary()
     e = {k: v for k, v in os.environ.items()
          if not k.startswith("PULLMAIL_") and not k.startswith("XDG_")}
@@ -100,11 +103,12 @@ def run_pullmail(args, env=None, timeout=600, cwd=None, password=None, home=None
         e["PULLMAIL_PASSWORD"] = password
     if env:
         e.update(env)
-    argv = [BIN] + [str(a) for a in args]
+    argv = list(prefix) + [BIN] + [str(a) for a in args]
     t0 = time.monotonic()
     try:
         p = subprocess.run(argv, env=e, cwd=cwd, stdin=stdin if stdin is not None else subprocess.DEVNULL,
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout)
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout,
+                           preexec_fn=preexec_fn)
     except subprocess.TimeoutExpired as ex:
         raise AssertionError("pullmail did not finish within %ds: %s\nstderr so far:\n%s" %
                              (timeout, " ".join(argv), (ex.stderr or b"").decode(errors="replace")[-4000:]))

@@ -160,6 +160,8 @@ TEST_CASE("state: keys have no spaces and folders are encoded") {
     CHECK(imap_key("Lists/cpp", 7, 9) == "imap:Lists/cpp:7:9");
     CHECK(imap_key("My Folder:x", 1, 2) == "imap:My%20Folder%3Ax:1:2");
     CHECK(encode_folder("Entw\xc3\xbcrfe") == "Entw%C3%BCrfe");
+    for (std::string f : {"INBOX", "My Folder:x", "Entw\xc3\xbcrfe", "100%", "a/b"})
+        CHECK(decode_folder(encode_folder(f)) == f);
     CHECK(crc32("123456789") == 0xCBF43926u);
 }
 
