@@ -23,8 +23,9 @@ are stored with CRLF line endings and served byte for byte.
 """
 
 import re
-import socketserver
 import threading
+
+from fakes.loopback import LoopbackServer
 
 DATE = b'"01-Jan-2024 10:00:00 +0000"'
 
@@ -61,7 +62,7 @@ def header_fields(data, names):
     return b"".join(l + b"\r\n" for l in out) + b"\r\n"
 
 
-class FakeImap:
+class FakeImap(LoopbackServer):
     def __init__(self, messages, user="fake", password="fake-Pw-1", uidvalidity=1000,
                  capabilities=b"IMAP4rev1 UIDPLUS"):
         self.user = user
@@ -78,39 +79,7 @@ class FakeImap:
         self.long_untagged = {}
         self.log = []
         self.lock = threading.RLock()
-        owner = self
-
-        class Handler(socketserver.StreamRequestHandler):
-            def handle(self):
-                try:
-                    owner._session(self)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass
-
-        class Server(socketserver.ThreadingTCPServer):
-            allow_reuse_address = True
-            daemon_threads = True
-
-        self._server = Server(("127.0.0.1", 0), Handler)
-        self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    # ---- control ------------------------------------------------------------
-
-    def start(self):
-        self._thread.start()
-        return self
-
-    def stop(self):
-        self._server.shutdown()
-        self._server.server_close()
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
-        return False
+        self._listen()
 
     def add(self, data, flags=()):
         self.box.append({"uid": self.next_uid, "data": data, "flags": list(flags)})

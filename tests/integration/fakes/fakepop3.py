@@ -17,8 +17,9 @@ so a later connection sees what an earlier one committed.
 """
 
 import socket
-import socketserver
 import threading
+
+from fakes.loopback import LoopbackServer
 
 
 def dot_stuff(data):
@@ -30,7 +31,7 @@ def dot_stuff(data):
     return b"\r\n".join(out) + b"\r\n.\r\n"
 
 
-class FakePop3:
+class FakePop3(LoopbackServer):
     def __init__(self, messages, user="fake", password="fake-Pw-1", capa=(b"USER", b"UIDL", b"PIPELINING", b"TOP")):
         self.messages = [[uidl, data] for uidl, data in messages]  # mailbox, in order
         self.user = user
@@ -45,37 +46,7 @@ class FakePop3:
         self.log = []              # [[line, ...] per connection]
         self.sessions = 0
         self.lock = threading.Lock()
-        owner = self
-
-        class Handler(socketserver.StreamRequestHandler):
-            def handle(self):
-                try:
-                    owner._session(self)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass
-
-        class Server(socketserver.ThreadingTCPServer):
-            allow_reuse_address = True
-            daemon_threads = True
-
-        self._server = Server(("127.0.0.1", 0), Handler)
-        self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    def start(self):
-        self._thread.start()
-        return self
-
-    def stop(self):
-        self._server.shutdown()
-        self._server.server_close()
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
-        return False
+        self._listen()
 
     def uidls(self):
         with self.lock:
