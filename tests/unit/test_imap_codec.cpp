@@ -10,9 +10,11 @@
 #include <vector>
 
 #include "error.h"
+#include "test_support.h"
 #include "imap_codec.h"
 
 using namespace pullmail;
+using namespace pullmail::test;
 using namespace std::string_literals;
 
 namespace {
@@ -63,17 +65,7 @@ std::vector<std::string> run(std::string_view wire, const std::vector<std::size_
                              bool* idle_at_end = nullptr) {
     ImapResponseParser parser;
     ImapRecorder rec;
-    std::size_t from = 0;
-    try {
-        for (std::size_t cut : cuts) {
-            parser.feed(wire.substr(from, cut - from), rec);
-            from = cut;
-        }
-        parser.feed(wire.substr(from), rec);
-    } catch (const Error& e) {
-        CHECK(e.kind() == ErrorKind::Protocol);
-        rec.events.push_back("ERROR|"s + e.what());
-    }
+    feed_in_pieces(parser, wire, cuts, rec);
     CHECK(rec.empty_literal_calls == 0);
     if (idle_at_end) *idle_at_end = parser.idle();
     return rec.events;

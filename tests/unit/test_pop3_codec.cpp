@@ -10,9 +10,11 @@
 #include <vector>
 
 #include "error.h"
+#include "test_support.h"
 #include "pop3_codec.h"
 
 using namespace pullmail;
+using namespace pullmail::test;
 
 namespace {
 
@@ -53,17 +55,7 @@ std::vector<std::string> run(const Setup& setup, std::string_view wire,
     Pop3ReplyParser parser;
     setup(parser);
     Pop3Recorder rec;
-    std::size_t from = 0;
-    try {
-        for (std::size_t cut : cuts) {
-            parser.feed(wire.substr(from, cut - from), rec);
-            from = cut;
-        }
-        parser.feed(wire.substr(from), rec);
-    } catch (const Error& e) {
-        CHECK(e.kind() == ErrorKind::Protocol);
-        rec.events.push_back(std::string("ERROR|") + e.what());
-    }
+    feed_in_pieces(parser, wire, cuts, rec);
     CHECK(rec.empty_data_calls == 0);
     return rec.events;
 }
