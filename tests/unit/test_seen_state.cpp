@@ -147,13 +147,25 @@ TEST_CASE("state: a newer format version is refused") {
     }
 }
 
-TEST_CASE("state: unwritable directory is a local I/O error naming the path") {
-    if (::geteuid() == 0) return;  // root writes anywhere; covered by the integration test as non-root
+TEST_CASE("state: an unusable state directory is a local I/O error naming the path") {
+    // A state directory below a regular file cannot be created, even by root
+    // (CI runs as root, where a mode-0500 directory would still be writable).
     TempDir d;
-    std::string dir = d.path + "/ro";
-    std::filesystem::create_directory(dir);
-    ::chmod(dir.c_str(), 0500);
-    CHECK_THROWS_AS(SeenState(dir + "/acct.state"), Error);
+    write_file(d.path + "/file", "x");
+    std::string dir = d.path + "/file/state";
+    try {
+        SeenState s(dir + "/acct.state");
+        FAIL("state opened below a regular file");
+    } catch (const Error& e) {
+        CHECK(e.kind() == ErrorKind::LocalIO);
+        CHECK(std::string(e.what()).find(d.path + "/file") != std::string::npos);
+    }
+    if (::geteuid() != 0) {  // permissions only bind non-root users
+        std::string ro = d.path + "/ro";
+        std::filesystem::create_directory(ro);
+        ::chmod(ro.c_str(), 0500);
+        CHECK_THROWS_AS(SeenState(ro + "/acct.state"), Error);
+    }
 }
 
 TEST_CASE("state: keys have no spaces and folders are encoded") {
