@@ -5,6 +5,8 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <poll.h>
+#include <signal.h>
+#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -16,6 +18,7 @@
 
 #include "error.h"
 #include "text_util.h"
+#include "trust_store.h"
 #include "fs_util.h"
 #include "log.h"
 
@@ -81,7 +84,8 @@ private:
 struct CurlContext {
     const ConnectOptions* opts;
     std::string last_server_line;
-    std::string ca_file;
+    TrustSources trust;
+    std::string trust_error;  // why the trust store could not be set up
 };
 
 int debug_cb(CURL*, curl_infotype type, char* data, size_t size, void* userp) {
@@ -109,11 +113,18 @@ int debug_cb(CURL*, curl_infotype type, char* data, size_t size, void* userp) {
 
 CURLcode ssl_ctx_cb(CURL*, void* sslctx, void* userp) {
     auto* ctx = static_cast<CurlContext*>(userp);
-    X509_STORE* store = SSL_CTX_get_cert_store(static_cast<SSL_CTX*>(sslctx));
-    // Adds to the trust anchors libcurl already loaded from the system store:
-    // ca_file is an extra anchor, never a replacement and never a way around
-    // verification.
-    if (X509_STORE_load_file(store, ctx->ca_file.c_str()) != 1) return CURLE_SSL_CACERT_BADFILE;
+    // The peer is verified against the process-wide store of libcurl's own
+    // CA file and directory plus ca_file (an extra anchor, never a
+    // replacement and never a way around verification). libcurl's per-
+    // connection store stays empty: it would parse the whole bundle again.
+    X509_STORE* store = shared_trust_store(ctx->trust, ctx->trust_error);
+    if (!store) return CURLE_SSL_CACERT_BADFILE;
+    long ok = SSL_CTX_set1_verify_cert_store(static_cast<SSL_CTX*>(sslctx), store);
+    X509_STORE_free(store);  // set1 took its own reference
+    if (ok != 1) {
+        ctx->trust_error = "cannot install the CA certificates";
+        return CURLE_SSL_CACERT_BADFILE;
+    }
     return CURLE_OK;
 }
 
@@ -160,7 +171,16 @@ std::unique_ptr<Connection> connect_and_login(const Endpoint& ep, const std::str
     std::call_once(curl_init_once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
     CURL* h = curl_easy_init();
     if (!h) throw Error(ErrorKind::Internal, "cannot initialise libcurl");
-    CurlContext ctx{&opts, {}, ep.ca_file};
+    CurlContext ctx{&opts, {}, {}, {}};
+    ctx.trust.ca_file = ep.ca_file;
+    // libcurl's built-in CA locations, loaded by ssl_ctx_cb into the shared
+    // store instead of into every connection's own.
+    char* default_file = nullptr;
+    char* default_dir = nullptr;
+    if (curl_easy_getinfo(h, CURLINFO_CAINFO, &default_file) == CURLE_OK && default_file)
+        ctx.trust.system_file = default_file;
+    if (curl_easy_getinfo(h, CURLINFO_CAPATH, &default_dir) == CURLE_OK && default_dir)
+        ctx.trust.system_dir = default_dir;
     char errbuf[CURL_ERROR_SIZE] = {0};
 
     std::string host = ep.host.find(':') != std::string::npos ? "[" + ep.host + "]" : ep.host;
@@ -190,14 +210,14 @@ std::unique_ptr<Connection> connect_and_login(const Endpoint& ep, const std::str
         std::string lo = "AUTH=" + ep.auth;
         curl_easy_setopt(h, CURLOPT_LOGIN_OPTIONS, lo.c_str());
     }
-    if (!ep.ca_file.empty()) {
-        if (::access(ep.ca_file.c_str(), R_OK) != 0) {
-            curl_easy_cleanup(h);
-            throw Error(ErrorKind::Config, "cannot read ca_file " + ep.ca_file + ": " + std::strerror(errno));
-        }
-        curl_easy_setopt(h, CURLOPT_SSL_CTX_FUNCTION, ssl_ctx_cb);
-        curl_easy_setopt(h, CURLOPT_SSL_CTX_DATA, &ctx);
+    if (!ep.ca_file.empty() && ::access(ep.ca_file.c_str(), R_OK) != 0) {
+        curl_easy_cleanup(h);
+        throw Error(ErrorKind::Config, "cannot read ca_file " + ep.ca_file + ": " + std::strerror(errno));
     }
+    curl_easy_setopt(h, CURLOPT_CAINFO, nullptr);
+    curl_easy_setopt(h, CURLOPT_CAPATH, nullptr);
+    curl_easy_setopt(h, CURLOPT_SSL_CTX_FUNCTION, ssl_ctx_cb);
+    curl_easy_setopt(h, CURLOPT_SSL_CTX_DATA, &ctx);
 
     CURLcode rc = curl_easy_perform(h);
     // Detach the callbacks: ctx lives on this stack frame only.
@@ -225,8 +245,13 @@ std::unique_ptr<Connection> connect_and_login(const Endpoint& ep, const std::str
                             "no answer from " + where + " within " + std::to_string(opts.connect_timeout) +
                                 " s while connecting and logging in",
                             true);
-            case CURLE_PEER_FAILED_VERIFICATION:
             case CURLE_SSL_CACERT_BADFILE:
+                if (!ctx.trust_error.empty())
+                    throw Error(ctx.trust_error.rfind("cannot load ca_file", 0) == 0 ? ErrorKind::Config
+                                                                                     : ErrorKind::Tls,
+                                ctx.trust_error + " for " + where);
+                [[fallthrough]];
+            case CURLE_PEER_FAILED_VERIFICATION:
             case CURLE_SSL_CERTPROBLEM:
             case CURLE_SSL_ISSUER_ERROR:
                 throw Error(ErrorKind::Tls, "the TLS certificate of " + where +
@@ -299,14 +324,30 @@ std::string resolve_password(const PasswordSource& src, const std::string& accou
             int pipefd[2];
             if (::pipe2(pipefd, O_CLOEXEC) != 0)
                 throw Error(ErrorKind::LocalIO, std::string("cannot create a pipe: ") + std::strerror(errno));
-            pid_t pid = ::fork();
-            if (pid < 0) throw Error(ErrorKind::LocalIO, std::string("cannot fork: ") + std::strerror(errno));
-            if (pid == 0) {
-                ::dup2(pipefd[1], 1);
-                int devnull = ::open("/dev/null", O_RDONLY);
-                if (devnull >= 0) ::dup2(devnull, 0);
-                ::execl("/bin/sh", "sh", "-c", src.value.c_str(), static_cast<char*>(nullptr));
-                ::_exit(127);
+            // posix_spawn, not fork: with -j the process has threads and
+            // a large address space that fork would copy page by page.
+            posix_spawn_file_actions_t fa;
+            posix_spawnattr_t attr;
+            posix_spawn_file_actions_init(&fa);
+            posix_spawnattr_init(&attr);
+            posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+            posix_spawn_file_actions_adddup2(&fa, pipefd[1], 1);
+            sigset_t none, all;
+            sigemptyset(&none);
+            sigfillset(&all);
+            posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+            posix_spawnattr_setsigmask(&attr, &none);
+            posix_spawnattr_setsigdefault(&attr, &all);
+            char* argv[] = {const_cast<char*>("sh"), const_cast<char*>("-c"), const_cast<char*>(src.value.c_str()),
+                            nullptr};
+            pid_t pid = -1;
+            int rc = ::posix_spawn(&pid, "/bin/sh", &fa, &attr, argv, environ);
+            posix_spawn_file_actions_destroy(&fa);
+            posix_spawnattr_destroy(&attr);
+            if (rc != 0) {
+                ::close(pipefd[0]);
+                ::close(pipefd[1]);
+                throw Error(ErrorKind::Config, "cannot run password_command '" + src.value + "': " + std::strerror(rc));
             }
             ::close(pipefd[1]);
             std::string out;

@@ -1,0 +1,88 @@
+// The process-wide CA store: loaded once per set of sources, shared, with
+// libcurl's verification flags; unusable files are errors that name them.
+#include <openssl/x509.h>
+#include <openssl/x509_vfy.h>
+
+#include "test_support.h"
+#include "trust_store.h"
+
+using namespace pullmail;
+using pullmail::test::TempDir;
+using pullmail::test::read_file;
+using pullmail::test::write_file;
+
+namespace {
+
+const char* kSystemBundle = "/etc/ssl/certs/ca-certificates.crt";
+
+// The first certificate of the system bundle, as a file of its own.
+std::string one_certificate(const TempDir& dir) {
+    std::string bundle = read_file(kSystemBundle);
+    auto end = bundle.find("-----END CERTIFICATE-----");
+    REQUIRE(end != std::string::npos);
+    std::string path = dir.path + "/one.pem";
+    write_file(path, bundle.substr(0, end) + "-----END CERTIFICATE-----\n");
+    return path;
+}
+
+std::size_t certificates_in(X509_STORE* store) {
+    std::size_t n = 0;
+    STACK_OF(X509_OBJECT)* objs = X509_STORE_get0_objects(store);
+    for (int i = 0; i < sk_X509_OBJECT_num(objs); ++i)
+        if (X509_OBJECT_get_type(sk_X509_OBJECT_value(objs, i)) == X509_LU_X509) ++n;
+    return n;
+}
+
+}  // namespace
+
+TEST_CASE("the system bundle is loaded once and shared, with libcurl's verification flags") {
+    std::string err;
+    X509_STORE* a = shared_trust_store({kSystemBundle, "/etc/ssl/certs", ""}, err);
+    REQUIRE_MESSAGE(a != nullptr, err);
+    X509_STORE* b = shared_trust_store({kSystemBundle, "/etc/ssl/certs", ""}, err);
+    CHECK(a == b);
+    CHECK(certificates_in(a) > 50);
+    unsigned long flags = X509_VERIFY_PARAM_get_flags(X509_STORE_get0_param(a));
+    CHECK((flags & X509_V_FLAG_PARTIAL_CHAIN) != 0);
+    CHECK((flags & X509_V_FLAG_TRUSTED_FIRST) != 0);
+    X509_STORE_free(a);
+    X509_STORE_free(b);
+}
+
+TEST_CASE("a ca_file gets a store of its own: one account's anchor never reaches another") {
+    TempDir dir;
+    std::string one = one_certificate(dir);
+    std::string err;
+    X509_STORE* plain = shared_trust_store({"", "", ""}, err);
+    X509_STORE* with_ca = shared_trust_store({"", "", one}, err);
+    REQUIRE(plain != nullptr);
+    REQUIRE_MESSAGE(with_ca != nullptr, err);
+    CHECK(plain != with_ca);
+    CHECK(certificates_in(plain) == 0);
+    CHECK(certificates_in(with_ca) == 1);
+    X509_STORE_free(plain);
+    X509_STORE_free(with_ca);
+}
+
+TEST_CASE("unusable CA files are errors that name the file, and are not cached") {
+    TempDir dir;
+    std::string err;
+    std::string garbage = dir.path + "/garbage.pem";
+    write_file(garbage, "not a certificate\n");
+    CHECK(shared_trust_store({"", "", garbage}, err) == nullptr);
+    CHECK(err.find("ca_file " + garbage) != std::string::npos);
+
+    err.clear();
+    std::string missing = dir.path + "/missing.crt";
+    CHECK(shared_trust_store({missing, "", ""}, err) == nullptr);
+    CHECK(err.find(missing) != std::string::npos);
+
+    // Fixed between two connections: the next one succeeds.
+    std::string bundle = read_file(kSystemBundle);
+    write_file(garbage, bundle.substr(0, bundle.find("-----END CERTIFICATE-----")) + "-----END CERTIFICATE-----\n");
+    err.clear();
+    X509_STORE* fixed = shared_trust_store({"", "", garbage}, err);
+    REQUIRE_MESSAGE(fixed != nullptr, err);
+    CHECK(certificates_in(fixed) == 1);
+    X509_STORE_free(fixed);
+}
