@@ -17,8 +17,12 @@ std::string received_line(const std::string& account, const std::string& host) {
 }
 
 DeliveryHandler::DeliveryHandler(const Account& account, Deliverer& deliverer, SeenState& state, Logger& log,
-                                 const std::atomic<bool>* interrupted)
-    : account_(account), deliverer_(deliverer), state_(state), log_(log), interrupted_(interrupted) {}
+                                 const std::atomic<bool>* interrupted, std::mutex* shared)
+    : account_(account), deliverer_(deliverer), state_(state), log_(log), interrupted_(interrupted), shared_(shared) {}
+
+std::unique_lock<std::mutex> DeliveryHandler::lock_shared() const {
+    return shared_ ? std::unique_lock<std::mutex>(*shared_) : std::unique_lock<std::mutex>();
+}
 
 bool DeliveryHandler::stop_requested() const {
     return stop_ || (interrupted_ && interrupted_->load(std::memory_order_relaxed));
@@ -63,6 +67,7 @@ void DeliveryHandler::begin(const RemoteMessage& m) {
         meta.folder = m.folder;
         meta.flags = m.flags;
         meta.internal_date = m.internal_date;
+        auto lock = lock_shared();
         sink_ = deliverer_.begin(meta);
         if (account_.received_header) {
             std::string line = received_line(account_.name, account_.server.host);
@@ -108,18 +113,23 @@ void DeliveryHandler::end(const RemoteMessage& m) {
             sink_->write(buf_);
         }
         test_step("message received");
+        auto lock = lock_shared();
         std::string intent = sink_->prepare();
         test_step("message prepared");
         batch_.push_back(Prepared{std::move(sink_), m, std::move(intent), header_fingerprint(header_.header()),
                                   msg_bytes_});
+        if (batch_.size() >= deliverer_.max_batch()) flush_locked();
     } catch (const Error& e) {
         fail_current(e);
-        return;
     }
-    if (batch_.size() >= deliverer_.max_batch()) flush();
 }
 
 void DeliveryHandler::flush() {
+    auto lock = lock_shared();
+    flush_locked();
+}
+
+void DeliveryHandler::flush_locked() {
     if (batch_.empty()) return;
     std::vector<Prepared> batch;
     batch.swap(batch_);

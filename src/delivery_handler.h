@@ -10,6 +10,7 @@
 
 #include <atomic>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -26,8 +27,12 @@ class Logger;
 
 class DeliveryHandler final : public MessageHandler {
 public:
+    // `shared`, when given, is held whenever the handler touches the
+    // deliverer or the state: several handlers (one per IMAP connection of
+    // an account) then share both. Message bytes are written to their own
+    // sink without it.
     DeliveryHandler(const Account& account, Deliverer& deliverer, SeenState& state, Logger& log,
-                    const std::atomic<bool>* interrupted);
+                    const std::atomic<bool>* interrupted, std::mutex* shared = nullptr);
 
     void begin(const RemoteMessage& m) override;
     void data(std::string_view chunk) override;
@@ -50,6 +55,8 @@ public:
     const std::vector<std::string>& delivered_keys() const { return delivered_keys_; }
 
 private:
+    std::unique_lock<std::mutex> lock_shared() const;
+    void flush_locked();
     void fail_current(const Error& e);
     void record_failure(const Error& e);
 
@@ -67,6 +74,7 @@ private:
     SeenState& state_;
     Logger& log_;
     const std::atomic<bool>* interrupted_;
+    std::mutex* shared_;
 
     std::unique_ptr<DeliverySink> sink_;
     bool skipping_ = false;  // current message failed or is ignored; drop its data
