@@ -86,6 +86,11 @@ public:
     virtual void sync_prepared() {}
     // Makes every commit() so far durable (e.g. fsync of Maildir new/).
     virtual void sync_committed() {}
+    // True when sync_prepared(), commit() of prepared sinks and
+    // sync_committed() may run on another thread while begin(), write() and
+    // prepare() of further sinks go on (the runner then commits a full batch
+    // in the background while the next one is received). Default: no.
+    virtual bool concurrent_commit() const { return false; }
 
     // "maildir:/home/me/Mail/inbox" — for messages and --dry-run.
     virtual std::string describe() const = 0;

@@ -95,6 +95,7 @@ public:
     std::string prepare() override {
         check_state(State::Writing, "prepare");
         flush();
+        std::string().swap(buf_);  // a batch holds up to 128 prepared sinks
         if (int err = fd_.close()) fail(err);
         // Durable only after the deliverer's sync_prepared(), which the
         // runner calls before it records the intent.
@@ -211,6 +212,9 @@ public:
     std::string describe() const override { return "maildir:" + root_; }
 
     std::size_t max_batch() const override { return 64; }
+    // Sinks share only pending_ (under its mutex) with the syncs; commit()
+    // is a rename of the sink's own file.
+    bool concurrent_commit() const override { return true; }
 
     void sync_prepared() override {
         std::vector<std::string> paths;

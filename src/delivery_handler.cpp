@@ -18,25 +18,43 @@ std::string received_line(const std::string& account, const std::string& host) {
 
 DeliveryHandler::DeliveryHandler(const Account& account, Deliverer& deliverer, SeenState& state, Logger& log,
                                  const std::atomic<bool>* interrupted, std::mutex* shared)
-    : account_(account), deliverer_(deliverer), state_(state), log_(log), interrupted_(interrupted), shared_(shared) {}
+    : account_(account),
+      deliverer_(deliverer),
+      state_(state),
+      log_(log),
+      interrupted_(interrupted),
+      shared_(shared),
+      state_mu_(shared ? shared : &own_),
+      background_(deliverer.concurrent_commit() && deliverer.max_batch() > 1) {}
 
-std::unique_lock<std::mutex> DeliveryHandler::lock_shared() const {
-    return shared_ ? std::unique_lock<std::mutex>(*shared_) : std::unique_lock<std::mutex>();
+DeliveryHandler::~DeliveryHandler() {
+    if (!committer_.joinable()) return;
+    {
+        std::lock_guard<std::mutex> q(queue_mu_);
+        quit_ = true;  // after the batch in commit, if any
+    }
+    queue_cv_.notify_all();
+    committer_.join();
 }
 
+std::unique_lock<std::mutex> DeliveryHandler::lock_state() { return std::unique_lock<std::mutex>(*state_mu_); }
+
 bool DeliveryHandler::stop_requested() const {
-    return stop_ || (interrupted_ && interrupted_->load(std::memory_order_relaxed));
+    return stop_.load() || (interrupted_ && interrupted_->load(std::memory_order_relaxed));
 }
 
 void DeliveryHandler::record_failure(const Error& e) {
-    ++failed_;
     Error err = e;
     err.set_account(account_.name);
     // A target's refusal of one message (MDA exit status, APPEND NO) is about
     // that message; anything else (disk full, target unreachable) would hit
     // every following message the same way.
     if (e.kind() != ErrorKind::Delivery) stop_ = true;
-    if (errors_.size() < 20) errors_.push_back(err);
+    {
+        std::lock_guard<std::mutex> lock(counters_mu_);
+        ++failed_;
+        if (errors_.size() < 20) errors_.push_back(err);
+    }
     log_.error(account_.name, e.detail());
 }
 
@@ -67,7 +85,7 @@ void DeliveryHandler::begin(const RemoteMessage& m) {
         meta.folder = m.folder;
         meta.flags = m.flags;
         meta.internal_date = m.internal_date;
-        auto lock = lock_shared();
+        auto lock = lock_state();
         sink_ = deliverer_.begin(meta);
         if (account_.received_header) {
             std::string line = received_line(account_.name, account_.server.host);
@@ -113,39 +131,112 @@ void DeliveryHandler::end(const RemoteMessage& m) {
             sink_->write(buf_);
         }
         test_step("message received");
-        auto lock = lock_shared();
-        std::string intent = sink_->prepare();
+        std::string intent;
+        {
+            auto lock = lock_state();
+            intent = sink_->prepare();
+        }
         test_step("message prepared");
         batch_.push_back(Prepared{std::move(sink_), m, std::move(intent), header_fingerprint(header_.header()),
                                   msg_bytes_});
-        if (batch_.size() >= deliverer_.max_batch()) flush_locked();
     } catch (const Error& e) {
         fail_current(e);
+        return;
+    }
+    if (batch_.size() < deliverer_.max_batch()) return;
+    if (background_) {
+        hand_off();
+    } else {
+        auto lock = lock_state();
+        commit_batch(batch_, false);
+        batch_.clear();
     }
 }
 
 void DeliveryHandler::flush() {
-    auto lock = lock_shared();
-    flush_locked();
+    if (background_) {
+        if (!batch_.empty()) hand_off();
+        wait_committer();
+        return;
+    }
+    if (batch_.empty()) return;
+    auto lock = lock_state();
+    commit_batch(batch_, false);
+    batch_.clear();
 }
 
-void DeliveryHandler::flush_locked() {
-    if (batch_.empty()) return;
-    std::vector<Prepared> batch;
-    batch.swap(batch_);
+void DeliveryHandler::hand_off() {
+    std::unique_lock<std::mutex> q(queue_mu_);
+    if (!committer_.joinable()) committer_ = std::thread([this] { committer_loop(); });
+    queue_cv_.wait(q, [this] { return !busy_; });  // one batch in commit at a time
+    in_commit_ = std::move(batch_);
+    batch_.clear();
+    busy_ = true;
+    q.unlock();
+    queue_cv_.notify_all();
+}
+
+void DeliveryHandler::wait_committer() {
+    std::unique_lock<std::mutex> q(queue_mu_);
+    queue_cv_.wait(q, [this] { return !busy_; });
+    if (committer_error_) {
+        auto e = committer_error_;
+        committer_error_ = nullptr;
+        std::rethrow_exception(e);
+    }
+}
+
+void DeliveryHandler::committer_loop() {
+    std::unique_lock<std::mutex> q(queue_mu_);
+    for (;;) {
+        queue_cv_.wait(q, [this] { return busy_ || quit_; });
+        if (!busy_) return;  // quit, nothing in commit
+        std::vector<Prepared> batch = std::move(in_commit_);
+        in_commit_.clear();
+        q.unlock();
+        try {
+            commit_batch(batch, true);
+        } catch (...) {
+            // Not an Error (those are recorded per message): out of memory
+            // and the like. The session learns of it at its next flush().
+            for (auto& p : batch)
+                if (p.sink) p.sink->abort();
+            q.lock();
+            committer_error_ = std::current_exception();
+            q.unlock();
+        }
+        batch.clear();
+        q.lock();
+        busy_ = false;
+        queue_cv_.notify_all();
+    }
+}
+
+void DeliveryHandler::commit_batch(std::vector<Prepared>& batch, bool fine_locking) {
+    auto hold = [&] {
+        return fine_locking ? std::unique_lock<std::mutex>(*state_mu_) : std::unique_lock<std::mutex>();
+    };
     auto abort_all = [&](const Error& e, std::size_t from) {
-        for (std::size_t i = from; i < batch.size(); ++i) {
-            if (batch[i].sink) batch[i].sink->abort();
-            state_.drop_intent(batch[i].msg.key);
+        {
+            auto lock = hold();
+            for (std::size_t i = from; i < batch.size(); ++i) {
+                if (batch[i].sink) batch[i].sink->abort();
+                state_.drop_intent(batch[i].msg.key);
+            }
         }
         record_failure(e);
     };
     // Order per deliver.h: data durable, then intents durable, then publish,
-    // then publication durable, then seen records.
+    // then publication durable, then seen records. With fine locking, the
+    // disk syncs run without the state lock (concurrent_commit deliverers
+    // allow that), the state's own writes and fsync with it.
     try {
         deliverer_.sync_prepared();
-        for (auto& p : batch) state_.record_intent(p.msg.key, p.intent, false);
-        state_.sync();
+        {
+            auto lock = hold();
+            for (auto& p : batch) state_.record_intent(p.msg.key, p.intent, false);
+            state_.sync();
+        }
         test_step("intents recorded");
     } catch (const Error& e) {
         abort_all(e, 0);
@@ -170,26 +261,33 @@ void DeliveryHandler::flush_locked() {
         record_failure(e);
         return;
     }
-    for (std::size_t i = 0; i < committed; ++i) {
-        auto& p = batch[i];
-        if (const Error* e = p.sink->commit_error()) {
-            Error err = *e;
-            p.sink->abort();
-            state_.drop_intent(p.msg.key);
-            record_failure(err);
-            continue;
+    std::vector<Error> refused;
+    {
+        auto lock = hold();
+        for (std::size_t i = 0; i < committed; ++i) {
+            auto& p = batch[i];
+            if (const Error* e = p.sink->commit_error()) {
+                refused.push_back(*e);
+                p.sink->abort();
+                state_.drop_intent(p.msg.key);
+                continue;
+            }
+            std::string where = p.sink->published_as();
+            p.sink.reset();
+            state_.record_seen(p.msg.key, p.msg.size, p.fingerprint, where);
+            test_step("seen recorded");
+            {
+                std::lock_guard<std::mutex> counters(counters_mu_);
+                ++delivered_;
+                bytes_ += p.bytes;
+            }
+            log_.detail(account_.name, "delivered " + (p.msg.folder.empty() ? "" : p.msg.folder + " ") +
+                                           "message " +
+                                           (p.msg.uid ? "UID " + std::to_string(p.msg.uid) : p.msg.uidl) + " (" +
+                                           std::to_string(p.bytes) + " bytes) to " + deliverer_.describe());
         }
-        std::string where = p.sink->published_as();
-        p.sink.reset();
-        state_.record_seen(p.msg.key, p.msg.size, p.fingerprint, where);
-        test_step("seen recorded");
-        ++delivered_;
-        bytes_ += p.bytes;
-        delivered_keys_.push_back(p.msg.key);
-        log_.detail(account_.name, "delivered " + (p.msg.folder.empty() ? "" : p.msg.folder + " ") + "message " +
-                                       (p.msg.uid ? "UID " + std::to_string(p.msg.uid) : p.msg.uidl) + " (" +
-                                       std::to_string(p.bytes) + " bytes) to " + deliverer_.describe());
     }
+    for (const auto& e : refused) record_failure(e);
 }
 
 void DeliveryHandler::failed(const RemoteMessage& m, std::string_view server_text) {
@@ -198,7 +296,10 @@ void DeliveryHandler::failed(const RemoteMessage& m, std::string_view server_tex
         sink_.reset();
     }
     skipping_ = false;
-    ++failed_;
+    {
+        std::lock_guard<std::mutex> lock(counters_mu_);
+        ++failed_;
+    }
     log_.warn(account_.name, "the server could not hand out message " +
                                  (m.uid ? "UID " + std::to_string(m.uid) : std::to_string(m.number)) +
                                  " (deleted by another client?); skipped (server said: " +

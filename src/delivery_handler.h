@@ -2,6 +2,12 @@
 // into durable deliveries and state records, in the order deliver.h and
 // seen_state.h require (write, prepare, intent+fsync, commit, seen).
 //
+// Overlap of network and disk: for deliverers that allow it
+// (Deliverer::concurrent_commit, Maildir), a full batch is committed by a
+// background thread while the session goes on receiving the next one into
+// new sinks; at most one batch is in commit at a time. Nothing is recorded
+// as seen before it is durable, exactly as with the commit in line.
+//
 // A failure of one message is contained here: its sink is aborted, the error
 // is recorded, and the session goes on (MDA refusal, MDA exit 75). A local
 // failure that would hit every following message too (disk full, unwritable
@@ -9,8 +15,11 @@
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
+#include <exception>
 #include <memory>
 #include <mutex>
+#include <thread>
 #include <optional>
 #include <string>
 #include <vector>
@@ -33,6 +42,9 @@ public:
     // sink without it.
     DeliveryHandler(const Account& account, Deliverer& deliverer, SeenState& state, Logger& log,
                     const std::atomic<bool>* interrupted, std::mutex* shared = nullptr);
+    ~DeliveryHandler() override;
+    DeliveryHandler(const DeliveryHandler&) = delete;
+    DeliveryHandler& operator=(const DeliveryHandler&) = delete;
 
     void begin(const RemoteMessage& m) override;
     void data(std::string_view chunk) override;
@@ -41,25 +53,20 @@ public:
     bool stop_requested() const override;
 
     // Publishes every message prepared but not yet committed (group commit,
-    // deliver.h). The flows call it after each retrieval and before any
-    // deletion; it is also safe after a failure (messages in hand that are
-    // complete get delivered, the rest stay on the server).
+    // deliver.h) and waits for the background commit, if any. The flows call
+    // it after each retrieval and before any deletion; it is also safe after
+    // a failure (messages in hand that are complete get delivered, the rest
+    // stay on the server).
     void flush();
 
+    // Counts and errors: read them after flush().
     std::size_t delivered() const { return delivered_; }
     std::uint64_t bytes() const { return bytes_; }
     std::size_t failed_count() const { return failed_; }
     // Errors of single messages (first few kept) and the fatal one, if any.
     const std::vector<Error>& errors() const { return errors_; }
-    // Keys delivered in this run.
-    const std::vector<std::string>& delivered_keys() const { return delivered_keys_; }
 
 private:
-    std::unique_lock<std::mutex> lock_shared() const;
-    void flush_locked();
-    void fail_current(const Error& e);
-    void record_failure(const Error& e);
-
     struct Prepared {
         std::unique_ptr<DeliverySink> sink;
         RemoteMessage msg;
@@ -67,6 +74,19 @@ private:
         std::string fingerprint;
         std::uint64_t bytes = 0;
     };
+
+    std::unique_lock<std::mutex> lock_state();
+    // Commits one batch. With `fine_locking` (background commit) the state
+    // lock is taken around each use of the state only, so that the session
+    // can go on preparing messages while the disk syncs; otherwise the
+    // caller holds it throughout.
+    void commit_batch(std::vector<Prepared>& batch, bool fine_locking);
+    void hand_off();          // the full batch_ to the committer thread
+    void wait_committer();    // until no batch is in commit
+    void committer_loop();
+    void fail_current(const Error& e);
+    void record_failure(const Error& e);
+
     std::vector<Prepared> batch_;
 
     const Account& account_;
@@ -74,7 +94,21 @@ private:
     SeenState& state_;
     Logger& log_;
     const std::atomic<bool>* interrupted_;
-    std::mutex* shared_;
+    std::mutex* shared_;   // guards state and deliverer across handlers, or null
+    std::mutex own_;       // the same for a handler of its own
+    std::mutex* state_mu_;
+    const bool background_;
+
+    // The committer thread and its one batch in commit.
+    std::thread committer_;
+    std::mutex queue_mu_;
+    std::condition_variable queue_cv_;
+    std::vector<Prepared> in_commit_;
+    bool busy_ = false;
+    bool quit_ = false;
+    std::exception_ptr committer_error_;
+
+    mutable std::mutex counters_mu_;  // the counters below and errors_
 
     std::unique_ptr<DeliverySink> sink_;
     bool skipping_ = false;  // current message failed or is ignored; drop its data
@@ -82,13 +116,12 @@ private:
     HeaderCapture header_;
     std::string buf_;
     std::uint64_t msg_bytes_ = 0;
-    bool stop_ = false;
+    std::atomic<bool> stop_{false};
 
     std::size_t delivered_ = 0;
     std::size_t failed_ = 0;
     std::uint64_t bytes_ = 0;
     std::vector<Error> errors_;
-    std::vector<std::string> delivered_keys_;
 };
 
 // "Received: by pullmail (account NAME); <RFC 5322 date>\n"
