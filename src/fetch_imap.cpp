@@ -222,7 +222,7 @@ void fetch_imap(AccountRun& run) {
                 ImapSession session(*more.channel);
                 session.start();
                 drain(session, *handlers[k]);
-                session.logout();
+                session.logout(false);
             } catch (...) {
                 errors[k] = std::current_exception();
                 failed = true;
@@ -231,7 +231,7 @@ void fetch_imap(AccountRun& run) {
     }
     try {
         drain(imap, *handlers[0]);
-        imap.logout();
+        imap.logout(false);
     } catch (...) {
         errors[0] = std::current_exception();
         failed = true;

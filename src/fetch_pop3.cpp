@@ -16,8 +16,7 @@ void fetch_pop3(AccountRun& run) {
     const Account& acc = run.account;
     auto link = connect_account(run);
     Pop3Session pop(*link.channel, acc.pipelining);
-    pop.start();
-    auto listing = pop.list();
+    auto listing = pop.start_and_list(link.conn->login_lines());
     test_step("listed");
 
     // A UIDL shared by several messages cannot say which of them was
@@ -56,7 +55,7 @@ void fetch_pop3(AccountRun& run) {
     run.result.new_messages = wanted.size();
 
     if (run.opts.adopt) {
-        pop.quit();
+        pop.quit(false);
         run.state.compact([&](const std::string& key) { return on_server.count(key) != 0; });
         return;
     }
@@ -74,7 +73,7 @@ void fetch_pop3(AccountRun& run) {
                                            " already delivered message(s) and every message fetched");
             }
         }
-        pop.quit();
+        pop.quit(false);
         return;
     }
 
@@ -126,7 +125,7 @@ void fetch_pop3(AccountRun& run) {
             run.log.error(acc.name, run.result.errors.back().detail());
         }
     } else {
-        pop.quit();
+        pop.quit(false);  // nothing was deleted: its answer cannot matter
     }
 
     // Prune state for messages no longer on the server (or just deleted).

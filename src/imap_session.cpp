@@ -559,9 +559,14 @@ std::vector<ImapSession::AppendResult> ImapSession::finish_appends() {
     return out;
 }
 
-void ImapSession::logout() noexcept {
+void ImapSession::logout(bool wait_for_reply) noexcept {
     try {
-        run("LOGOUT", nullptr);
+        if (wait_for_reply) {
+            run("LOGOUT", nullptr);
+        } else {
+            ch_.command(next_tag() + " LOGOUT");
+            ch_.flush();
+        }
     } catch (...) {
     }
 }

@@ -83,7 +83,10 @@ public:
     // Waits for every outstanding APPEND; returns their results in order.
     std::vector<AppendResult> finish_appends();
 
-    void logout() noexcept;
+    // wait_for_reply = false: LOGOUT is sent and its answer not awaited
+    // (one round trip less). Nothing depends on it: every change was
+    // confirmed by its own command's completion before.
+    void logout(bool wait_for_reply = true) noexcept;
 
 private:
     class Reader;

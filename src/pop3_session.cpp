@@ -6,6 +6,7 @@
 #include "error.h"
 #include "pop3_codec.h"
 #include "seen_state.h"
+#include "text_util.h"
 
 namespace pullmail {
 
@@ -79,19 +80,41 @@ void Pop3Session::start() {
 
 std::vector<RemoteMessage> Pop3Session::list() {
     auto r = transact({{"UIDL", true}, {"LIST", true}});
-    if (!r[0].ok)
+    return listing(r[0], r[1]);
+}
+
+std::vector<RemoteMessage> Pop3Session::start_and_list(const std::vector<std::string>& login_lines) {
+    bool announced = std::any_of(login_lines.begin(), login_lines.end(), [](std::string_view l) {
+        while (!l.empty() && (l.back() == ' ' || l.back() == '\t')) l.remove_suffix(1);
+        return ascii_iequals(l, "PIPELINING");
+    });
+    if (!allow_pipelining_ || !announced) {
+        start();
+        return list();
+    }
+    pipelining_ = true;
+    auto r = transact({{"CAPA", true}, {"UIDL", true}, {"LIST", true}});
+    if (r[0].ok) {
+        for (auto& c : parse_capa_lines(r[0].data)) caps_.insert(c);
+        pipelining_ = caps_.count("PIPELINING") != 0;  // what it says now counts for the rest
+    }
+    return listing(r[1], r[2]);
+}
+
+std::vector<RemoteMessage> Pop3Session::listing(const Reply& uidl, const Reply& list) {
+    if (!uidl.ok)
         throw Error(ErrorKind::Protocol,
                     "the server does not support UIDL, which pullmail needs to tell new messages from old ones")
-            .set_server_text(r[0].status);
-    if (!r[1].ok) throw Error(ErrorKind::Protocol, "the server refused LIST").set_server_text(r[1].status);
+            .set_server_text(uidl.status);
+    if (!list.ok) throw Error(ErrorKind::Protocol, "the server refused LIST").set_server_text(list.status);
     std::map<std::uint32_t, std::uint64_t> sizes;
-    for (auto line : split_lines(r[1].data)) {
+    for (auto line : split_lines(list.data)) {
         auto e = parse_list_line(line);
         if (!e) throw Error(ErrorKind::Protocol, "the server sent a malformed LIST line").set_server_text(line);
         sizes[e->number] = e->size;
     }
     std::vector<RemoteMessage> out;
-    for (auto line : split_lines(r[0].data)) {
+    for (auto line : split_lines(uidl.data)) {
         auto e = parse_uidl_line(line);
         if (!e) throw Error(ErrorKind::Protocol, "the server sent a malformed UIDL line").set_server_text(line);
         RemoteMessage m;
@@ -185,9 +208,14 @@ Pop3Session::QuitResult Pop3Session::delete_and_quit(const std::vector<std::uint
     return q;
 }
 
-void Pop3Session::quit() noexcept {
+void Pop3Session::quit(bool wait_for_reply) noexcept {
     try {
-        transact({{"QUIT", false}});
+        if (wait_for_reply) {
+            transact({{"QUIT", false}});
+        } else {
+            ch_.command("QUIT");
+            ch_.flush();
+        }
     } catch (...) {
     }
 }

@@ -32,6 +32,12 @@ public:
     // server cannot do UIDL.
     std::vector<RemoteMessage> list();
 
+    // start() and list() in one flight (one round trip less) when the
+    // server announced PIPELINING before login, which RFC 2449 says stays
+    // available after it (`login_lines`: Connection::login_lines()).
+    // Otherwise the same as start() followed by list().
+    std::vector<RemoteMessage> start_and_list(const std::vector<std::string>& login_lines);
+
     // RETR each message (in order), streaming replies to the handler; many
     // RETRs are in flight when pipelining. A -ERR for one message is reported
     // through handler.failed and does not stop the others.
@@ -50,7 +56,10 @@ public:
     // checks QUIT's reply: only then has the server removed the messages.
     QuitResult delete_and_quit(const std::vector<std::uint32_t>& numbers);
     // QUIT without deleting; errors are ignored (nothing depends on it).
-    void quit() noexcept;
+    // wait_for_reply = false: QUIT is sent and its answer not awaited (one
+    // round trip less), for sessions that deleted nothing: the answer could
+    // not change anything.
+    void quit(bool wait_for_reply = true) noexcept;
 
 private:
     struct Reply {
@@ -62,6 +71,8 @@ private:
     // `window` bounds the commands in flight when pipelining.
     std::vector<Reply> transact(const std::vector<std::pair<std::string, bool>>& commands,
                                 std::size_t window = kPipelineWindow);
+    // The messages of a UIDL and a LIST reply.
+    static std::vector<RemoteMessage> listing(const Reply& uidl, const Reply& list);
 
     Channel& ch_;
     bool allow_pipelining_;

@@ -41,7 +41,8 @@ std::vector<std::string_view> words(std::string_view s) {
 
 class CurlConnection final : public Connection {
 public:
-    CurlConnection(CURL* h, curl_socket_t sock, SSL* ssl) : h_(h), sock_(sock), ssl_(ssl) {}
+    CurlConnection(CURL* h, curl_socket_t sock, SSL* ssl, std::vector<std::string> login_lines)
+        : h_(h), sock_(sock), ssl_(ssl), login_lines_(std::move(login_lines)) {}
     ~CurlConnection() override { curl_easy_cleanup(h_); }
 
     std::size_t try_send(std::string_view data) override {
@@ -79,10 +80,13 @@ public:
         }
     }
 
+    std::vector<std::string> login_lines() const override { return login_lines_; }
+
 private:
     CURL* h_;
     curl_socket_t sock_;
     SSL* ssl_;  // owned by libcurl; null without TLS
+    std::vector<std::string> login_lines_;
 };
 
 struct CurlContext {
@@ -91,6 +95,7 @@ struct CurlContext {
     TrustSources trust;
     std::string trust_error;  // why the trust store could not be set up
     SSL* ssl = nullptr;       // the TLS session, once its handshake is done
+    std::vector<std::string> server_lines;  // what the server said during login (bounded)
 };
 
 // Where the SSL callbacks find the CurlContext of their SSL_CTX.
@@ -117,6 +122,7 @@ int debug_cb(CURL*, curl_infotype type, char* data, size_t size, void* userp) {
     switch (type) {
         case CURLINFO_HEADER_IN:
             if (!text.empty()) ctx->last_server_line = std::string(text);
+            if (ctx->server_lines.size() < 200) ctx->server_lines.emplace_back(text.substr(0, 1000));
             if (trace) log->trace(ctx->opts->account, "S: " + std::string(text));
             break;
         case CURLINFO_HEADER_OUT:
@@ -327,7 +333,7 @@ std::unique_ptr<Connection> connect_and_login(const Endpoint& ep, const std::str
         SSL_CTX_set_ex_data(SSL_get_SSL_CTX(ssl), context_index(), nullptr);  // ctx dies with this frame
         SSL_set_read_ahead(ssl, 1);
     }
-    return std::make_unique<CurlConnection>(h, sock, ssl);
+    return std::make_unique<CurlConnection>(h, sock, ssl, std::move(ctx.server_lines));
 }
 
 std::string resolve_password(const PasswordSource& src, const std::string& account) {

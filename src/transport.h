@@ -36,6 +36,9 @@ public:
     // Blocks until the connection may be readable / writable or timeout_ms
     // passes. Returns false on timeout.
     virtual bool wait(bool for_read, bool for_write, int timeout_ms) = 0;
+    // The server's lines during login (greeting, capabilities), as libcurl
+    // read them; what the sessions may learn from without asking again.
+    virtual std::vector<std::string> login_lines() const { return {}; }
 };
 
 struct ConnectOptions {

@@ -35,6 +35,7 @@ public:
         return data.size();
     }
     std::size_t try_recv(char* buf, std::size_t n, bool& eof) override {
+        if (sent_before_first_recv < 0) sent_before_first_recv = static_cast<int>(lines.size());
         if (out_.empty()) {
             eof = closed;
             return 0;
@@ -44,9 +45,14 @@ public:
         out_.erase(0, k);
         return k;
     }
-    bool wait(bool, bool, int) override { return !out_.empty() || closed; }
+    bool wait(bool, bool, int) override {
+        if (out_.empty() && !closed) ++idle_waits;  // a real connection would block here
+        return !out_.empty() || closed;
+    }
 
     std::vector<std::string> lines;
+    int sent_before_first_recv = -1;  // lines the client sent before it first read
+    int idle_waits = 0;               // waits for a server that had nothing to say
     bool closed = false;
 
 private:
@@ -110,6 +116,59 @@ TEST_CASE("pop3 session: pipelined RETR streams every message; -ERR for one does
     auto q = pop.delete_and_quit({1, 3});
     CHECK(q.committed);
     CHECK(q.marked == 2);
+}
+
+TEST_CASE("pop3 session: PIPELINING announced before login: CAPA, UIDL and LIST in one flight") {
+    auto script = [](const std::string& line) -> std::string {
+        if (line == "CAPA") return "+OK\r\nPIPELINING\r\nUIDL\r\n.\r\n";
+        if (line == "UIDL") return "+OK\r\n1 u1\r\n2 u2\r\n.\r\n";
+        if (line == "LIST") return "+OK\r\n1 20\r\n2 4\r\n.\r\n";
+        if (line == "QUIT") return "+OK bye\r\n";
+        return "-ERR what\r\n";
+    };
+    SUBCASE("announced: one flight") {
+        FakeConnection conn(script);
+        Channel ch(conn, 5, "t", nullptr, 0);
+        Pop3Session pop(ch, true);
+        auto list = pop.start_and_list({"+OK ready", "CAPA", "PIPELINING ", "USER"});
+        CHECK(conn.sent_before_first_recv == 3);
+        REQUIRE(list.size() == 2);
+        CHECK(list[1].uidl == "u2");
+        CHECK(list[1].size == 4);
+        CHECK(pop.pipelining());
+    }
+    SUBCASE("not announced: CAPA first, as start() then list()") {
+        FakeConnection conn(script);
+        Channel ch(conn, 5, "t", nullptr, 0);
+        Pop3Session pop(ch, true);
+        auto list = pop.start_and_list({"+OK ready", "USER"});
+        CHECK(conn.sent_before_first_recv == 1);
+        CHECK(list.size() == 2);
+        CHECK(pop.pipelining());  // learnt from the CAPA after login
+    }
+    SUBCASE("pipelining = false: never more than one command in flight") {
+        FakeConnection conn(script);
+        Channel ch(conn, 5, "t", nullptr, 0);
+        Pop3Session pop(ch, false);
+        auto list = pop.start_and_list({"PIPELINING"});
+        CHECK(conn.sent_before_first_recv == 1);
+        CHECK(list.size() == 2);
+        CHECK_FALSE(pop.pipelining());
+    }
+    SUBCASE("quit without waiting: QUIT goes out, its answer is not awaited") {
+        auto silent = [](const std::string&) { return std::string(); };  // never answers
+        FakeConnection conn(silent);
+        Channel ch(conn, 1, "t", nullptr, 0);
+        Pop3Session pop(ch, true);
+        pop.quit(false);
+        CHECK(conn.lines == std::vector<std::string>{"QUIT"});
+        CHECK(conn.idle_waits == 0);
+        FakeConnection control(silent);
+        Channel ch2(control, 1, "t", nullptr, 0);
+        Pop3Session waiting(ch2, true);
+        waiting.quit(true);  // waits for the answer (and gives up quietly)
+        CHECK(control.idle_waits > 0);
+    }
 }
 
 TEST_CASE("pop3 session: QUIT answered -ERR means nothing was deleted") {
@@ -179,4 +238,14 @@ TEST_CASE("credentials are masked in protocol traces") {
     CHECK(mask_credentials("CAPA") == "CAPA");
     CHECK(mask_credentials("A003 CAPABILITY") == "A003 CAPABILITY");
     CHECK(mask_credentials("APOP me 0123456789abcdef") == "APOP me ****");
+}
+
+TEST_CASE("imap session: logout without waiting sends LOGOUT and does not wait for its answer") {
+    FakeConnection conn([](const std::string&) { return std::string(); });  // never answers
+    Channel ch(conn, 1, "t", nullptr, 0);
+    ImapSession imap(ch);
+    imap.logout(false);
+    REQUIRE(conn.lines.size() == 1);
+    CHECK(conn.lines[0].find(" LOGOUT") != std::string::npos);
+    CHECK(conn.idle_waits == 0);
 }
