@@ -117,7 +117,7 @@ SeenState::SeenState(std::string path) : path_(std::move(path)) {
     load();
     // Rewrite a torn tail away now, so the next append cannot turn it into a
     // complete (and then damaged-looking) line.
-    if (!load_warning_.empty()) compact([](const std::string&) { return true; });
+    if (!load_warning_.empty()) compact([](const std::string&) { return true; }, true);
     open_for_append();
 }
 
@@ -150,9 +150,10 @@ void SeenState::load() {
     std::string data;
     if (!read_file_if_exists(path_, data)) {
         // New state: write the header through the same atomic path as compact().
-        compact([](const std::string&) { return true; });
+        compact([](const std::string&) { return true; }, true);
         return;
     }
+    file_bytes_ = data.size();
     auto nl = data.find('\n');
     std::string_view header = std::string_view(data).substr(0, nl == std::string::npos ? data.size() : nl);
     if (header.rfind(kHeaderPrefix, 0) != 0 || nl == std::string::npos) {
@@ -272,6 +273,7 @@ void SeenState::record_uidvalidity(const std::string& folder, std::uint32_t uidv
 void SeenState::sync() {
     if (!buffer_.empty()) {
         write_all_fd(fd_, buffer_, path_);
+        file_bytes_ += buffer_.size();
         buffer_.clear();
         dirty_ = true;
     }
@@ -282,19 +284,32 @@ void SeenState::sync() {
     }
 }
 
-void SeenState::compact(const std::function<bool(const std::string&)>& keep) {
+void SeenState::compact(const std::function<bool(const std::string&)>& keep, bool rewrite) {
     std::string out = std::string(kHeaderPrefix) + std::to_string(kFormatVersion) + "\n";
     for (const auto& [folder, v] : uidvalidity_) out += checked_line("V " + folder + " " + std::to_string(v));
-    for (auto it = seen_.begin(); it != seen_.end();) {
-        if (!keep(it->first)) {
-            it = seen_.erase(it);
+    std::vector<std::string> gone;
+    std::uint64_t forget_bytes = 0;
+    for (const auto& [key, entry] : seen_) {
+        if (!keep(key)) {
+            gone.push_back(key);
+            forget_bytes += key.size() + 16;  // "F key" with its checksum
             continue;
         }
-        out += checked_line(seen_record(it->first, it->second));
-        ++it;
+        out += checked_line(seen_record(key, entry));
     }
     for (const auto& [k, v] : intents_) out += checked_line("I " + k + " " + v);
+    // A journal at most twice the live records (plus a little) is kept as it
+    // is: rewriting it on every run would cost two more flushes per run and
+    // rewrite a large file for nothing.
+    std::uint64_t journal = file_bytes_ + buffer_.size() + forget_bytes;
+    if (!rewrite && fd_ >= 0 && journal <= 2 * static_cast<std::uint64_t>(out.size()) + 4096) {
+        for (const auto& key : gone) forget(key);
+        sync();
+        return;
+    }
+    for (const auto& key : gone) seen_.erase(key);
     write_file_atomic(path_, out, 0600);
+    file_bytes_ = out.size();
     buffer_.clear();
     dirty_ = false;
     if (fd_ >= 0) {

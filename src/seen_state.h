@@ -22,8 +22,10 @@
 // only be an intent whose delivery never started or a seen record whose intent
 // is still there. A bad line followed by good ones is corruption: the account
 // stops with Error(State) naming the file, before anything is deleted.
-// compact() rewrites the file (tmp + fsync + rename + fsync dir) keeping only
-// live records, which also prunes messages no longer on the server.
+// compact() prunes messages no longer on the server. It rewrites the file
+// (tmp + fsync + rename + fsync dir) with only the live records when the
+// journal has grown to more than twice their size; otherwise it appends
+// "forget" records and syncs: a run with no new mail writes nothing.
 #pragma once
 
 #include <cstdint>
@@ -81,9 +83,11 @@ public:
     void record_uidvalidity(const std::string& folder, std::uint32_t uidvalidity);
     // Makes every record so far durable.
     void sync();
-    // Rewrites the file with only the live records; entries for which
-    // keep(key) is false are pruned. Pending intents are kept.
-    void compact(const std::function<bool(const std::string&)>& keep);
+    // Prunes the entries for which keep(key) is false and makes everything
+    // durable. Rewrites the file with only the live records when it has
+    // grown past twice their size, or always with `rewrite`; pending intents
+    // are kept either way.
+    void compact(const std::function<bool(const std::string&)>& keep, bool rewrite = false);
     // Forgets seen entries (without pruning others) — used for --all style resets.
     void forget(const std::string& key);
 
@@ -102,6 +106,7 @@ private:
     int fd_ = -1;
     bool dirty_ = false;  // appended since the last fsync
     std::string buffer_;  // records not yet written to the file
+    std::uint64_t file_bytes_ = 0;  // size of the file (without buffer_)
     std::unordered_map<std::string, SeenEntry> seen_;
     std::map<std::string, std::string> intents_;  // key -> intent
     std::map<std::string, std::uint32_t> uidvalidity_;

@@ -4,8 +4,10 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <deque>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <sstream>
 
 #include "error.h"
@@ -191,4 +193,57 @@ TEST_CASE("fingerprint: same message over POP3 and IMAP, different messages diff
     for (char c : msg) cap.feed(std::string_view(&c, 1));
     CHECK(cap.complete());
     CHECK(cap.header() == "Subject: s\nFrom: f\n");
+}
+
+TEST_CASE("state: compact writes nothing when nothing changed, and keeps the journal within twice the live records") {
+    TempDir d;
+    std::string p = d.path + "/acct.state";
+    auto inode_and_size = [&] {
+        struct stat st {};
+        REQUIRE(::stat(p.c_str(), &st) == 0);
+        return std::make_pair(st.st_ino, st.st_size);
+    };
+    auto live_bytes = [&](const SeenState& s) {
+        std::size_t n = 40;  // header
+        for (const auto& [k, e] : s.entries()) n += k.size() + e.fingerprint.size() + 40;
+        return n;
+    };
+    SeenState s(p);
+    for (int i = 0; i < 20; ++i) {
+        s.record_intent(pop3_key("a" + std::to_string(i)), "maildir x" + std::to_string(i), false);
+        s.record_seen(pop3_key("a" + std::to_string(i)), 100, std::string(64, 'f'));
+    }
+    s.compact([](const std::string&) { return true; });
+    auto before = inode_and_size();
+    s.compact([](const std::string&) { return true; });  // a run with no new mail
+    CHECK(inode_and_size() == before);
+
+    // Many runs: each delivers 10 messages and 10 old ones leave the server.
+    int next = 0;
+    std::deque<std::string> on_server;
+    for (int i = 0; i < 20; ++i) on_server.push_back(pop3_key("a" + std::to_string(i)));
+    std::size_t rewrites = 0;
+    for (int run = 0; run < 60; ++run) {
+        for (int k = 0; k < 10; ++k, ++next) {
+            std::string key = pop3_key("b" + std::to_string(next));
+            s.record_intent(key, "maildir y" + std::to_string(next), false);
+            s.record_seen(key, 100, std::string(64, 'f'));
+            on_server.push_back(key);
+        }
+        for (int k = 0; k < 10; ++k) on_server.pop_front();
+        std::set<std::string> present(on_server.begin(), on_server.end());
+        auto ino = inode_and_size().first;
+        s.compact([&](const std::string& key) { return present.count(key) != 0; });
+        if (inode_and_size().first != ino) ++rewrites;
+        CHECK(s.entries().size() == present.size());
+        CHECK(static_cast<std::size_t>(inode_and_size().second) <= 2 * live_bytes(s) + 4096 + 2000);
+    }
+    CHECK(rewrites > 0);
+    CHECK(rewrites < 30);  // most runs append, not rewrite
+
+    SeenState again(p);
+    CHECK(again.entries().size() == on_server.size());
+    for (const auto& key : on_server) CHECK(again.seen(key));
+    CHECK_FALSE(again.seen(pop3_key("a0")));
+    CHECK(again.pending_intents().empty());
 }
