@@ -590,8 +590,22 @@ class Dovecot:
         c.pass_(password)
         return c
 
+    def _settle(self, user, offset, timeout=5):
+        """Waits until every session of user that logged in since offset has
+        logged its disconnect too. The helper's own sessions call it after
+        LOGOUT: Dovecot writes the disconnect line (with the session's
+        counters) asynchronously, and a line arriving late would be counted
+        as the next pullmail run's by a test that looks at the log."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            text = self._log_since(offset)
+            if len(self.logout_stats(text, user=user)) >= len(self.logins(text, user=user)):
+                return
+            time.sleep(0.02)
+
     def list_folders(self, user):
         """Folder names as UTF-8 with Dovecot's delimiter, from IMAP LIST."""
+        mark = self.log_mark()
         c = self.imap(user)
         try:
             typ, data = c.list()
@@ -611,10 +625,12 @@ class Dovecot:
             return names
         finally:
             c.logout()
+            self._settle(user, mark)
 
     def messages(self, user, folder="INBOX"):
         """[(uid, bytes, flags)] of a folder in UID order, exactly as Dovecot
         serves them over IMAP (BODY.PEEK[], read-only EXAMINE: nothing changes)."""
+        mark = self.log_mark()
         c = self.imap(user)
         try:
             typ, data = c.select(imap_quote(mutf7_encode(folder)), readonly=True)
@@ -643,9 +659,11 @@ class Dovecot:
                 c.logout()
             except Exception:
                 pass
+            self._settle(user, mark)
 
     def flags(self, user, folder="INBOX"):
         """{uid: [flags]} without fetching bodies."""
+        mark = self.log_mark()
         c = self.imap(user)
         try:
             typ, data = c.select(imap_quote(mutf7_encode(folder)), readonly=True)
@@ -671,6 +689,7 @@ class Dovecot:
                 c.logout()
             except Exception:
                 pass
+            self._settle(user, mark)
 
     def count(self, user, folder="INBOX"):
         return len(self.flags(user, folder))
