@@ -160,7 +160,7 @@ class MigrateTest(IntegrationCase):
         self.migration_config(src, src_pw, dst, dst_pw, target="Old")
         r = self.run_config("--json", "-v", expect=EX_OK)
         # pullmail's own session with the target, before the test reads it.
-        stats = self.d.logout_stats(self.d.log_since(mark), user=dst, protocol="imap")
+        stats = self.d.logout_stats(self.d.settled_log(mark, dst), user=dst, protocol="imap")
         self.assertEqual(len(stats), 1, stats)
         self.assertEqual(stats[0][2]["body_count"], 0, stats)
         got = [m[1] for m in self.target_folder(dst, "Old")]
@@ -179,7 +179,7 @@ class MigrateTest(IntegrationCase):
         mark = self.d.log_mark()
         r = self.run_config("--json", expect=EX_OK)
         self.assertEqual(self.json_account(r, "home")["fetched"], 5)
-        stats = self.d.logout_stats(self.d.log_since(mark), user=user, protocol="imap")
+        stats = self.d.logout_stats(self.d.settled_log(mark, user), user=user, protocol="imap")
         self.assertEqual(sum(s[2]["body_count"] for s in stats), 5, stats)
         from util import read_maildir
         got = [data for _, data in read_maildir(maildir)]
