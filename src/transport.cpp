@@ -93,7 +93,7 @@ struct CurlContext {
     const ConnectOptions* opts;
     std::string last_server_line;
     TrustSources trust;
-    std::string trust_error;  // why the trust store could not be set up
+    TrustError trust_error;   // why the trust store could not be set up
     SSL* ssl = nullptr;       // the TLS session, once its handshake is done
     std::vector<std::string> server_lines;  // what the server said during login (bounded)
 };
@@ -149,7 +149,7 @@ CURLcode ssl_ctx_cb(CURL*, void* sslctx, void* userp) {
     long ok = SSL_CTX_set1_verify_cert_store(ssl_ctx, store);
     X509_STORE_free(store);  // set1 took its own reference
     if (ok != 1) {
-        ctx->trust_error = "cannot install the CA certificates";
+        ctx->trust_error.message = "cannot install the CA certificates";
         return CURLE_SSL_CACERT_BADFILE;
     }
     // Room for several TLS records per recv() once read-ahead is on (after
@@ -278,10 +278,10 @@ std::unique_ptr<Connection> connect_and_login(const Endpoint& ep, const std::str
                                 " s while connecting and logging in",
                             true);
             case CURLE_SSL_CACERT_BADFILE:
-                if (!ctx.trust_error.empty())
-                    throw Error(ctx.trust_error.rfind("cannot load ca_file", 0) == 0 ? ErrorKind::Config
+                if (!ctx.trust_error.message.empty())
+                    throw Error(ctx.trust_error.ca_file ? ErrorKind::Config
                                                                                      : ErrorKind::Tls,
-                                ctx.trust_error + " for " + where);
+                                ctx.trust_error.message + " for " + where);
                 [[fallthrough]];
             case CURLE_PEER_FAILED_VERIFICATION:
             case CURLE_SSL_CERTPROBLEM:

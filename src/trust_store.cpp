@@ -20,26 +20,27 @@ std::string openssl_reason() {
     return r ? r : "unreadable";
 }
 
-X509_STORE* load_store(const TrustSources& src, std::string& error) {
+X509_STORE* load_store(const TrustSources& src, TrustError& error) {
     X509_STORE* store = X509_STORE_new();
     if (!store) {
-        error = "out of memory";
+        error.message = "out of memory";
         return nullptr;
     }
     // The same sources, in the same order, and the same failures as
     // libcurl's populate_x509_store() for a verifying connection.
     if (!src.system_file.empty() && X509_STORE_load_file(store, src.system_file.c_str()) != 1) {
-        error = "cannot load the system CA certificates " + src.system_file + " (" + openssl_reason() + ")";
+        error.message = "cannot load the system CA certificates " + src.system_file + " (" + openssl_reason() + ")";
         X509_STORE_free(store);
         return nullptr;
     }
     if (!src.system_dir.empty() && X509_STORE_load_path(store, src.system_dir.c_str()) != 1) {
-        error = "cannot use the system CA directory " + src.system_dir + " (" + openssl_reason() + ")";
+        error.message = "cannot use the system CA directory " + src.system_dir + " (" + openssl_reason() + ")";
         X509_STORE_free(store);
         return nullptr;
     }
     if (!src.ca_file.empty() && X509_STORE_load_file(store, src.ca_file.c_str()) != 1) {
-        error = "cannot load ca_file " + src.ca_file + " (" + openssl_reason() + ")";
+        error.message = "cannot load ca_file " + src.ca_file + " (" + openssl_reason() + ")";
+        error.ca_file = true;
         X509_STORE_free(store);
         return nullptr;
     }
@@ -62,7 +63,7 @@ Stores& stores() {
 
 }  // namespace
 
-X509_STORE* shared_trust_store(const TrustSources& src, std::string& error) {
+X509_STORE* shared_trust_store(const TrustSources& src, TrustError& error) {
     Stores& s = stores();
     std::lock_guard<std::mutex> lock(s.mutex);
     auto key = std::make_tuple(src.system_file, src.system_dir, src.ca_file);
@@ -75,7 +76,7 @@ X509_STORE* shared_trust_store(const TrustSources& src, std::string& error) {
         it = s.by_sources.emplace(std::move(key), store).first;
     }
     if (X509_STORE_up_ref(it->second) != 1) {
-        error = "out of memory";
+        error.message = "out of memory";
         return nullptr;
     }
     return it->second;

@@ -20,10 +20,15 @@ struct TrustSources {
     std::string ca_file;      // the account's extra anchor ("" = none)
 };
 
+struct TrustError {
+    std::string message;       // which file could not be loaded, and why
+    bool ca_file = false;      // the account's ca_file (a configuration error), not the system's
+};
+
 // A new reference to the shared store for these sources (the caller frees it
 // with X509_STORE_free, or hands it to OpenSSL with a set1 call), or nullptr
-// with `error` saying which file could not be loaded. Thread-safe; the first
-// caller for a set of sources loads it, concurrent callers wait for that load.
-X509_STORE* shared_trust_store(const TrustSources& sources, std::string& error);
+// with `error` set. Thread-safe; the first caller for a set of sources loads
+// it, concurrent callers wait for that load.
+X509_STORE* shared_trust_store(const TrustSources& sources, TrustError& error);
 
 }  // namespace pullmail

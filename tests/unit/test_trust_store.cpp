@@ -36,9 +36,9 @@ std::size_t certificates_in(X509_STORE* store) {
 }  // namespace
 
 TEST_CASE("the system bundle is loaded once and shared, with libcurl's verification flags") {
-    std::string err;
+    TrustError err;
     X509_STORE* a = shared_trust_store({kSystemBundle, "/etc/ssl/certs", ""}, err);
-    REQUIRE_MESSAGE(a != nullptr, err);
+    REQUIRE_MESSAGE(a != nullptr, err.message);
     X509_STORE* b = shared_trust_store({kSystemBundle, "/etc/ssl/certs", ""}, err);
     CHECK(a == b);
     CHECK(certificates_in(a) > 50);
@@ -52,11 +52,11 @@ TEST_CASE("the system bundle is loaded once and shared, with libcurl's verificat
 TEST_CASE("a ca_file gets a store of its own: one account's anchor never reaches another") {
     TempDir dir;
     std::string one = one_certificate(dir);
-    std::string err;
+    TrustError err;
     X509_STORE* plain = shared_trust_store({"", "", ""}, err);
     X509_STORE* with_ca = shared_trust_store({"", "", one}, err);
     REQUIRE(plain != nullptr);
-    REQUIRE_MESSAGE(with_ca != nullptr, err);
+    REQUIRE_MESSAGE(with_ca != nullptr, err.message);
     CHECK(plain != with_ca);
     CHECK(certificates_in(plain) == 0);
     CHECK(certificates_in(with_ca) == 1);
@@ -66,23 +66,25 @@ TEST_CASE("a ca_file gets a store of its own: one account's anchor never reaches
 
 TEST_CASE("unusable CA files are errors that name the file, and are not cached") {
     TempDir dir;
-    std::string err;
+    TrustError err;
     std::string garbage = dir.path + "/garbage.pem";
     write_file(garbage, "not a certificate\n");
     CHECK(shared_trust_store({"", "", garbage}, err) == nullptr);
-    CHECK(err.find("ca_file " + garbage) != std::string::npos);
+    CHECK(err.message.find("ca_file " + garbage) != std::string::npos);
+    CHECK(err.ca_file);
 
-    err.clear();
+    err = {};
     std::string missing = dir.path + "/missing.crt";
     CHECK(shared_trust_store({missing, "", ""}, err) == nullptr);
-    CHECK(err.find(missing) != std::string::npos);
+    CHECK(err.message.find(missing) != std::string::npos);
+    CHECK_FALSE(err.ca_file);  // the system's file: not the account's configuration
 
     // Fixed between two connections: the next one succeeds.
     std::string bundle = read_file(kSystemBundle);
     write_file(garbage, bundle.substr(0, bundle.find("-----END CERTIFICATE-----")) + "-----END CERTIFICATE-----\n");
-    err.clear();
+    err = {};
     X509_STORE* fixed = shared_trust_store({"", "", garbage}, err);
-    REQUIRE_MESSAGE(fixed != nullptr, err);
+    REQUIRE_MESSAGE(fixed != nullptr, err.message);
     CHECK(certificates_in(fixed) == 1);
     X509_STORE_free(fixed);
 }
