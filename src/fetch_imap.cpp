@@ -185,71 +185,65 @@ void fetch_imap(AccountRun& run) {
 
     // Folders go to whichever connection is free next. The first connection
     // starts at once; the others (connections = N) log in meanwhile and join.
-    std::atomic<std::size_t> next_folder{0};
-    std::atomic<bool> failed{false};  // one connection failed or stopped: the others take no new folder
-    auto drain = [&](ImapSession& session, DeliveryHandler& handler) {
-        while (!failed.load()) {
-            if (handler.stop_requested()) {
-                failed = true;
-                break;
-            }
-            std::size_t i = next_folder.fetch_add(1);
-            if (i >= folders.size()) break;
-            fetch_folder(w, session, handler, folders[i]);
-        }
-    };
-
     const std::size_t n = connection_count(acc, folders.size());
     std::vector<std::unique_ptr<DeliveryHandler>> handlers;
     for (std::size_t k = 0; k < n; ++k)
         handlers.push_back(std::make_unique<DeliveryHandler>(acc, run.deliverer, run.state, run.log,
                                                              run.opts.interrupted, &w.mu));
     std::vector<std::exception_ptr> errors(n);
+    std::atomic<std::size_t> next_folder{0};
+    std::atomic<bool> failed{false};  // one connection failed or stopped: the others take no new folder
+    // Connection k takes folders until none is left, then logs out.
+    auto serve = [&](ImapSession& session, std::size_t k) {
+        try {
+            while (!failed.load()) {
+                if (handlers[k]->stop_requested()) {
+                    failed = true;
+                    break;
+                }
+                std::size_t i = next_folder.fetch_add(1);
+                if (i >= folders.size()) break;
+                fetch_folder(w, session, *handlers[k], folders[i]);
+            }
+            session.logout(false);
+        } catch (...) {
+            errors[k] = std::current_exception();
+            failed = true;
+        }
+    };
     std::vector<std::thread> extra;
     for (std::size_t k = 1; k < n; ++k) {
         extra.emplace_back([&, k] {
+            ServerLink more;
             try {
-                ServerLink more;
-                try {
-                    more = connect_account(run);
-                } catch (const Error& e) {
-                    // The server may limit connections per user: the
-                    // connections that did log in share the folders.
-                    run.log.detail(acc.name, "connection " + std::to_string(k + 1) + " of " + std::to_string(n) +
-                                                 " not opened (" + e.detail() + "); going on with fewer");
-                    return;
-                }
+                more = connect_account(run);
+            } catch (const Error& e) {
+                // The server may limit connections per user: the
+                // connections that did log in share the folders.
+                run.log.detail(acc.name, "connection " + std::to_string(k + 1) + " of " + std::to_string(n) +
+                                             " not opened (" + e.detail() + "); going on with fewer");
+                return;
+            }
+            try {
                 ImapSession session(*more.channel);
                 session.start();
-                drain(session, *handlers[k]);
-                session.logout(false);
+                serve(session, k);
             } catch (...) {
                 errors[k] = std::current_exception();
                 failed = true;
             }
         });
     }
-    try {
-        drain(imap, *handlers[0]);
-        imap.logout(false);
-    } catch (...) {
-        errors[0] = std::current_exception();
-        failed = true;
-    }
+    serve(imap, 0);
     for (auto& t : extra) t.join();
 
-    std::size_t fetched = 0, failed_messages = 0;
-    std::uint64_t bytes = 0;
     for (const auto& h : handlers) {
-        fetched += h->delivered();
-        bytes += h->bytes();
-        failed_messages += h->failed_count();
+        run.result.fetched += h->delivered();
+        run.result.bytes += h->bytes();
+        run.result.skipped += h->failed_count();
         for (const auto& e : h->errors()) run.result.errors.push_back(e);
     }
-    run.result.fetched = fetched;
-    run.result.bytes = bytes;
     run.result.deleted = w.deleted;
-    run.result.skipped += failed_messages;
     for (const auto& e : errors)
         if (e) std::rethrow_exception(e);
     if (run.opts.check || run.opts.dry_run) return;

@@ -33,6 +33,7 @@ Run `python3 dovecot.py` for a self-check against imaplib/poplib.
 
 import atexit
 import base64
+import contextlib
 import ctypes
 import fcntl
 import imaplib
@@ -603,11 +604,34 @@ class Dovecot:
                 return
             time.sleep(0.02)
 
-    def list_folders(self, user):
-        """Folder names as UTF-8 with Dovecot's delimiter, from IMAP LIST."""
+    @contextlib.contextmanager
+    def _session(self, user):
+        """A helper IMAP session: logged out, and its disconnect line settled
+        (see _settle), when the block ends."""
         mark = self.log_mark()
         c = self.imap(user)
         try:
+            yield c
+        finally:
+            try:
+                c.logout()
+            except Exception:
+                pass
+            self._settle(user, mark)
+
+    @contextlib.contextmanager
+    def _examined(self, user, folder):
+        """A helper session with folder EXAMINEd (read-only): yields
+        (connection, number of messages)."""
+        with self._session(user) as c:
+            typ, data = c.select(imap_quote(mutf7_encode(folder)), readonly=True)
+            if typ != "OK":
+                raise DovecotError("EXAMINE %s failed: %r" % (folder, data))
+            yield c, int(data[0])
+
+    def list_folders(self, user):
+        """Folder names as UTF-8 with Dovecot's delimiter, from IMAP LIST."""
+        with self._session(user) as c:
             typ, data = c.list()
             names = []
             for item in data:
@@ -623,20 +647,12 @@ class Dovecot:
                     raw = raw[1:-1].replace(b'\\"', b'"').replace(b"\\\\", b"\\")
                 names.append(mutf7_decode(raw.decode("ascii")))
             return names
-        finally:
-            c.logout()
-            self._settle(user, mark)
 
     def messages(self, user, folder="INBOX"):
         """[(uid, bytes, flags)] of a folder in UID order, exactly as Dovecot
         serves them over IMAP (BODY.PEEK[], read-only EXAMINE: nothing changes)."""
-        mark = self.log_mark()
-        c = self.imap(user)
-        try:
-            typ, data = c.select(imap_quote(mutf7_encode(folder)), readonly=True)
-            if typ != "OK":
-                raise DovecotError("EXAMINE %s failed: %r" % (folder, data))
-            if int(data[0]) == 0:
+        with self._examined(user, folder) as (c, n):
+            if n == 0:
                 return []
             typ, data = c.uid("FETCH", "1:*", "(UID FLAGS BODY.PEEK[])")
             if typ != "OK":
@@ -654,22 +670,11 @@ class Dovecot:
                 out.append((int(m_uid.group(1)), body, flags))
             out.sort(key=lambda t: t[0])
             return out
-        finally:
-            try:
-                c.logout()
-            except Exception:
-                pass
-            self._settle(user, mark)
 
     def flags(self, user, folder="INBOX"):
         """{uid: [flags]} without fetching bodies."""
-        mark = self.log_mark()
-        c = self.imap(user)
-        try:
-            typ, data = c.select(imap_quote(mutf7_encode(folder)), readonly=True)
-            if typ != "OK":
-                raise DovecotError("EXAMINE %s failed: %r" % (folder, data))
-            if int(data[0]) == 0:
+        with self._examined(user, folder) as (c, n):
+            if n == 0:
                 return {}
             typ, data = c.uid("FETCH", "1:*", "(UID FLAGS)")
             out = {}
@@ -684,12 +689,6 @@ class Dovecot:
                     out[int(m_uid.group(1))] = [f for f in m_flags.group(1).decode().split()
                                                 if f != "\\Recent"]
             return out
-        finally:
-            try:
-                c.logout()
-            except Exception:
-                pass
-            self._settle(user, mark)
 
     def count(self, user, folder="INBOX"):
         return len(self.flags(user, folder))

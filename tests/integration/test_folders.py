@@ -110,11 +110,7 @@ class Folders(util.IntegrationCase):
 
     def test_parallel_connections(self):
         user, pw = self.new_user()
-        before_fill = self.d.log_mark()
         expected = self._fill_parallel(user, 300)
-        # The helper's own IMAP sessions log their disconnects asynchronously:
-        # let them settle, so that the counts below are pullmail's alone.
-        self.d.settled_log(before_fill, user)
         maildir = self.path("Maildir")
         self.config({"par": self.account(user, pw, "imaps", deliver="maildir:" + maildir, keep=False,
                                          folders=self.PARALLEL, connections=3)})
