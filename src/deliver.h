@@ -38,6 +38,11 @@ struct MessageMeta {
     std::string folder;              // IMAP folder ('/' separators), empty for POP3
     std::vector<std::string> flags;  // IMAP flags of the source, e.g. "\\Seen"
     std::string internal_date;       // IMAP INTERNALDATE as the server wrote it, may be empty
+    // The target may already hold this message (first sync of the source
+    // identity, sync_plan.h): an IMAP target then stores it only when it
+    // holds no message with the same fingerprint and size. Otherwise a new
+    // message is stored even when it equals one stored before.
+    bool target_may_hold = false;
 };
 
 class DeliverySink {
@@ -63,6 +68,9 @@ public:
     // the target says (IMAP APPENDUID: "appenduid:<uidvalidity>:<uid>"),
     // recorded in the state file. One word, no spaces. Default: nothing.
     virtual std::string published_as() const { return {}; }
+    // After prepare(): the target already held the message, so commit()
+    // stores nothing (counted as "already present", recorded as seen).
+    virtual bool already_present() const { return false; }
 };
 
 class Deliverer {

@@ -32,6 +32,18 @@ namespace {
 
 class ImapTarget;
 
+std::vector<std::string> split_intent(const std::string& s) {
+    std::vector<std::string> out;
+    std::size_t i = 0;
+    while (i <= s.size()) {
+        auto sp = s.find(' ', i);
+        if (sp == std::string::npos) sp = s.size();
+        out.push_back(s.substr(i, sp - i));
+        i = sp + 1;
+    }
+    return out;
+}
+
 class ImapSink final : public DeliverySink {
 public:
     ImapSink(ImapTarget& target, const MessageMeta& meta, std::string folder, int fd)
@@ -74,6 +86,7 @@ public:
         fd_ = -1;
     }
     const Error* commit_error() const override { return error_ ? &*error_ : nullptr; }
+    bool already_present() const override { return duplicate_; }
     std::string published_as() const override {
         if (!uid_) return {};
         return "appenduid:" + std::to_string(uidvalidity_) + ":" + std::to_string(uid_);
@@ -117,16 +130,15 @@ public:
     }
 
     Recovery recover(std::string_view intent) override {
-        // "imap <folder> <fingerprint>" or "imap-dup ...": was it appended?
+        // "imap <folder> <fingerprint> <size>" or "imap-dup ...": was it
+        // appended? (An intent without the size, from an older pullmail, is
+        // not recognised: appending again is the safe side.)
         std::string s(intent);
         if (s.rfind("imap-dup ", 0) == 0) return Recovery::Delivered;
-        auto a = s.find(' '), b = s.rfind(' ');
-        if (s.rfind("imap ", 0) != 0 || a == b) return Recovery::NotDelivered;
-        std::string folder = decode_folder(s.substr(a + 1, b - a - 1));
-        std::string fp = s.substr(b + 1);
-        if (fp == "-") return Recovery::NotDelivered;  // cannot tell: appending again is the safe side
-        auto& k = known(folder);
-        auto it = k.find(fp);
+        auto w = split_intent(s);
+        if (w.size() != 4 || w[0] != "imap" || w[2] == "-") return Recovery::NotDelivered;
+        auto& k = known(decode_folder(w[1]));
+        auto it = k.find(w[2] + ":" + w[3]);
         if (it != k.end() && it->second > 0) {
             --it->second;
             return Recovery::Delivered;
@@ -169,9 +181,11 @@ public:
         if (!listing.empty()) {
             std::vector<std::uint32_t> uids;
             for (const auto& m : listing) uids.push_back(m.uid);
+            std::map<std::uint32_t, std::uint64_t> sizes;
+            for (const auto& m : listing) sizes[m.uid] = m.size;
             for (const auto& [uid, hdr] : imap_->fetch_header_fields(uids, kFingerprintFields)) {
                 std::string fp = header_fingerprint(hdr);
-                if (fp != "-") ++k[fp];
+                if (fp != "-") ++k[fp + ":" + std::to_string(sizes[uid])];
             }
             if (opts_.log)
                 opts_.log->detail(opts_.account, "target folder '" + folder + "' holds " +
@@ -219,16 +233,19 @@ private:
 
 std::string ImapSink::prepare() {
     fingerprint_ = header_fingerprint(header_.header());
+    // Fingerprint and size: what the target's copy of the same bytes has.
+    std::string id = fingerprint_ + ":" + std::to_string(size_);
     auto& k = target_.known(folder_);
-    auto it = fingerprint_ == "-" ? k.end() : k.find(fingerprint_);
+    auto it = fingerprint_ == "-" || !meta_.target_may_hold ? k.end() : k.find(id);
     if (it != k.end() && it->second > 0) {
-        // The target already holds this message (an earlier run that was
-        // interrupted, another tool, or the same mailbox over another protocol).
+        // First sync of this source: the target already holds the message
+        // (another tool started the migration, or the same mailbox was
+        // moved over another protocol).
         --it->second;
         duplicate_ = true;
-        return "imap-dup " + encode_folder(folder_) + " " + fingerprint_;
+        return "imap-dup " + encode_folder(folder_) + " " + id;
     }
-    return "imap " + encode_folder(folder_) + " " + fingerprint_;
+    return "imap " + encode_folder(folder_) + " " + fingerprint_ + " " + std::to_string(size_);
 }
 
 void ImapSink::commit() {

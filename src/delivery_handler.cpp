@@ -70,6 +70,7 @@ void DeliveryHandler::fail_current(const Error& e) {
 void DeliveryHandler::begin(const RemoteMessage& m) {
     skipping_ = false;
     msg_bytes_ = 0;
+    wire_bytes_ = 0;
     crlf_ = CrlfToLf();
     header_.reset();
     if (stop_requested()) {
@@ -85,6 +86,7 @@ void DeliveryHandler::begin(const RemoteMessage& m) {
         meta.folder = m.folder;
         meta.flags = m.flags;
         meta.internal_date = m.internal_date;
+        meta.target_may_hold = target_may_hold_;
         auto lock = lock_state();
         sink_ = deliverer_.begin(meta);
         if (account_.received_header) {
@@ -106,6 +108,7 @@ void DeliveryHandler::data(std::string_view chunk) {
         skipping_ = true;
         return;
     }
+    wire_bytes_ += chunk.size();
     try {
         buf_.clear();
         crlf_.convert(chunk, buf_);
@@ -137,8 +140,17 @@ void DeliveryHandler::end(const RemoteMessage& m) {
             intent = sink_->prepare();
         }
         test_step("message prepared");
+        // A reply shorter than the size the server announced may be a cut
+        // message: delivered as received, but never deleted on the server
+        // (sync_plan.h). Longer is normal (POP3 adds a final line break).
+        bool short_reply = m.size > 0 && wire_bytes_ < m.size;
+        if (short_reply)
+            log_.warn(account_.name, "the server announced " + std::to_string(m.size) + " bytes for " +
+                                         (m.uid ? "UID " + std::to_string(m.uid) : "message " + m.uidl) +
+                                         " but sent " + std::to_string(wire_bytes_) +
+                                         "; delivered as received and kept on the server");
         batch_.push_back(Prepared{std::move(sink_), m, std::move(intent), header_fingerprint(header_.header()),
-                                  msg_bytes_});
+                                  msg_bytes_, short_reply});
     } catch (const Error& e) {
         fail_current(e);
         return;
@@ -273,11 +285,16 @@ void DeliveryHandler::commit_batch(std::vector<Prepared>& batch, bool fine_locki
                 continue;
             }
             std::string where = p.sink->published_as();
+            bool present = p.sink->already_present();
             p.sink.reset();
-            state_.record_seen(p.msg.key, p.msg.size, p.fingerprint, where);
+            state_.record_seen(p.msg.key, p.msg.size, p.fingerprint, where, p.short_reply);
             test_step("seen recorded");
             {
                 std::lock_guard<std::mutex> counters(counters_mu_);
+                if (present) {
+                    ++already_present_;
+                    continue;
+                }
                 ++delivered_;
                 bytes_ += p.bytes;
             }

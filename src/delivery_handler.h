@@ -63,6 +63,9 @@ public:
     std::size_t delivered() const { return delivered_; }
     std::uint64_t bytes() const { return bytes_; }
     std::size_t failed_count() const { return failed_; }
+    std::size_t already_present() const { return already_present_; }
+    // For the messages of the next retrieval (sync_plan.h, target_may_hold).
+    void set_target_may_hold(bool v) { target_may_hold_ = v; }
     // Errors of single messages (first few kept) and the fatal one, if any.
     const std::vector<Error>& errors() const { return errors_; }
 
@@ -73,6 +76,7 @@ private:
         std::string intent;
         std::string fingerprint;
         std::uint64_t bytes = 0;
+        bool short_reply = false;  // fewer bytes than the server announced
     };
 
     std::unique_lock<std::mutex> lock_state();
@@ -116,10 +120,13 @@ private:
     HeaderCapture header_;
     std::string buf_;
     std::uint64_t msg_bytes_ = 0;
+    std::uint64_t wire_bytes_ = 0;  // as received (CRLF), compared with the announced size
+    bool target_may_hold_ = false;
     std::atomic<bool> stop_{false};
 
     std::size_t delivered_ = 0;
     std::size_t failed_ = 0;
+    std::size_t already_present_ = 0;
     std::uint64_t bytes_ = 0;
     std::vector<Error> errors_;
 };

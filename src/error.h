@@ -39,6 +39,13 @@ public:
     const std::string& server_text() const noexcept { return server_text_; }
 
     Error& set_account(std::string name);
+    // The server refused one folder (missing, no permission) and the
+    // connection is still usable: the other folders are synced.
+    bool folder_scoped() const noexcept { return folder_scoped_; }
+    Error& set_folder_scoped() {
+        folder_scoped_ = true;
+        return *this;
+    }
     Error& set_server_text(std::string_view text);
 
     // "<message> (server said: ...)"
@@ -51,6 +58,7 @@ private:
     bool temporary_;
     std::string account_;
     std::string server_text_;
+    bool folder_scoped_ = false;
 };
 
 // Throws Error(Protocol, message) carrying the server's words, if any. For

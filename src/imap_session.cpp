@@ -303,7 +303,9 @@ ImapSession::FolderInfo ImapSession::select(const std::string& folder, bool read
         found.push_back(std::move(m));
     });
     if (done[0].status != "OK")
-        throw Error(ErrorKind::Protocol, "cannot open folder '" + folder + "'").set_server_text(done[0].text);
+        throw Error(ErrorKind::Protocol, "cannot open folder '" + folder + "'")
+            .set_server_text(done[0].text)
+            .set_folder_scoped();
     if (info.uidvalidity == 0)
         throw Error(ErrorKind::Protocol, "the server gave no UIDVALIDITY for folder '" + folder +
                                              "', so pullmail cannot tell new messages from old ones");

@@ -26,16 +26,30 @@ std::string json_escape(std::string_view s) {
     return out;
 }
 
+std::string summary_line(const AccountResult& r, const std::string& target, bool keep) {
+    std::string line = std::to_string(r.new_messages) + " new message(s): " + std::to_string(r.delivered) +
+                       " delivered";
+    if (r.already_present) line += ", " + std::to_string(r.already_present) + " already present";
+    if (r.failed) line += ", " + std::to_string(r.failed) + " failed";
+    if (r.skipped) line += ", " + std::to_string(r.skipped) + " skipped";
+    line += "; " + std::to_string(r.bytes) + " bytes to " + target;
+    if (!keep) line += ", " + std::to_string(r.deleted) + " deleted on the server";
+    return line;
+}
+
 std::string json_report(const std::vector<AccountResult>& results, int exit_status) {
     std::string out = "{\"accounts\":[";
     bool first = true;
     for (const auto& r : results) {
         if (!first) out += ",";
         first = false;
-        out += "{\"name\":\"" + json_escape(r.name) + "\",\"fetched\":" + std::to_string(r.fetched) +
-               ",\"bytes\":" + std::to_string(r.bytes) + ",\"deleted\":" + std::to_string(r.deleted) +
-               ",\"skipped\":" + std::to_string(r.skipped) + ",\"new\":" + std::to_string(r.new_messages) +
-               ",\"exit_status\":" + std::to_string(r.exit_status) + ",\"errors\":[";
+        out += "{\"name\":\"" + json_escape(r.name) + "\",\"new\":" + std::to_string(r.new_messages) +
+               ",\"fetched\":" + std::to_string(r.fetched()) + ",\"delivered\":" + std::to_string(r.delivered) +
+               ",\"already_present\":" + std::to_string(r.already_present) +
+               ",\"recognised\":" + std::to_string(r.recognised) + ",\"skipped\":" + std::to_string(r.skipped) +
+               ",\"failed\":" + std::to_string(r.failed) + ",\"bytes\":" + std::to_string(r.bytes) +
+               ",\"deleted\":" + std::to_string(r.deleted) + ",\"exit_status\":" + std::to_string(r.exit_status) +
+               ",\"errors\":[";
         bool ef = true;
         for (const auto& e : r.errors) {
             if (!ef) out += ",";

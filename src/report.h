@@ -9,9 +9,14 @@
 
 namespace pullmail {
 
-// {"accounts":[{"name":..,"fetched":..,"bytes":..,"deleted":..,"skipped":..,
-//   "new":..,"errors":[{"kind":..,"temporary":..,"message":..}]}],"exit_status":N}
+// {"accounts":[{"name":..,"new":..,"fetched":..,"delivered":..,"already_present":..,
+//   "recognised":..,"skipped":..,"failed":..,"bytes":..,"deleted":..,"exit_status":..,
+//   "errors":[{"kind":..,"temporary":..,"message":..}]}],"exit_status":N}
 std::string json_report(const std::vector<AccountResult>& results, int exit_status);
+
+// "N new message(s): D delivered[, P already present][, F failed][, S skipped];
+// B bytes to TARGET[, X deleted on the server]" — the one line per account run.
+std::string summary_line(const AccountResult& r, const std::string& target, bool keep);
 
 // The process exit status: worst account status; with --check, 0 when any
 // account has new mail and 1 when none has (errors still win).

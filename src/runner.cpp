@@ -6,12 +6,15 @@
 
 #include <cerrno>
 #include <cstring>
+#include <optional>
 #include <thread>
 
 #include "account_run.h"
 #include "deliver_imap.h"
+#include "folder_sync.h"
 #include "fs_util.h"
 #include "log.h"
+#include "report.h"
 #include "test_hooks.h"
 #include "transport.h"
 
@@ -92,51 +95,79 @@ void recover_intents(SeenState& state, Deliverer& deliverer, Logger& log, const 
 
 }  // namespace
 
+namespace {
+
+std::unique_ptr<Deliverer> make_deliverer(const Account& account, const std::string& state_dir,
+                                          const RunOptions& opts, Logger& log) {
+    if (account.deliver.kind == DeliveryTarget::Kind::Imap) {
+        ImapTargetOptions topts;
+        topts.account = account.name;
+        topts.verbosity = opts.verbosity;
+        topts.log = &log;
+        topts.connect_timeout = account.connect_timeout;
+        topts.timeout = account.timeout;
+        topts.spool_dir = state_dir;
+        return make_imap_deliverer(*account.deliver.imap, topts);
+    }
+    DeliveryOptions dopts;
+    dopts.account = account.name;
+    dopts.mda_timeout_seconds = account.mda_timeout;
+    return make_file_deliverer(account.deliver, dopts);
+}
+
+PlanOptions plan_options(const RunOptions& opts, bool keep) {
+    PlanOptions p;
+    p.all = opts.all;
+    p.keep = keep;
+    p.check = opts.check;
+    p.dry_run = opts.dry_run;
+    p.adopt = opts.adopt;
+    return p;
+}
+
+// Lock, state, recovery, the protocol flow, the summary. Throws Error.
+void run_locked(const Account& account, const std::string& state_dir, const RunOptions& opts, Logger& log,
+                AccountResult& result) {
+    // --check and --dry-run write nothing: no state directory, file or lock.
+    const bool read_only = opts.check || opts.dry_run;
+    std::optional<AccountLock> lock;
+    if (!read_only) {
+        make_dirs(state_dir, 0700);
+        lock.emplace(lock_path(state_dir, account.name), account.name, opts.wait_lock);
+    }
+    SeenState state(state_path(state_dir, account.name), read_only);
+    if (!state.load_warning().empty()) log.warn(account.name, state.load_warning());
+    auto deliverer = make_deliverer(account, state_dir, opts, log);
+    if (!read_only) recover_intents(state, *deliverer, log, account.name);
+
+    if (account.server.tls == TlsMode::Off)
+        log.warn(account.name, "tls = \"off\": the password and all mail travel unencrypted to " +
+                                   account.server.display());
+    bool keep = opts.keep.value_or(account.keep);
+    AccountRun run{account, opts, log, state, *deliverer, keep, result,
+                   resolve_password(account.server.password, account.name)};
+    SyncShared shared{account, plan_options(opts, keep), log, state, *deliverer, result, {}, {}};
+    if (account.server.protocol == Protocol::Pop3)
+        fetch_pop3(run, shared);
+    else
+        fetch_imap(run, shared);
+    finish_sync(shared);
+    if (!opts.check && !opts.dry_run && !opts.adopt) log.info(account.name, summary_line(result, deliverer->describe(), keep));
+    if (opts.interrupted && opts.interrupted->load())
+        throw Error(ErrorKind::Temporary,
+                    "interrupted by a signal after delivering " + std::to_string(result.delivered) +
+                        " message(s); state saved, the rest is fetched by the next run",
+                    true);
+}
+
+}  // namespace
+
 AccountResult run_account(const Account& account, const std::string& state_dir, const RunOptions& opts,
                           Logger& log) {
     AccountResult result;
     result.name = account.name;
     try {
-        make_dirs(state_dir, 0700);
-        AccountLock lock(lock_path(state_dir, account.name), account.name, opts.wait_lock);
-        SeenState state(state_path(state_dir, account.name));
-        if (!state.load_warning().empty()) log.warn(account.name, state.load_warning());
-        DeliveryOptions dopts;
-        dopts.account = account.name;
-        dopts.mda_timeout_seconds = account.mda_timeout;
-        std::unique_ptr<Deliverer> deliverer;
-        if (account.deliver.kind == DeliveryTarget::Kind::Imap) {
-            ImapTargetOptions topts;
-            topts.account = account.name;
-            topts.verbosity = opts.verbosity;
-            topts.log = &log;
-            topts.connect_timeout = account.connect_timeout;
-            topts.timeout = account.timeout;
-            topts.spool_dir = state_dir;
-            deliverer = make_imap_deliverer(*account.deliver.imap, topts);
-        } else {
-            deliverer = make_file_deliverer(account.deliver, dopts);
-        }
-        recover_intents(state, *deliverer, log, account.name);
-
-        if (account.server.tls == TlsMode::Off)
-            log.warn(account.name, "tls = \"off\": the password and all mail travel unencrypted to " +
-                                       account.server.display());
-        AccountRun run{account, opts, log, state, *deliverer,
-                       opts.keep.value_or(account.keep), result, resolve_password(account.server.password, account.name)};
-        if (account.server.protocol == Protocol::Pop3)
-            fetch_pop3(run);
-        else
-            fetch_imap(run);
-        if (!opts.check && !opts.dry_run && !opts.adopt)
-            log.info(account.name, std::to_string(result.fetched) + " new message(s), " +
-                                       std::to_string(result.bytes) + " bytes delivered to " + deliverer->describe() +
-                                       (run.keep ? "" : ", " + std::to_string(result.deleted) + " deleted on the server"));
-        if (opts.interrupted && opts.interrupted->load())
-            throw Error(ErrorKind::Temporary,
-                        "interrupted by a signal after delivering " + std::to_string(result.fetched) +
-                            " message(s); state saved, the rest is fetched by the next run",
-                        true);
+        run_locked(account, state_dir, opts, log, result);
     } catch (Error& e) {
         e.set_account(account.name);
         result.errors.push_back(e);

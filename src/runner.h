@@ -31,13 +31,18 @@ struct RunOptions {
 
 struct AccountResult {
     std::string name;
-    std::size_t fetched = 0;        // delivered this run
-    std::uint64_t bytes = 0;        // bytes delivered (after CRLF -> LF)
-    std::size_t deleted = 0;        // removed from the server, confirmed by the server
-    std::size_t skipped = 0;        // new messages not delivered (failed, duplicate UIDL, vanished)
-    std::size_t new_messages = 0;   // --check / --dry-run: messages that would be fetched
+    std::size_t new_messages = 0;     // new on the server (for --check / --dry-run: would be fetched)
+    std::size_t delivered = 0;        // stored by the target this run
+    std::size_t already_present = 0;  // the IMAP target already held them: recorded, not stored again
+    std::size_t recognised = 0;       // recognised as delivered before under another identity, or adopted
+    std::size_t skipped = 0;          // deliberately left on the server (shared UIDL)
+    std::size_t failed = 0;           // delivery failed or the server could not hand them out
+    std::uint64_t bytes = 0;          // bytes delivered (after CRLF -> LF)
+    std::size_t deleted = 0;          // removed from the server, confirmed by the server
     std::vector<Error> errors;
     int exit_status = 0;
+    // Delivered or already present: handled, so removable per keep.
+    std::size_t fetched() const { return delivered + already_present; }
 };
 
 // Runs one account; never throws.

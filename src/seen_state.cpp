@@ -36,7 +36,9 @@ std::string hex8(std::uint32_t v) {
 }
 
 std::string seen_record(const std::string& key, const SeenEntry& e) {
-    return "S " + key + " " + std::to_string(e.size) + " " + e.fingerprint + (e.where.empty() ? "" : " " + e.where);
+    std::string r = "S " + key + " " + std::to_string(e.size) + " " + e.fingerprint;
+    if (e.keep_on_server) return r + " " + (e.where.empty() ? "-" : e.where) + " keep";
+    return e.where.empty() ? r : r + " " + e.where;
 }
 
 std::string checked_line(const std::string& record) { return hex8(crc32(record)) + " " + record + "\n"; }
@@ -112,13 +114,23 @@ std::string imap_key(const std::string& folder, std::uint32_t uidvalidity, std::
     return "imap:" + encode_folder(folder) + ":" + std::to_string(uidvalidity) + ":" + std::to_string(uid);
 }
 
-SeenState::SeenState(std::string path) : path_(std::move(path)) {
-    make_dirs(std::filesystem::path(path_).parent_path().string(), 0700);
+SeenState::SeenState(std::string path, bool read_only) : path_(std::move(path)), read_only_(read_only) {
+    if (!read_only_) make_dirs(std::filesystem::path(path_).parent_path().string(), 0700);
     load();
+    if (read_only_ || !created_) return;
     // Rewrite a torn tail away now, so the next append cannot turn it into a
     // complete (and then damaged-looking) line.
-    if (!load_warning_.empty()) compact([](const std::string&) { return true; }, true);
-    open_for_append();
+    if (!load_warning_.empty())
+        compact([](const std::string&) { return true; }, true);
+    else
+        open_for_append();
+}
+
+void SeenState::ensure_created() {
+    if (created_ || read_only_) return;
+    // A new state file is written whole, through the same atomic path as
+    // compact(), when there is first something to keep.
+    compact([](const std::string&) { return true; }, true);
 }
 
 SeenState::~SeenState() {
@@ -149,8 +161,7 @@ std::optional<std::uint32_t> SeenState::uidvalidity(const std::string& folder) c
 void SeenState::load() {
     std::string data;
     if (!read_file_if_exists(path_, data)) {
-        // New state: write the header through the same atomic path as compact().
-        compact([](const std::string&) { return true; }, true);
+        created_ = false;  // written at the first sync (ensure_created)
         return;
     }
     file_bytes_ = data.size();
@@ -195,10 +206,11 @@ void SeenState::load() {
         if (w[0] == "S") {
             SeenEntry e;
             if (w.size() == 3) {
-                auto sw = split_words(w[2], 3);
+                auto sw = split_words(w[2], 4);
                 e.size = std::strtoull(std::string(sw[0]).c_str(), nullptr, 10);
                 e.fingerprint = sw.size() > 1 ? std::string(sw[1]) : "-";
-                if (sw.size() > 2) e.where = std::string(sw[2]);
+                if (sw.size() > 2 && sw[2] != "-") e.where = std::string(sw[2]);
+                e.keep_on_server = sw.size() > 3 && sw[3] == "keep";
             }
             seen_[key] = std::move(e);
             intents_.erase(key);
@@ -232,7 +244,9 @@ void SeenState::open_for_append() {
     }
 }
 
-void SeenState::append(const std::string& record) { buffer_ += checked_line(record); }
+void SeenState::append(const std::string& record) {
+    if (!read_only_) buffer_ += checked_line(record);
+}
 
 void SeenState::record_intent(const std::string& key, const std::string& intent, bool sync_now) {
     append("I " + key + " " + intent);
@@ -241,13 +255,15 @@ void SeenState::record_intent(const std::string& key, const std::string& intent,
 }
 
 void SeenState::record_seen(const std::string& key, std::uint64_t size, const std::string& fingerprint,
-                            const std::string& where) {
-    SeenEntry e{size, fingerprint.empty() ? "-" : fingerprint, where};
+                            const std::string& where, bool keep_on_server) {
+    SeenEntry e{size, fingerprint.empty() ? "-" : fingerprint, where, keep_on_server};
     append(seen_record(key, e));
     seen_[key] = std::move(e);
     intents_.erase(key);
     // Flush to the kernel in batches; durability comes with the next fsync.
     if (buffer_.size() > 64 * 1024) {
+        ensure_created();
+        if (buffer_.empty()) return;
         write_all_fd(fd_, buffer_, path_);
         buffer_.clear();
         dirty_ = true;
@@ -270,7 +286,16 @@ void SeenState::record_uidvalidity(const std::string& folder, std::uint32_t uidv
     append("V " + enc + " " + std::to_string(uidvalidity));
 }
 
+void SeenState::record_pop3_synced() {
+    if (uidvalidity_.emplace(":pop3", 1).second) append("V :pop3 1");
+}
+
 void SeenState::sync() {
+    if (read_only_) return;
+    if (!created_) {
+        ensure_created();  // writes every record so far
+        return;
+    }
     if (!buffer_.empty()) {
         write_all_fd(fd_, buffer_, path_);
         file_bytes_ += buffer_.size();
@@ -285,6 +310,7 @@ void SeenState::sync() {
 }
 
 void SeenState::compact(const std::function<bool(const std::string&)>& keep, bool rewrite) {
+    if (read_only_) return;
     std::string out = std::string(kHeaderPrefix) + std::to_string(kFormatVersion) + "\n";
     for (const auto& [folder, v] : uidvalidity_) out += checked_line("V " + folder + " " + std::to_string(v));
     std::vector<std::string> gone;
@@ -312,11 +338,12 @@ void SeenState::compact(const std::function<bool(const std::string&)>& keep, boo
     file_bytes_ = out.size();
     buffer_.clear();
     dirty_ = false;
+    created_ = true;
     if (fd_ >= 0) {
         ::close(fd_);
         fd_ = -1;
-        open_for_append();
     }
+    open_for_append();
 }
 
 std::size_t SeenState::repair(const std::string& path, std::string* backup_path) {

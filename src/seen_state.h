@@ -3,9 +3,15 @@
 //
 // Format (text, one record per line, each line "<crc32 hex> <record>"):
 //   pullmail-state 1                      header, no checksum
-//   S <key> <size> <fingerprint> [<where>] message <key> was delivered; <where>
+//   S <key> <size> <fingerprint> [<where> [keep]]
+//                                         message <key> was delivered; <where>
 //                                         is set for IMAP targets: the copy's
-//                                         "appenduid:<uidvalidity>:<uid>"
+//                                         "appenduid:<uidvalidity>:<uid>" ("-"
+//                                         when unset and "keep" follows); "keep":
+//                                         the server's copy must never be deleted
+//                                         (the reply was shorter than announced)
+//   F <key>                               forget <key> (pruned)
+//   R <key>                               the intent of <key> was rolled back
 //   I <key> <intent...>                   delivery of <key> is about to be published
 //   V <folder> <uidvalidity>              IMAP folder's UIDVALIDITY the keys refer to
 // Keys and folder names never contain spaces (see key helpers below).
@@ -42,6 +48,7 @@ struct SeenEntry {
     std::uint64_t size = 0;
     std::string fingerprint;  // "-" when unknown
     std::string where;        // where the delivered copy is, when the target says (IMAP APPENDUID)
+    bool keep_on_server = false;  // delivered from a reply shorter than announced: never delete the original
 };
 
 struct PendingIntent {
@@ -56,7 +63,11 @@ public:
     // Loads (or creates, with its directory) the state file at `path`.
     // Throws Error(State) for corruption or a newer format, Error(LocalIO)
     // when the file or directory cannot be read or written.
-    explicit SeenState(std::string path);
+    // With read_only (--check, --dry-run) nothing is ever written, no
+    // directory or file is created, and a missing file is an empty state.
+    // Otherwise a missing file is created at the first sync(), so that a run
+    // that fails before it has anything to record leaves no file behind.
+    explicit SeenState(std::string path, bool read_only = false);
     ~SeenState();
     SeenState(const SeenState&) = delete;
     SeenState& operator=(const SeenState&) = delete;
@@ -77,10 +88,15 @@ public:
     void record_intent(const std::string& key, const std::string& intent, bool sync = true);
     // Appends a seen record; durable at the next record_intent()/sync()/compact().
     void record_seen(const std::string& key, std::uint64_t size, const std::string& fingerprint,
-                     const std::string& where = {});
+                     const std::string& where = {}, bool keep_on_server = false);
     // Drops a pending intent that turned out not delivered (rollback).
     void drop_intent(const std::string& key);
     void record_uidvalidity(const std::string& folder, std::uint32_t uidvalidity);
+    // Whether the account's POP3 maildrop was synced before (recorded as a V
+    // record for the reserved name ":pop3", which no encoded folder name can
+    // be): the IMAP target then never takes a new message for one it holds.
+    bool pop3_synced() const { return uidvalidity_.count(":pop3") != 0; }
+    void record_pop3_synced();
     // Makes every record so far durable.
     void sync();
     // Prunes the entries for which keep(key) is false and makes everything
@@ -100,9 +116,12 @@ private:
     void load();
     void append(const std::string& record);
     void open_for_append();
+    void ensure_created();
 
     std::string path_;
     std::string load_warning_;
+    bool read_only_ = false;
+    bool created_ = true;  // the file exists (false: new state, not written yet)
     int fd_ = -1;
     bool dirty_ = false;  // appended since the last fsync
     std::string buffer_;  // records not yet written to the file

@@ -1,0 +1,162 @@
+#include "folder_sync.h"
+
+#include "delivery_handler.h"
+#include "log.h"
+#include "test_hooks.h"
+
+namespace pullmail {
+
+namespace {
+
+std::string where_of(const std::string& folder) { return folder.empty() ? "" : "folder '" + folder + "': "; }
+
+std::string describe(const RemoteMessage& m) {
+    if (m.uid) return m.folder + " UID " + std::to_string(m.uid);
+    return "message " + std::to_string(m.number) + " (UIDL " + m.uidl + ")";
+}
+
+bool synced_before(const SeenState& state, const SourceIdentity& id) {
+    if (id.protocol == SourceProtocol::Pop3) return state.pop3_synced();
+    auto v = state.uidvalidity(id.folder);
+    return v && *v == id.uidvalidity;
+}
+
+void warn_untouched(const Plan& plan, SyncShared& sh) {
+    std::map<std::string, std::size_t> shared_keys;
+    for (const auto& m : plan.untouched) ++shared_keys[m.uidl.empty() ? m.key : m.uidl];
+    for (const auto& [uidl, n] : shared_keys)
+        sh.log.warn(sh.account.name, "the server lists " + std::to_string(n) + " messages with the same UIDL '" +
+                                         uidl + "'; they are left on the server untouched");
+}
+
+// Plans the listing under the lock and records the identity as synced.
+Plan make_plan(const MailSource::Opened& opened, SyncShared& sh) {
+    const SourceIdentity& id = opened.identity;
+    std::lock_guard<std::mutex> lock(sh.mu);
+    Plan plan = plan_folder(opened.listing, id, sh.state.entries(), synced_before(sh.state, id), sh.options);
+    if (id.protocol == SourceProtocol::Imap) {
+        auto old = sh.state.uidvalidity(id.folder);
+        if (old && *old != id.uidvalidity)
+            sh.log.warn(sh.account.name, "folder '" + id.folder + "' has a new UIDVALIDITY (" + std::to_string(*old) +
+                                             " -> " + std::to_string(id.uidvalidity) +
+                                             "): messages already delivered are recognised by their headers and "
+                                             "size, the others fetched");
+        if (plan.records) sh.state.record_uidvalidity(id.folder, id.uidvalidity);
+    } else if (plan.records) {
+        sh.state.record_pop3_synced();
+    }
+    sh.result.skipped += plan.untouched.size();
+    return plan;
+}
+
+// Header fields of the new messages, matched against the old identity's
+// records; recognised messages are recorded under their current key.
+void recognise(MailSource& source, Plan& plan, const SourceIdentity& id, SyncShared& sh) {
+    if (!plan.need_headers) return;
+    auto headers = source.headers(plan.fetch);
+    std::lock_guard<std::mutex> lock(sh.mu);
+    auto found = recognise_delivered(plan, id, sh.state.entries(), headers, sh.options);
+    if (plan.records)
+        for (const auto& r : found) sh.state.record_seen(r.message.key, r.message.size, r.fingerprint);
+    sh.result.recognised += found.size();
+    if (!found.empty())
+        sh.log.info(sh.account.name,
+                    where_of(id.folder) + std::to_string(found.size()) +
+                        (sh.options.adopt ? " message(s) adopted: marked as seen without fetching them"
+                                          : " message(s) recognised as already delivered by their headers and size"));
+}
+
+void report_dry_run(const Plan& plan, const std::vector<RemoteMessage>& removal, SyncShared& sh) {
+    for (const auto& m : plan.fetch)
+        sh.log.info(sh.account.name, "would fetch " + describe(m) + " (" + std::to_string(m.size) + " bytes) into " +
+                                         sh.deliverer.describe());
+    if (!sh.options.keep)
+        sh.log.info(sh.account.name, "would delete " + std::to_string(removal.size()) +
+                                         " already delivered message(s) and every message fetched");
+}
+
+// Removes what the state allows, once the state is durable.
+void remove_delivered(MailSource& source, const Plan& plan, SyncShared& sh) {
+    std::vector<RemoteMessage> removal;
+    {
+        std::lock_guard<std::mutex> lock(sh.mu);
+        removal = plan_removal(plan, sh.state.entries(), sh.options);
+        if (!removal.empty()) sh.state.sync();  // durable before the server forgets them
+    }
+    if (removal.empty()) return;
+    test_step("before delete");
+    auto removed = source.remove(removal);
+    if (!removed.warning.empty()) sh.log.warn(sh.account.name, removed.warning);
+    std::lock_guard<std::mutex> lock(sh.mu);
+    if (removed.error) {
+        removed.error->set_account(sh.account.name);
+        sh.log.error(sh.account.name, removed.error->detail());
+        sh.result.errors.push_back(*removed.error);
+    }
+    sh.result.deleted += removed.keys.size();
+    for (auto& k : removed.keys) sh.prune.insert(std::move(k));
+}
+
+}  // namespace
+
+void sync_folder(MailSource& source, const std::string& folder, DeliveryHandler& handler, SyncShared& sh) {
+    bool read_only = sh.options.keep || sh.options.check || sh.options.dry_run || sh.options.adopt;
+    MailSource::Opened opened;
+    try {
+        opened = source.open(folder, read_only);
+    } catch (Error& e) {
+        if (!e.folder_scoped()) throw;
+        // The folder is missing or refused; the others are still synced.
+        e.set_account(sh.account.name);
+        std::lock_guard<std::mutex> lock(sh.mu);
+        sh.log.error(sh.account.name, e.detail());
+        sh.result.errors.push_back(e);
+        return;
+    }
+    Plan plan = make_plan(opened, sh);
+    warn_untouched(plan, sh);
+    recognise(source, plan, opened.identity, sh);
+    {
+        std::lock_guard<std::mutex> lock(sh.mu);
+        sh.result.new_messages += plan.fetch.size();
+        if (plan.records)
+            for (const auto& k : plan.prune) sh.prune.insert(k);
+    }
+    if (sh.options.check || sh.options.adopt) return;
+    if (sh.options.dry_run) {
+        std::lock_guard<std::mutex> lock(sh.mu);
+        PlanOptions o = sh.options;
+        o.dry_run = false;  // what a real run would remove before fetching
+        report_dry_run(plan, plan_removal(plan, sh.state.entries(), o), sh);
+        return;
+    }
+    handler.set_target_may_hold(plan.target_may_hold);
+    try {
+        source.retrieve(plan.fetch, handler);
+    } catch (...) {
+        // Complete messages in hand are delivered and recorded; nothing was
+        // removed in this folder yet.
+        handler.flush();
+        throw;
+    }
+    handler.flush();
+    test_step("folder fetched");
+    remove_delivered(source, plan, sh);
+}
+
+void account_for(const DeliveryHandler& handler, SyncShared& sh) {
+    std::lock_guard<std::mutex> lock(sh.mu);
+    sh.result.delivered += handler.delivered();
+    sh.result.already_present += handler.already_present();
+    sh.result.bytes += handler.bytes();
+    sh.result.failed += handler.failed_count();
+    for (const auto& e : handler.errors()) sh.result.errors.push_back(e);
+}
+
+void finish_sync(SyncShared& sh) {
+    if (sh.options.check || sh.options.dry_run) return;
+    std::lock_guard<std::mutex> lock(sh.mu);
+    sh.state.compact([&](const std::string& key) { return sh.prune.count(key) == 0; });
+}
+
+}  // namespace pullmail

@@ -1,0 +1,55 @@
+// folder_sync.h — the executor of a sync plan (sync_plan.h): open and list,
+// plan, header fields when the plan asks for recognition, retrieve into the
+// delivery handler, flush, make the state durable, remove, and collect what
+// to prune. It knows no protocol (mail_source.h) and decides nothing itself.
+//
+// One folder sync is one call, so that an IDLE wake-up can make it too.
+// Order, and why: nothing is removed on the server before the records that
+// allow it (plan_removal) are fsynced; pruning happens after the whole
+// account was listed (finish_sync), so a run that fails half-way forgets
+// nothing it might still need.
+#pragma once
+
+#include <mutex>
+#include <string>
+#include <unordered_set>
+
+#include "config.h"
+#include "deliver.h"
+#include "mail_source.h"
+#include "runner.h"
+#include "seen_state.h"
+#include "sync_plan.h"
+
+namespace pullmail {
+
+class DeliveryHandler;
+class Logger;
+
+// What the folder syncs of one account run share. `mu` guards the state,
+// the result and `prune`; it is never held across network I/O.
+struct SyncShared {
+    const Account& account;
+    PlanOptions options;
+    Logger& log;
+    SeenState& state;
+    Deliverer& deliverer;
+    AccountResult& result;
+    std::mutex mu;
+    std::unordered_set<std::string> prune;  // keys to forget at the end
+};
+
+// Syncs one folder ("" for POP3) over `source`. Throws Error for what stops
+// the account (the connection broke, the state cannot be written); a folder
+// the server refuses to open is reported and skipped when the error says
+// it is scoped to that folder.
+void sync_folder(MailSource& source, const std::string& folder, DeliveryHandler& handler, SyncShared& shared);
+
+// Adds a handler's counts and errors to the account result (after flush()).
+void account_for(const DeliveryHandler& handler, SyncShared& shared);
+
+// Forgets the keys collected by the folder syncs (state compaction). Not
+// with --check / --dry-run.
+void finish_sync(SyncShared& shared);
+
+}  // namespace pullmail

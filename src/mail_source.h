@@ -1,0 +1,54 @@
+// mail_source.h — what a protocol offers a sync (isync's driver interface,
+// cut down to a fetcher's needs). Two implementations: POP3 (pop3_source.cpp)
+// and IMAP (imap_source.cpp), over the sessions; the executor
+// (folder_sync.h) drives them and knows no protocol. Abstract so that the
+// executor's tests can use an in-memory source.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "error.h"
+#include "retrieval.h"
+#include "sync_plan.h"
+
+namespace pullmail {
+
+class MailSource {
+public:
+    virtual ~MailSource() = default;
+
+    struct Opened {
+        SourceIdentity identity;
+        std::vector<RemoteMessage> listing;  // every message, with key and size
+    };
+    // Opens a folder ("" for POP3) and lists it. Throws Error; a folder that
+    // does not exist is Error(ErrorKind::Protocol) with missing_folder set.
+    virtual Opened open(const std::string& folder, bool read_only) = 0;
+
+    // Header blocks of the messages, by header_id(); messages the server
+    // refuses are left out.
+    virtual std::map<std::uint32_t, std::string> headers(const std::vector<RemoteMessage>& msgs) = 0;
+
+    // Streams the messages into the handler (handler.failed for one that
+    // vanished); throws Error when the connection breaks.
+    virtual void retrieve(const std::vector<RemoteMessage>& msgs, MessageHandler& handler) = 0;
+
+    struct Removed {
+        std::vector<std::string> keys;  // confirmed removed by the server
+        std::string warning;            // why some were not, when that is harmless (logged)
+        std::optional<Error> error;     // why they were not, when the run must say so
+        bool ended_session = false;     // POP3: QUIT was sent
+    };
+    // Removes the messages; only what the server confirmed is in keys
+    // (POP3: DELE and an answered QUIT; IMAP: UID STORE + UID EXPUNGE).
+    virtual Removed remove(const std::vector<RemoteMessage>& msgs) = 0;
+
+    // Ends the session (QUIT/LOGOUT without waiting); never throws.
+    virtual void close() noexcept = 0;
+};
+
+}  // namespace pullmail

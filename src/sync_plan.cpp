@@ -1,0 +1,151 @@
+#include "sync_plan.h"
+
+#include <unordered_set>
+
+#include "fingerprint.h"
+#include "text_util.h"
+
+namespace pullmail {
+
+namespace {
+
+struct KeyParts {
+    bool imap = false;
+    std::string folder;  // encoded, IMAP only
+    std::string uidvalidity;
+};
+
+KeyParts parse_key(const std::string& key) {
+    KeyParts p;
+    if (key.rfind("imap:", 0) != 0) return p;
+    auto a = key.find(':', 5);
+    if (a == std::string::npos) return p;
+    auto b = key.find(':', a + 1);
+    if (b == std::string::npos) return p;
+    p.imap = true;
+    p.folder = key.substr(5, a - 5);
+    p.uidvalidity = key.substr(a + 1, b - a - 1);
+    return p;
+}
+
+bool is_inbox(const std::string& folder) { return ascii_upper(folder) == "INBOX"; }
+
+// Entries of another identity that this listing may be recognised against:
+// the same folder under another UIDVALIDITY, or the other protocol's INBOX.
+bool old_identity(const std::string& key, const SourceIdentity& id) {
+    bool pop3_key = key.rfind("pop3:", 0) == 0;
+    if (id.protocol == SourceProtocol::Pop3) {
+        if (pop3_key) return false;
+        KeyParts p = parse_key(key);
+        return p.imap && is_inbox(decode_folder(p.folder));
+    }
+    if (pop3_key) return is_inbox(id.folder);
+    KeyParts p = parse_key(key);
+    return p.imap && p.folder == encode_folder(id.folder) && p.uidvalidity != std::to_string(id.uidvalidity);
+}
+
+// Retired with the old identity: for POP3 every IMAP entry (the account is
+// no longer IMAP), for IMAP the old UIDVALIDITY's entries and, in INBOX,
+// the POP3 ones.
+bool retired_by(const std::string& key, const SourceIdentity& id) {
+    if (id.protocol == SourceProtocol::Pop3) return key.rfind("imap:", 0) == 0;
+    return old_identity(key, id);
+}
+
+bool sizes_match(const RemoteMessage& m, const std::string& old_key, const SeenEntry& old, const SourceIdentity& id) {
+    if (old.size == 0 || m.size == 0) return false;  // unknown size: never a strong match
+    bool old_pop3 = old_key.rfind("pop3:", 0) == 0;
+    bool now_pop3 = id.protocol == SourceProtocol::Pop3;
+    if (old_pop3 == now_pop3) return old.size == m.size;
+    std::uint64_t pop = now_pop3 ? m.size : old.size, imap = now_pop3 ? old.size : m.size;
+    return pop == imap || pop == imap + 2;
+}
+
+}  // namespace
+
+bool key_of_identity(const std::string& key, const SourceIdentity& id) {
+    if (id.protocol == SourceProtocol::Pop3) return key.rfind("pop3:", 0) == 0;
+    KeyParts p = parse_key(key);
+    return p.imap && p.folder == encode_folder(id.folder);
+}
+
+std::uint32_t header_id(const RemoteMessage& m) { return m.uid ? m.uid : m.number; }
+
+Plan plan_folder(const std::vector<RemoteMessage>& listing, const SourceIdentity& id, const StateEntries& state,
+                 bool synced_before, const PlanOptions& opts) {
+    Plan plan;
+    plan.records = !opts.check && !opts.dry_run;
+    plan.target_may_hold = !synced_before;
+    // A key listed twice (POP3 servers that hash headers into the UIDL)
+    // cannot say which message was delivered: neither is touched.
+    std::unordered_map<std::string, int> count;
+    for (const auto& m : listing) ++count[m.key];
+    std::unordered_set<std::string> listed_keys;
+    for (const auto& m : listing) {
+        if (count[m.key] > 1) {
+            plan.untouched.push_back(m);
+            continue;
+        }
+        listed_keys.insert(m.key);
+        plan.listed.push_back(m);
+        if (opts.all || !state.count(m.key)) plan.fetch.push_back(m);
+    }
+    for (const auto& [key, e] : state) {
+        if (key_of_identity(key, id) && !old_identity(key, id)) {
+            if (!listed_keys.count(key)) plan.prune.push_back(key);
+        } else if (retired_by(key, id)) {
+            plan.prune.push_back(key);
+            if (old_identity(key, id) && e.fingerprint != "-") plan.recognise_against.push_back(key);
+        }
+    }
+    plan.need_headers = !opts.all && !plan.fetch.empty() && (opts.adopt || !plan.recognise_against.empty());
+    return plan;
+}
+
+std::vector<Recognised> recognise_delivered(Plan& plan, const SourceIdentity& id, const StateEntries& state,
+                                            const std::map<std::uint32_t, std::string>& headers,
+                                            const PlanOptions& opts) {
+    // Fingerprint -> the old entries that carry it; each stands for one
+    // message, so two old copies may vouch for two new ones, never three.
+    std::unordered_map<std::string, std::vector<std::string>> known;
+    for (const auto& key : plan.recognise_against) {
+        auto it = state.find(key);
+        if (it != state.end()) known[it->second.fingerprint].push_back(key);
+    }
+    std::vector<Recognised> out;
+    std::vector<RemoteMessage> rest;
+    for (auto& m : plan.fetch) {
+        auto h = headers.find(header_id(m));
+        std::string fp = h == headers.end() ? "-" : header_fingerprint(h->second);
+        if (opts.adopt) {
+            out.push_back({m, fp, {}});
+            continue;
+        }
+        auto k = fp == "-" ? known.end() : known.find(fp);
+        bool matched = false;
+        if (k != known.end()) {
+            for (auto it = k->second.begin(); it != k->second.end(); ++it) {
+                if (!sizes_match(m, *it, state.at(*it), id)) continue;
+                out.push_back({m, fp, *it});
+                k->second.erase(it);
+                matched = true;
+                break;
+            }
+        }
+        if (!matched) rest.push_back(std::move(m));
+    }
+    plan.fetch = std::move(rest);
+    return out;
+}
+
+std::vector<RemoteMessage> plan_removal(const Plan& plan, const StateEntries& state, const PlanOptions& opts) {
+    std::vector<RemoteMessage> out;
+    if (opts.keep || opts.check || opts.dry_run || opts.adopt) return out;
+    for (const auto& m : plan.listed) {
+        auto it = state.find(m.key);
+        if (it != state.end() && !it->second.keep_on_server) out.push_back(m);
+    }
+    return out;
+}
+
+}  // namespace pullmail

@@ -1,0 +1,116 @@
+// sync_plan.h — every rule of a folder sync, as pure functions.
+//
+// A protocol gives a listing and an identity (mail_source.h); these
+// functions turn (listing, identity, state entries, options) into what to
+// fetch, what to recognise by header fingerprint, what to remove from the
+// server and which state records to forget. No I/O, no clock: the executor
+// (folder_sync.h) carries the plan out and the unit tests state each rule as
+// a row of a table (tests/unit/test_plan.cpp).
+//
+// The invariant every function here keeps: nothing is in a removal list
+// unless its state entry says it was delivered (recorded by the delivery
+// handler after the delivery was durable) or it was strongly recognised
+// (recognise_delivered below) and recorded under its current key before the
+// removal is carried out. An entry marked `keep_on_server` (a reply shorter
+// than the server announced) is never removed.
+//
+// Recognition rule. A message of the listing is matched against state
+// entries by fingerprint only across a real change of identity:
+//   - an IMAP folder whose UIDVALIDITY changed: the entries of that folder
+//     under another UIDVALIDITY;
+//   - an account that switched protocol: for IMAP INBOX the POP3 entries,
+//     for POP3 the IMAP INBOX entries;
+//   - `pullmail adopt`: every unseen message is recorded without a match.
+// Entries of the current identity never vouch for anything: when their
+// message is no longer listed they are pruned. A match is strong: the same
+// header fingerprint (fingerprint.h) and the same size as the server reports
+// it (across protocols a POP3 size may exceed the IMAP size by exactly 2,
+// the line break POP3 adds to a message without a final one). Each old entry
+// matches at most one message, and the old identity's entries are used once:
+// the run that recognised against them retires all of them.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "retrieval.h"
+#include "seen_state.h"
+
+namespace pullmail {
+
+enum class SourceProtocol { Pop3, Imap };
+
+// What a listing belongs to: the POP3 maildrop of the account, or one IMAP
+// folder under one UIDVALIDITY.
+struct SourceIdentity {
+    SourceProtocol protocol = SourceProtocol::Pop3;
+    std::string folder;             // IMAP folder, '/' separated; empty for POP3
+    std::uint32_t uidvalidity = 0;  // IMAP
+};
+
+struct PlanOptions {
+    bool all = false;      // -a: fetch what was delivered before, too
+    bool keep = true;      // effective keep after -k / -K
+    bool check = false;    // -c: count only
+    bool dry_run = false;  // -n: report only
+    bool adopt = false;    // pullmail adopt: record everything as seen, fetch nothing
+};
+
+using StateEntries = std::unordered_map<std::string, SeenEntry>;
+
+struct Plan {
+    std::vector<RemoteMessage> listed;     // the listing less `untouched`
+    std::vector<RemoteMessage> fetch;      // new messages to retrieve, in listing order
+    std::vector<RemoteMessage> untouched;  // shared UIDLs: never fetched, never removed
+    // Old-identity entries with a fingerprint that may vouch for messages of
+    // `fetch`; when non-empty (or with adopt) the executor fetches the
+    // header fields of `fetch` and calls recognise_delivered().
+    std::vector<std::string> recognise_against;
+    bool need_headers = false;
+    // Entries to forget once the sync has listed the folder: the current
+    // identity's entries whose message is gone, and every old-identity entry
+    // (recognition ran, or nothing could be recognised).
+    std::vector<std::string> prune;
+    bool records = true;  // false for --check / --dry-run: nothing is written
+    // True on the first sync of this identity (or after an IMAP UIDVALIDITY
+    // change): only then may an IMAP target be asked whether it already
+    // holds a message (another tool started the migration). Afterwards a
+    // new key is a new message, even when it is byte for byte an old one.
+    bool target_may_hold = false;
+};
+
+// The plan of one listing. `synced_before`: the state records an earlier
+// sync of this very identity (POP3: of the maildrop; IMAP: of the folder
+// under the same UIDVALIDITY).
+Plan plan_folder(const std::vector<RemoteMessage>& listing, const SourceIdentity& id, const StateEntries& state,
+                 bool synced_before, const PlanOptions& opts);
+
+// The header id of a message: its IMAP UID, or its POP3 message number.
+std::uint32_t header_id(const RemoteMessage& m);
+
+struct Recognised {
+    RemoteMessage message;
+    std::string fingerprint;
+    std::string old_key;  // empty for adopt
+};
+
+// Moves the messages of plan.fetch that old entries strongly match (or all
+// of them, with adopt) out of plan.fetch. `headers` maps header_id() to the
+// header block. The caller records each as seen under its current key.
+std::vector<Recognised> recognise_delivered(Plan& plan, const SourceIdentity& id, const StateEntries& state,
+                                            const std::map<std::uint32_t, std::string>& headers,
+                                            const PlanOptions& opts);
+
+// What to remove from the server once retrieval is over: every listed
+// message whose entry says it was delivered (this run or before) and may be
+// removed. Empty with keep, check, dry run or adopt.
+std::vector<RemoteMessage> plan_removal(const Plan& plan, const StateEntries& state, const PlanOptions& opts);
+
+// True when a state key belongs to the identity (any UIDVALIDITY of the
+// folder for IMAP).
+bool key_of_identity(const std::string& key, const SourceIdentity& id);
+
+}  // namespace pullmail
