@@ -111,7 +111,8 @@ class FakeServers(util.IntegrationCase):
                          r.describe())
         w = self._warned(r, "message 3", text.decode()[5:])
         acc = self._acc(r)
-        self.assertEqual((acc["fetched"], acc["deleted"], acc["skipped"]), (3, 3, 1), r.out)
+        # the refused message counts as failed, not as deliberately skipped
+        self.assertEqual((acc["fetched"], acc["deleted"], acc["failed"], acc["skipped"]), (3, 3, 1, 0), r.out)
         self.assertNotIn(b"DELE 3", srv.commands("DELE"))
         self.assertEqual(srv.uidls(), ["u-2"])
         util.compare_messages(self._contents("maildir", target), [util.lf(m) for i, m in enumerate(msgs) if i != 2],
