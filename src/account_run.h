@@ -9,7 +9,7 @@
 #include "config.h"
 #include "deliver.h"
 #include "retrieval.h"
-#include "runner.h"
+#include "run_types.h"
 #include "seen_state.h"
 #include "transport.h"
 

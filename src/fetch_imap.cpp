@@ -13,6 +13,7 @@
 #include "delivery_handler.h"
 #include "fingerprint.h"
 #include "folder_sync.h"
+#include "message_key.h"
 #include "imap_session.h"
 #include "log.h"
 #include "test_hooks.h"
@@ -48,6 +49,7 @@ public:
     Opened open(const std::string& folder, bool read_only) override {
         Opened o;
         auto info = imap_.select(folder, read_only, &o.listing);
+        for (auto& m : o.listing) m.key = imap_key(folder, info.uidvalidity, m.uid);
         test_step("selected");
         o.identity = {SourceProtocol::Imap, folder, info.uidvalidity};
         folder_ = folder;

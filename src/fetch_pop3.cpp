@@ -3,6 +3,7 @@
 #include "account_run.h"
 #include "delivery_handler.h"
 #include "folder_sync.h"
+#include "message_key.h"
 #include "pop3_session.h"
 #include "test_hooks.h"
 
@@ -22,6 +23,7 @@ public:
         Opened o;
         o.identity.protocol = SourceProtocol::Pop3;
         o.listing = pop_.start_and_list(link_.conn->login_lines());
+        for (auto& m : o.listing) m.key = pop3_key(m.uidl);
         test_step("listed");
         return o;
     }

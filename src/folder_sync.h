@@ -17,7 +17,7 @@
 #include "config.h"
 #include "deliver.h"
 #include "mail_source.h"
-#include "runner.h"
+#include "run_types.h"
 #include "seen_state.h"
 #include "sync_plan.h"
 

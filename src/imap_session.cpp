@@ -9,7 +9,6 @@
 
 #include "error.h"
 #include "text_util.h"
-#include "seen_state.h"
 
 namespace pullmail {
 
@@ -315,7 +314,6 @@ ImapSession::FolderInfo ImapSession::select(const std::string& folder, bool read
         std::sort(found.begin(), found.end(), [](const auto& a, const auto& b) { return a.uid < b.uid; });
         found.erase(std::unique(found.begin(), found.end(), [](const auto& a, const auto& b) { return a.uid == b.uid; }),
                     found.end());
-        for (auto& m : found) m.key = imap_key(folder, info.uidvalidity, m.uid);
         *listing = std::move(found);
     }
     return info;

@@ -43,8 +43,8 @@ public:
         std::uint32_t uidnext = 0;
     };
     // SELECT, or EXAMINE when read_only (nothing in the folder can change).
-    // With `listing`, also the UID and size of every message, keys
-    // imap_key(folder, uidvalidity, uid), in the same round trip.
+    // With `listing`, also the UID and size of every message (no state key:
+    // message_key.h is the sync layer's), in the same round trip.
     // Throws Error(Protocol) naming the folder when the server refuses.
     FolderInfo select(const std::string& folder, bool read_only, std::vector<RemoteMessage>* listing = nullptr);
 

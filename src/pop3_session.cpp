@@ -5,7 +5,6 @@
 
 #include "error.h"
 #include "pop3_codec.h"
-#include "seen_state.h"
 #include "text_util.h"
 
 namespace pullmail {
@@ -120,7 +119,6 @@ std::vector<RemoteMessage> Pop3Session::listing(const Reply& uidl, const Reply& 
         RemoteMessage m;
         m.number = e->number;
         m.uidl = e->uid;
-        m.key = pop3_key(e->uid);
         auto it = sizes.find(e->number);
         m.size = it == sizes.end() ? 0 : it->second;
         out.push_back(std::move(m));

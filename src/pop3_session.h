@@ -28,7 +28,8 @@ public:
     bool pipelining() const { return pipelining_; }
     bool has_capability(const std::string& cap) const { return caps_.count(cap) != 0; }
 
-    // UIDL and LIST. Keys are pop3_key(uidl). Throws Error(Protocol) when the
+    // UIDL and LIST: number, UIDL and size of each message (no state key:
+    // message_key.h is the sync layer's). Throws Error(Protocol) when the
     // server cannot do UIDL.
     std::vector<RemoteMessage> list();
 

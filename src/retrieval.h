@@ -11,7 +11,7 @@
 namespace pullmail {
 
 struct RemoteMessage {
-    std::string key;                 // identity in the state file (seen_state.h key helpers)
+    std::string key;                 // identity in the state file (message_key.h), set by the sync layer
     std::uint32_t number = 0;        // POP3 message number / IMAP sequence number (0 = unknown)
     std::uint32_t uid = 0;           // IMAP UID (0 for POP3)
     std::string uidl;                // POP3 UIDL
@@ -24,7 +24,7 @@ struct RemoteMessage {
 class MessageHandler {
 public:
     virtual ~MessageHandler() = default;
-    // A message starts. For IMAP some fields (uid, key) may only be known at end().
+    // A message starts. For IMAP some fields (flags, date) may only be known at end().
     virtual void begin(const RemoteMessage& m) = 0;
     // Message bytes exactly as the server sent them (CRLF line endings),
     // dot-unstuffed / literal-decoded, in chunks of any size.

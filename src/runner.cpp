@@ -28,16 +28,6 @@ std::string lock_path(const std::string& state_dir, const std::string& account) 
     return state_dir + "/" + account + ".lock";
 }
 
-ServerLink connect_account(const AccountRun& run) {
-    const Account& acc = run.account;
-    ConnectOptions copts{acc.name, acc.connect_timeout, run.opts.verbosity, &run.log};
-    ServerLink link;
-    link.conn = connect_and_login(acc.server, run.password, copts);
-    test_step("logged in");
-    link.channel = std::make_unique<Channel>(*link.conn, acc.timeout, acc.name, &run.log, run.opts.verbosity);
-    return link;
-}
-
 namespace {
 
 // One pullmail per account at a time: cron may start a run while a slow one

@@ -42,6 +42,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "message_key.h"
+
 namespace pullmail {
 
 struct SeenEntry {
@@ -131,13 +133,6 @@ private:
     std::map<std::string, std::uint32_t> uidvalidity_;
 };
 
-// Key helpers. A POP3 key is "pop3:<uidl>" (UIDLs are printable ASCII without
-// spaces). An IMAP key is "imap:<folder>:<uidvalidity>:<uid>" with the folder
-// percent-encoded so it has no spaces or colons.
-std::string pop3_key(const std::string& uidl);
-std::string imap_key(const std::string& folder, std::uint32_t uidvalidity, std::uint32_t uid);
-std::string encode_folder(const std::string& folder);
-std::string decode_folder(const std::string& encoded);  // inverse of encode_folder
 // CRC-32 (IEEE), for record checksums.
 std::uint32_t crc32(std::string_view data);
 

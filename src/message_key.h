@@ -1,0 +1,20 @@
+// message_key.h — the keys under which the state file records messages.
+// Built by the sync layer (the MailSource implementations), never by the
+// protocol sessions, which deal in UIDLs and UIDs only.
+//
+// A POP3 key is "pop3:<uidl>" (UIDLs are printable ASCII without spaces).
+// An IMAP key is "imap:<folder>:<uidvalidity>:<uid>" with the folder
+// percent-encoded so it has no spaces or colons.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace pullmail {
+
+std::string pop3_key(const std::string& uidl);
+std::string imap_key(const std::string& folder, std::uint32_t uidvalidity, std::uint32_t uid);
+std::string encode_folder(const std::string& folder);
+std::string decode_folder(const std::string& encoded);  // inverse of encode_folder
+
+}  // namespace pullmail
