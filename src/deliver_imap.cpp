@@ -16,6 +16,7 @@
 #include "mail_date.h"
 #include "seen_state.h"
 #include "text_util.h"
+#include "credentials.h"
 #include "transport.h"
 
 namespace pullmail {

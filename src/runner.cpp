@@ -13,6 +13,7 @@
 #include "fs_util.h"
 #include "log.h"
 #include "test_hooks.h"
+#include "credentials.h"
 #include "transport.h"
 
 namespace pullmail {
