@@ -12,6 +12,7 @@
 #include "deliver.h"
 #include "retrieval.h"
 #include "runner.h"
+#include "secrets.h"
 #include "seen_state.h"
 #include "transport.h"
 
@@ -27,7 +28,9 @@ struct AccountRun {
     Deliverer& deliverer;
     bool keep;                 // effective keep after -k/-K
     AccountResult& result;
-    std::string password;      // resolved once per run; never logged
+    std::string password;      // resolved once per run; never logged; wiped at the end of the run
+
+    ~AccountRun() { wipe(password); }
 };
 
 // Messages delivered before under another identity — the account switched

@@ -105,6 +105,7 @@ AccountResult run_account(const Account& account, const std::string& state_dir, 
         DeliveryOptions dopts;
         dopts.account = account.name;
         dopts.mda_timeout_seconds = account.mda_timeout;
+        dopts.spool_dir = state_dir;
         std::unique_ptr<Deliverer> deliverer;
         if (account.deliver.kind == DeliveryTarget::Kind::Imap) {
             ImapTargetOptions topts;
@@ -124,7 +125,7 @@ AccountResult run_account(const Account& account, const std::string& state_dir, 
             log.warn(account.name, "tls = \"off\": the password and all mail travel unencrypted to " +
                                        account.server.display());
         AccountRun run{account, opts, log, state, *deliverer,
-                       opts.keep.value_or(account.keep), result, resolve_password(account.server.password, account.name)};
+                       opts.keep.value_or(account.keep), result, resolve_password(account.server.password, account.name, account.connect_timeout)};
         if (account.server.protocol == Protocol::Pop3)
             fetch_pop3(run);
         else
