@@ -36,6 +36,7 @@ std::string from_command(const PasswordSource& src, int timeout_seconds) {
     ProcessSpec spec;
     spec.command = src.value;
     spec.capture_stdout = true;
+    spec.may_use_terminal = true;  // a prompt on /dev/tty (pinentry-tty, read -s)
     spec.timeout = std::chrono::seconds(timeout_seconds > 0 ? timeout_seconds : 30);
     ProcessResult r = run_process(spec);
     std::string said = first_line_of(r.err);

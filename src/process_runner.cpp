@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/stat.h>
@@ -13,6 +14,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <mutex>
 #include <vector>
 
 #include "error.h"
@@ -83,7 +85,46 @@ struct Spawned {
     Fd out, err;  // read ends; out is empty without capture_stdout
 };
 
-int spawn(const ProcessSpec& spec, Spawned& s) {
+// The controlling terminal while pullmail is its foreground job, for
+// ProcessSpec::may_use_terminal; invalid otherwise. Holds the lock that lets
+// one such command at a time have the terminal, and takes the terminal back
+// when it goes.
+class TerminalLoan {
+public:
+    explicit TerminalLoan(bool wanted) {
+        if (!wanted) return;
+        lock_ = std::unique_lock<std::mutex>(mutex());
+        tty_ = Fd(::open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC));
+        if (tty_ && ::tcgetpgrp(tty_.get()) != ::getpgrp()) tty_.reset();  // not ours to lend
+        if (tty_) {
+            Fd high = above_stdio(tty_.get());
+            tty_ = std::move(high);
+        }
+    }
+    ~TerminalLoan() {
+        if (!tty_ || ::tcgetpgrp(tty_.get()) == ::getpgrp()) return;
+        // We are a background job now: tcsetpgrp() would raise SIGTTOU.
+        sigset_t ttou, old;
+        sigemptyset(&ttou);
+        sigaddset(&ttou, SIGTTOU);
+        pthread_sigmask(SIG_BLOCK, &ttou, &old);
+        ::tcsetpgrp(tty_.get(), ::getpgrp());
+        pthread_sigmask(SIG_SETMASK, &old, nullptr);
+    }
+    TerminalLoan(const TerminalLoan&) = delete;
+    TerminalLoan& operator=(const TerminalLoan&) = delete;
+    int fd() const { return tty_.get(); }
+
+private:
+    static std::mutex& mutex() {
+        static std::mutex m;
+        return m;
+    }
+    std::unique_lock<std::mutex> lock_;
+    Fd tty_;
+};
+
+int spawn(const ProcessSpec& spec, int tty, Spawned& s) {
     Fd in, out_w, err_w;
     if (spec.stdin_fd >= 0 && !(in = above_stdio(spec.stdin_fd))) return errno;
     if (spec.capture_stdout)
@@ -103,6 +144,8 @@ int spawn(const ProcessSpec& spec, Spawned& s) {
     else
         posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
     posix_spawn_file_actions_adddup2(&fa, err_w.get(), 2);
+    // In the child, after it has its own group, with signals still blocked.
+    if (tty >= 0) posix_spawn_file_actions_addtcsetpgrp_np(&fa, tty);
     posix_spawn_file_actions_addclosefrom_np(&fa, 3);  // no descriptor of ours leaks into the child
     sigset_t none, all;
     sigemptyset(&none);
@@ -182,7 +225,8 @@ std::string ProcessResult::describe(std::chrono::milliseconds timeout) const {
 ProcessResult run_process(const ProcessSpec& spec) {
     ProcessResult r;
     Spawned s;
-    r.spawn_error = spawn(spec, s);
+    TerminalLoan terminal(spec.may_use_terminal);
+    r.spawn_error = spawn(spec, terminal.fd(), s);
     if (r.spawn_error != 0) return r;
     // Wakes poll() when the child exits; without it (kernels before 5.3) we
     // look every few milliseconds. (syscall(): glibc 2.36's <sys/pidfd.h>

@@ -33,6 +33,13 @@ struct ProcessSpec {
     std::chrono::milliseconds timeout{std::chrono::seconds(300)};
     // After SIGTERM, how long the group has before SIGKILL.
     std::chrono::milliseconds grace{std::chrono::seconds(1)};
+    // For a command that may prompt on /dev/tty (password_command): when
+    // pullmail is the foreground job of its controlling terminal, the
+    // command's process group becomes the foreground one while it runs (else
+    // reading the terminal from its own group would stop it with SIGTTIN),
+    // and pullmail takes the terminal back afterwards. Such commands run one
+    // at a time.
+    bool may_use_terminal = false;
 };
 
 struct ProcessResult {

@@ -14,7 +14,9 @@ PULLMAIL_PASSWORD / PULLMAIL_DELIVER_PASSWORD variables."""
 import base64
 import glob
 import os
+import pty
 import re
+import select
 import time
 
 import util
@@ -190,6 +192,57 @@ class Auth(util.IntegrationCase):
             self.assertEqual(fields[4:6], ["0", "0"], "pullmail may write a core file: %r" % fields)
         self.note("%d child environments (MDA, password_command): no secret variable; "
                   "pullmail's core size limit is 0" % len(dumps))
+
+    def test_password_command_prompts_on_the_terminal(self):
+        """A password command in its own process group can still prompt on
+        /dev/tty when pullmail runs in the foreground of a terminal (else
+        SIGTTIN would stop it until its timeout)."""
+        user, pw = self.new_user("p")
+        for m in ordinary_corpus(1, seed=59):
+            self.d.add_message(user, m.data)
+        maildir = self.path("Maildir")
+        acc = self.account(user, None, "imaps", deliver="maildir:" + maildir, connect_timeout=10,
+                           password_command='printf "Password: " > /dev/tty; read pw < /dev/tty; echo "$pw"')
+        self.config({"tty": acc})
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PULLMAIL_")}
+        env["HOME"] = self.home
+        t0 = time.monotonic()
+        pid, master = pty.fork()
+        if pid == 0:  # the session leader of a new terminal, in its foreground
+            try:
+                os.execve(util.BIN, [util.BIN, "-f", self.config_path], env)
+            finally:
+                os._exit(127)
+        seen = b""
+        answered = False
+        while time.monotonic() - t0 < 30:
+            ready, _, _ = select.select([master], [], [], 0.2)
+            if ready:
+                try:
+                    chunk = os.read(master, 4096)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                seen += chunk
+            if not answered and b"Password: " in seen:
+                os.write(master, pw.encode() + b"\n")
+                answered = True
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                break
+        else:
+            os.kill(pid, 9)
+            done, status = os.waitpid(pid, 0)
+        if not done:
+            done, status = os.waitpid(pid, 0)
+        os.close(master)
+        shown = seen.decode(errors="replace").replace(pw, "<pw>")
+        self.assertTrue(answered, "no prompt on the terminal: %r" % shown)
+        self.assertTrue(os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0,
+                        "pullmail under a terminal: status %r, terminal showed %r" % (status, shown))
+        self.assertEqual(util.count_maildir(maildir), 1)
+        self.note("password_command prompting on /dev/tty: answered, delivered in %.1fs" % (time.monotonic() - t0))
 
 
 if __name__ == "__main__":
