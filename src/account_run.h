@@ -10,6 +10,7 @@
 #include "deliver.h"
 #include "retrieval.h"
 #include "run_types.h"
+#include "secrets.h"
 #include "seen_state.h"
 #include "transport.h"
 
@@ -25,7 +26,9 @@ struct AccountRun {
     Deliverer& deliverer;
     bool keep;                 // effective keep after -k/-K
     AccountResult& result;
-    std::string password;      // resolved once per run; never logged
+    std::string password;      // resolved once per run; never logged; wiped at the end of the run
+
+    ~AccountRun() { wipe(password); }
 };
 
 // The account's server, connected and logged in, with its channel.

@@ -53,7 +53,7 @@ public:
     // End of message. Makes the data durable where it is not yet seen as
     // delivered, and returns a one-line description (no '\n', no '\r') that
     // recover() of the same deliverer understands. Throws on failure; MDA
-    // exit 75 throws Error(Delivery, temporary = true).
+    // exit 75 throws Error(Temporary): stop delivering for this run.
     virtual std::string prepare() = 0;
     // Publish the message (rename into new/, ...). Durable when it returns.
     virtual void commit() = 0;
@@ -115,6 +115,9 @@ struct DeliveryOptions {
     // How long prepare()/recover() wait for another program's lock on an
     // mbox before giving up with a temporary LocalIO error.
     int mbox_lock_timeout_seconds = 60;
+    // Where the MDA target spools each message before it starts the MDA (the
+    // state directory); $TMPDIR or /tmp when empty or unusable.
+    std::string spool_dir;
     // Test-only switch passed through from the runner: none here yet.
 };
 

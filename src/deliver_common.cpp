@@ -9,8 +9,10 @@
 
 #include <openssl/evp.h>
 
+#include <cstdlib>
 #include <cstring>
 #include <system_error>
+#include <vector>
 
 #include "deliver.h"
 #include "deliver_impl.h"
@@ -234,6 +236,28 @@ std::string_view intent_args(std::string_view intent, std::string_view kind, con
     throw Error(ErrorKind::LocalIO, "cannot tell whether an interrupted delivery reached " + target +
                                         ": its record '" + sanitize(intent, 120) +
                                         "' was written for a different delivery target");
+}
+
+UniqueFd open_anonymous_file(const std::vector<std::string>& dirs, const std::string& what) {
+    int first_err = 0;
+    for (const std::string& dir : dirs) {
+        if (dir.empty()) continue;
+        int fd = ::open(dir.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+        if (fd >= 0) return UniqueFd(fd);
+        std::string templ = dir + "/.pullmail-spool-XXXXXX";
+        fd = ::mkostemp(templ.data(), O_CLOEXEC);
+        if (fd >= 0) {
+            ::unlink(templ.c_str());
+            return UniqueFd(fd);
+        }
+        if (first_err == 0) first_err = errno;
+    }
+    throw_local_io("cannot create a temporary file for " + what, first_err);
+}
+
+std::string temp_dir_from_env() {
+    const char* t = std::getenv("TMPDIR");
+    return t && *t ? t : "";
 }
 
 }  // namespace detail

@@ -14,8 +14,10 @@
 #include "imap_session.h"
 #include "log.h"
 #include "mail_date.h"
+#include "secrets.h"
 #include "seen_state.h"
 #include "text_util.h"
+#include "credentials.h"
 #include "transport.h"
 
 namespace pullmail {
@@ -205,11 +207,13 @@ public:
 private:
     void connect() {
         if (imap_) return;
-        std::string password = resolve_password(ep_.password, opts_.account);
+        std::string password = resolve_password(ep_.password, opts_.account, opts_.connect_timeout);
         ConnectOptions copts{opts_.account, opts_.connect_timeout, opts_.verbosity, opts_.log};
         try {
             conn_ = connect_and_login(ep_, password, copts);
+            wipe(password);
         } catch (Error& e) {
+            wipe(password);
             throw Error(e.kind(), std::string("delivery target: ") + e.what(), e.temporary())
                 .set_server_text(e.server_text());
         }

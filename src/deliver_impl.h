@@ -13,6 +13,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "deliver.h"
 #include "error.h"
@@ -75,6 +76,14 @@ int pwrite_all(int fd, const char* data, std::size_t len, off_t offset);
 // pread() until `len` bytes are read or end of file. Returns the count, or
 // -1 with errno set.
 ssize_t pread_full(int fd, char* data, std::size_t len, off_t offset);
+
+// An unlinked file to spool a message in: O_TMPFILE in the first of `dirs`
+// where the file system supports it, else mkstemp()+unlink() there; the next
+// directory when neither works. Memory stays flat whatever the message size.
+// Throws Error(LocalIO) naming `what` when no directory takes it.
+UniqueFd open_anonymous_file(const std::vector<std::string>& dirs, const std::string& what);
+// $TMPDIR, or "" when unset.
+std::string temp_dir_from_env();
 
 // Incremental SHA-256 (OpenSSL libcrypto), hex output.
 class Sha256 {

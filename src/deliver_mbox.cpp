@@ -277,22 +277,7 @@ std::string digest_of_range(int fd, off_t offset, std::uint64_t len, std::string
 // usually roomier than /tmp), else in $TMPDIR or /tmp (for spool
 // directories like /var/mail where users may not create files).
 UniqueFd open_spool(const std::string& mbox_path) {
-    std::string dirs[3] = {dir_name(mbox_path), "", "/tmp"};
-    if (const char* t = std::getenv("TMPDIR"); t && *t) dirs[1] = t;
-    int first_err = 0;
-    for (const std::string& dir : dirs) {
-        if (dir.empty()) continue;
-        int fd = ::open(dir.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-        if (fd >= 0) return UniqueFd(fd);
-        std::string templ = dir + "/.pullmail-spool-XXXXXX";
-        fd = ::mkostemp(templ.data(), O_CLOEXEC);
-        if (fd >= 0) {
-            ::unlink(templ.c_str());
-            return UniqueFd(fd);
-        }
-        if (first_err == 0) first_err = errno;
-    }
-    throw_local_io("cannot create a temporary file for mbox " + mbox_path, first_err);
+    return open_anonymous_file({dir_name(mbox_path), temp_dir_from_env(), "/tmp"}, "mbox " + mbox_path);
 }
 
 class MboxSink final : public DeliverySink {

@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "account_run.h"
+#include "credentials.h"
 #include "deliver_imap.h"
 #include "folder_sync.h"
 #include "fs_util.h"
@@ -102,6 +103,7 @@ std::unique_ptr<Deliverer> make_deliverer(const Account& account, const std::str
     DeliveryOptions dopts;
     dopts.account = account.name;
     dopts.mda_timeout_seconds = account.mda_timeout;
+    dopts.spool_dir = state_dir;
     return make_file_deliverer(account.deliver, dopts);
 }
 
@@ -135,7 +137,7 @@ void run_locked(const Account& account, const std::string& state_dir, const RunO
                                    account.server.display());
     bool keep = opts.keep.value_or(account.keep);
     AccountRun run{account, opts, log, state, *deliverer, keep, result,
-                   resolve_password(account.server.password, account.name)};
+                   resolve_password(account.server.password, account.name, account.connect_timeout)};
     SyncShared shared{account, plan_options(opts, keep), log, state, *deliverer, result, {}, {}};
     if (account.server.protocol == Protocol::Pop3)
         fetch_pop3(run, shared);

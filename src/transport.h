@@ -53,10 +53,6 @@ struct ConnectOptions {
 std::unique_ptr<Connection> connect_and_login(const Endpoint& ep, const std::string& password,
                                               const ConnectOptions& opts);
 
-// Fetches the password from its source (literal, command, file, environment).
-// Throws Error(Config) naming the source (never the secret) on failure.
-std::string resolve_password(const PasswordSource& src, const std::string& account);
-
 // A client line of the login exchange as it may be shown at -vv: commands
 // that carry secrets (PASS, LOGIN, AUTH data, SASL continuations) keep only
 // their command word; anything not known to be harmless is masked whole.

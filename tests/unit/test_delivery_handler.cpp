@@ -182,3 +182,28 @@ TEST_CASE("a handler destroyed without flush() finishes the batch in commit, rec
     for (int i = 1; i <= 4; ++i) CHECK(state.seen(message(i).key));
     CHECK_FALSE(state.seen(message(5).key));
 }
+
+TEST_CASE("an MDA that exits 75 (try later) is started once: the handler stops, one error") {
+    TempDir dir;
+    Account acc = fake_account();
+    Logger log(-1);
+    SeenState state(dir.path + "/acct.state");
+    std::string starts = dir.path + "/starts";
+    DeliveryTarget t;
+    t.kind = DeliveryTarget::Kind::Mda;
+    t.command = "echo started >> '" + starts + "'; cat >/dev/null; echo busy >&2; exit 75";
+    DeliveryOptions opts;
+    opts.spool_dir = dir.path;
+    auto d = make_file_deliverer(t, opts);
+    DeliveryHandler h(acc, *d, state, log, nullptr);
+    for (int i = 1; i <= 5 && !h.stop_requested(); ++i) feed(h, i);
+    for (int i = 1; i <= 5; ++i) feed(h, i);  // a pipelined session may still hand some over
+    h.flush();
+    CHECK(h.stop_requested());
+    CHECK(h.delivered() == 0);
+    CHECK(h.failed_count() == 1);
+    REQUIRE(h.errors().size() == 1);
+    CHECK(h.errors()[0].kind() == ErrorKind::Temporary);
+    CHECK(pullmail::test::read_file(starts) == "started\n");
+    for (int i = 1; i <= 5; ++i) CHECK_FALSE(state.seen(message(i).key));
+}
