@@ -13,6 +13,11 @@ the data that follows.
     srv.cut_literal[uid] = (announced, sent)   # then the connection closes
     srv.uid_after_literal = True           # "* n FETCH (BODY[] {..}.. UID u)"
     srv.long_untagged["FETCH"] = 1 << 20   # an untagged line that long first
+    srv.fetch_attrs[uid] = b'FLAGS (x) INTERNALDATE {5}\r\n...'
+                                           # raw items in place of FLAGS and
+                                           # INTERNALDATE in that message's
+                                           # BODY.PEEK[] response
+    srv.bye_on["UID FETCH"] = b"going down"  # "* BYE going down", then close
     srv.log                                # command lines received
 
 It speaks what libcurl's login needs (greeting, CAPABILITY, LOGIN) and what
@@ -77,6 +82,8 @@ class FakeImap(LoopbackServer):
         self.cut_literal = {}
         self.uid_after_literal = False
         self.long_untagged = {}
+        self.fetch_attrs = {}
+        self.bye_on = {}
         self.log = []
         self.lock = threading.RLock()
         self._listen()
@@ -148,6 +155,9 @@ class FakeImap(LoopbackServer):
             word = cmd.split()[-1]
             if word in self.long_untagged:
                 line(b"* OK " + b"x" * self.long_untagged[word])
+            if cmd in self.bye_on:
+                line(b"* BYE " + self.bye_on[cmd])
+                return
 
             def ok(text=b"done"):
                 line(tag + b" OK " + text)
@@ -271,7 +281,8 @@ class FakeImap(LoopbackServer):
                 send(b"* %d FETCH (UID %d BODY[HEADER.FIELDS (%s)] {%d}\r\n%s)\r\n" % (
                     seq, uid, b" ".join(sorted(names)), len(hdr), hdr))
             elif b"BODY.PEEK[]" in items:
-                pre = b"RFC822.SIZE %d FLAGS (%s) INTERNALDATE %s" % (len(data), flags, DATE)
+                pre = b"RFC822.SIZE %d %s" % (len(data), self.fetch_attrs.get(
+                    uid, b"FLAGS (%s) INTERNALDATE %s" % (flags, DATE)))
                 if uid in self.cut_literal:
                     announced, sent = self.cut_literal[uid]
                     send(b"* %d FETCH (UID %d %s BODY[] {%d}\r\n" % (seq, uid, pre, announced) + data[:sent])
