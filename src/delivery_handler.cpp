@@ -272,8 +272,16 @@ void DeliveryHandler::commit_batch(std::vector<Prepared>& batch, bool fine_locki
             abort_all(e, committed);
             break;
         } catch (const std::exception& e) {
-            abort_all(message_error(batch[committed].msg.key, e), committed);
-            break;
+            // Rolled back alone: the others of the batch go on (see message_error).
+            auto& p = batch[committed];
+            Error err = message_error(p.msg.key, e);
+            {
+                auto lock = hold();
+                p.sink->abort();
+                p.sink.reset();
+                state_.drop_intent(p.msg.key);
+            }
+            record_failure(err);
         }
     }
     try {
@@ -289,6 +297,7 @@ void DeliveryHandler::commit_batch(std::vector<Prepared>& batch, bool fine_locki
         auto lock = hold();
         for (std::size_t i = 0; i < committed; ++i) {
             auto& p = batch[i];
+            if (!p.sink) continue;  // failed in commit() and rolled back
             if (const Error* e = p.sink->commit_error()) {
                 refused.push_back(*e);
                 p.sink->abort();

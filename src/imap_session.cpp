@@ -545,10 +545,22 @@ void ImapSession::append(const std::string& folder, const AppendArgs& args, int 
     auto cmd = append_command(server_name(folder), args, size, literal_plus);
     if (!cmd) throw Error(ErrorKind::Config, "folder '" + folder + "' cannot be written as an IMAP mailbox name");
     std::string tag = next_tag();
-    appends_.push_back({tag, std::move(id)});
+    appends_.push_back({tag, id});
     reader_->want_stream = nullptr;
     reader_->on_response = [this](std::string& t) { on_append_response(t); };
     ch_.command(tag + " " + *cmd);
+    try {
+        send_literal(tag, fd, size, literal_plus);
+    } catch (...) {
+        // A literal cut short would swallow whatever is sent next.
+        abandon("pullmail could not send message " + id + " whole, so the server would take what follows for "
+                "part of it; pullmail abandoned the connection");
+        throw;
+    }
+    if (!literal_plus) wait_appends();  // one at a time without LITERAL+
+}
+
+void ImapSession::send_literal(const std::string& tag, int fd, std::uint64_t size, bool literal_plus) {
     auto mine = [&]() -> PendingAppend* {
         for (auto& p : appends_)
             if (p.tag == tag) return &p;
@@ -578,7 +590,6 @@ void ImapSession::append(const std::string& folder, const AppendArgs& args, int 
     if (auto* p = mine()) p->queued_all = true;
     send_all();
     if (auto* p = mine()) p->sent = abandoned_.empty();
-    if (!literal_plus) wait_appends();  // one at a time without LITERAL+
 }
 
 void ImapSession::wait_appends() {

@@ -113,6 +113,8 @@ private:
     // ch_.pump() feeding the reader; a failure after an untagged BYE says
     // what the server gave as its reason.
     void pump(const std::function<bool()>& done);
+    // The literal of the APPEND tagged `tag`, once the server may have it.
+    void send_literal(const std::string& tag, int fd, std::uint64_t size, bool literal_plus);
     void wait_appends();
     void on_append_response(std::string& text);
     void abandon(const std::string& why);
