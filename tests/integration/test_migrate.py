@@ -24,7 +24,7 @@ import messages  # noqa: E402
 from dovecot import imap_quote, mutf7_encode  # noqa: E402
 from fakes import faultlib  # noqa: E402
 from fakes.fakeimap import FakeImap  # noqa: E402
-from util import IntegrationCase, main, EX_OK, EX_SOFTWARE, state_records, toml_value  # noqa: E402
+from util import IntegrationCase, main, EX_OK, EX_CANTCREAT, EX_SOFTWARE, state_records, toml_value  # noqa: E402
 
 
 def instant(imap_date):
@@ -40,16 +40,18 @@ def crlf_wire(data):
 class MigrateTest(IntegrationCase):
 
     def migration_config(self, src_user, src_pw, dst_user, dst_pw, target="Archive/old-isp", proto="pop3s",
-                         keep=True, extra=""):
+                         keep=True, extra="", target_url=None):
+        """target_url: a plaintext imap:// target (a fake server) instead of Dovecot's imaps."""
         acc = self.account(src_user, src_pw, proto=proto, keep=keep)
         lines = ["state_dir = %s" % toml_value(self.state_dir), "", "[accounts.mig]"]
         for k, v in acc.items():
             if k != "deliver":
                 lines.append("%s = %s" % (k, toml_value(v)))
         lines.append(extra)
-        lines.append("deliver = { url = %s, user = %s, password = %s, ca_file = %s }" % (
-            toml_value("imaps://127.0.0.1:%d/%s" % (self.d.ports["imaps"], target)), toml_value(dst_user),
-            toml_value(dst_pw), toml_value(self.d.ca_file)))
+        lines.append("deliver = { url = %s, user = %s, password = %s, %s }" % (
+            toml_value(target_url or "imaps://127.0.0.1:%d/%s" % (self.d.ports["imaps"], target)),
+            toml_value(dst_user), toml_value(dst_pw),
+            'tls = "off"' if target_url else "ca_file = %s" % toml_value(self.d.ca_file)))
         with open(self.config_path, "w") as f:
             f.write("\n".join(lines) + "\n")
 
@@ -324,6 +326,35 @@ class MigrateTest(IntegrationCase):
         self.assertEqual(instant(dates["<h3@x>"]), instant("01-Jan-2020 10:00:00 +0000"))
         self.assertEqual(instant(dates["<h4@x>"]), instant("30-Jun-2003 09:00:00 +0000"))
         self.note("a valid INTERNALDATE is kept; an invalid one gives way to the header's date")
+
+    def test_target_answering_bad_is_abandoned_nothing_lost_or_doubled(self):
+        src, src_pw = self.new_user("src")
+        corpus = [m.data for m in messages.ordinary_corpus(5, seed=81)]
+        self.d.add_messages(src, corpus)
+        served = [m[1] for m in self.d.messages(src)]
+        want = [s if s.endswith(b"\r\n") else s + b"\r\n" for s in served]
+        srv = FakeImap([], capabilities=b"IMAP4rev1 UIDPLUS LITERAL+").start()
+        self.addCleanup(srv.stop)
+        srv.append_bad = {1}
+        self.migration_config(src, src_pw, srv.user, srv.password, keep=False,
+                              target_url="imap://127.0.0.1:%d/INBOX" % srv.port)
+        r = self.run_config("--json")
+        self.assertEqual(r.rc, EX_CANTCREAT, r.describe())
+        self.assertStderrNames(r, "mig", "BAD.*abandoned the connection|abandoned the connection.*BAD")
+        self.assertEqual(len(srv.log), 1, "one connection to the target")
+        self.assertFalse([l for l in srv.log[0] if l.split(b" ")[1:2] == [b"LOGOUT"]],
+                         "LOGOUT sent on the abandoned connection")
+        left = [m[1] for m in self.d.messages(src)]
+        self.assertIn(served[0], left, "the message answered BAD was deleted from the source")
+        for s, w in zip(served, want):
+            if s not in left:
+                self.assertIn(w, srv.contents(), "deleted from the source but not on the target")
+        self.note("APPEND answered BAD: exit 73, the error says the connection was abandoned, no LOGOUT on it")
+        srv.append_bad = set()
+        self.run_config("--json", expect=EX_OK)
+        self.assertExactlyOnce(srv.contents(), want, "after the rerun")
+        self.assertEqual(self.d.messages(src), [])
+        self.note("the rerun stores the rest: every message on the target once, the source emptied")
 
 
 if __name__ == "__main__":
