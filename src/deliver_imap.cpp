@@ -152,10 +152,10 @@ public:
                 it->second->error_ = Error(ErrorKind::Delivery, describe() + ": " + abandoned);
                 it->second->error_->set_server_text(r.server_text);
             } else if (r.abandoned) {
-                it->second->error_ = Error(ErrorKind::Delivery, "message " + r.id + " was not stored in " +
-                                                                    describe() +
-                                                                    ": the connection was abandoned after a refused "
-                                                                    "APPEND; it stays on the source for the next run");
+                it->second->error_ = Error(ErrorKind::Delivery,
+                                           "message " + r.id + ": " + describe() +
+                                               " did not confirm it before the connection was abandoned; it stays "
+                                               "on the source (the next run recognises it if it was stored)");
             } else if (!r.ok) {
                 it->second->error_ = Error(ErrorKind::Delivery, "the target server refused to store message " +
                                                                     r.id + " in " + describe());
