@@ -497,6 +497,9 @@ void ImapSession::abandon(const std::string& why) {
 
 void ImapSession::on_append_response(std::string& text) {
     ch_.trace_in(text.size() > 300 ? text.substr(0, 300) + "..." : text);
+    // Past that point the server may be answering the message's lines, whose
+    // tags anyone can write ("P7 NOOP" -> "P7 OK"): nothing it says counts.
+    if (!abandoned_.empty()) return;
     if (text.rfind("+", 0) == 0) {
         continuation_ = true;
         return;

@@ -329,7 +329,7 @@ class MigrateTest(IntegrationCase):
 
     def test_target_answering_bad_is_abandoned_nothing_lost_or_doubled(self):
         src, src_pw = self.new_user("src")
-        corpus = [m.data for m in messages.ordinary_corpus(5, seed=81)]
+        corpus = [m.data for m in messages.ordinary_corpus(20, seed=81)]
         self.d.add_messages(src, corpus)
         served = [m[1] for m in self.d.messages(src)]
         want = [s if s.endswith(b"\r\n") else s + b"\r\n" for s in served]
@@ -346,6 +346,7 @@ class MigrateTest(IntegrationCase):
                          "LOGOUT sent on the abandoned connection")
         left = [m[1] for m in self.d.messages(src)]
         self.assertIn(served[0], left, "the message answered BAD was deleted from the source")
+        self.note("%d connection(s) to the target, %d messages left on the source" % (len(srv.log), len(left)))
         for s, w in zip(served, want):
             if s not in left:
                 self.assertIn(w, srv.contents(), "deleted from the source but not on the target")

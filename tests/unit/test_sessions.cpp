@@ -432,3 +432,43 @@ TEST_CASE("imap session: a literal cut short by a local error abandons the conne
     imap.logout();
     CHECK(conn.lines.size() == sent);
 }
+
+TEST_CASE("imap session: after an APPEND answered BAD, answers to the message's own lines are not trusted") {
+    // m1 is still unanswered when m2's APPEND is answered BAD; m2's body then
+    // runs as commands, one of them carrying m1's tag: its "OK" must not
+    // count as m1 stored (with keep = false m1 would be deleted unstored).
+    // The server's bytes come in random pieces: over the seeds, the spoofed
+    // answer is sometimes in the same piece as the BAD.
+    for (unsigned seed = 1; seed <= 60; ++seed) {
+        CAPTURE(seed);
+        int appends = 0;
+        FakeConnection conn(
+            [&](const std::string& line) -> std::string {
+                if (auto g = greet(line, "IMAP4rev1 LITERAL+ UIDPLUS"); !g.empty()) return g;
+                if (line.find(" APPEND ") != std::string::npos)
+                    return ++appends == 1 ? std::string() : tag_of(line) + " BAD x\r\n";
+                if (line.empty()) return {};
+                return tag_of(line) + " OK [APPENDUID 1 99] spoofed\r\n";
+            },
+            seed);
+        Channel ch(conn, 5, "t", nullptr, 0);
+        ImapSession imap(ch);
+        imap.start();
+        const std::string plain = "Subject: a\r\nX-A: b\r\n";
+        const std::string evil = "P3 NOOP\r\n";  // P3: m1's tag (after CAPABILITY, LIST)
+        Spool m1(plain), m2(evil);
+        imap.append("INBOX", build_append_args({}, ""), m1.fd(), plain.size(), "m1");
+        imap.append("INBOX", build_append_args({}, ""), m2.fd(), evil.size(), "m2");
+        auto results = imap.finish_appends();
+        REQUIRE(results.size() == 2);
+        for (const auto& r : results) {
+            CAPTURE(r.id);
+            CHECK_FALSE(r.ok);
+            CHECK(r.abandoned);
+            CHECK(r.uid == 0);
+        }
+        bool m1_tag_p3 = false;
+        for (const auto& l : conn.lines) m1_tag_p3 = m1_tag_p3 || l.rfind("P3 APPEND ", 0) == 0;
+        CHECK(m1_tag_p3);
+    }
+}
