@@ -329,7 +329,7 @@ class MigrateTest(IntegrationCase):
 
     def test_target_answering_bad_is_abandoned_nothing_lost_or_doubled(self):
         src, src_pw = self.new_user("src")
-        corpus = [m.data for m in messages.ordinary_corpus(20, seed=81)]
+        corpus = [m.data for m in messages.ordinary_corpus(12, seed=81, min_size=300000, max_size=900000)]
         self.d.add_messages(src, corpus)
         served = [m[1] for m in self.d.messages(src)]
         want = [s if s.endswith(b"\r\n") else s + b"\r\n" for s in served]
