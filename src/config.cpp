@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cctype>
 #include <cerrno>
 #include <cstdint>
@@ -246,7 +247,8 @@ Endpoint parse_url(const std::string& url, const std::string& where) {
     if (has_port) {
         bool digits = !port_text.empty() && port_text.size() <= 5 &&
                       std::all_of(port_text.begin(), port_text.end(), [](char c) { return c >= '0' && c <= '9'; });
-        int port = digits ? std::stoi(std::string(port_text)) : 0;
+        int port = 0;
+        if (digits) std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
         if (port < 1 || port > 65535)
             fail(where, "invalid port '" + std::string(port_text) + "': must be a number from 1 to 65535");
         ep.port = port;

@@ -6,11 +6,13 @@
 #include <cerrno>
 #include <cstring>
 #include <map>
+#include <set>
 #include <optional>
 #include <unordered_map>
 
 #include "error.h"
 #include "fingerprint.h"
+#include "imap_append_args.h"
 #include "imap_session.h"
 #include "log.h"
 #include "mail_date.h"
@@ -156,10 +158,22 @@ public:
         auto queued = std::move(queued_);
         queued_.clear();
         auto results = imap_->finish_appends();
+        std::string abandoned = imap_->abandoned();
+        if (!abandoned.empty()) drop_connection();
+        std::set<std::string> answered;
         for (auto& r : results) {
             auto it = queued.find(r.id);
             if (it == queued.end()) continue;
-            if (!r.ok) {
+            answered.insert(r.id);
+            if (r.abandoned && !r.server_text.empty()) {
+                it->second->error_ = Error(ErrorKind::Delivery, describe() + ": " + abandoned);
+                it->second->error_->set_server_text(r.server_text);
+            } else if (r.abandoned) {
+                it->second->error_ = Error(ErrorKind::Delivery,
+                                           "message " + r.id + ": " + describe() +
+                                               " did not confirm it before the connection was abandoned; it stays "
+                                               "on the source (the next run recognises it if it was stored)");
+            } else if (!r.ok) {
                 it->second->error_ = Error(ErrorKind::Delivery, "the target server refused to store message " +
                                                                     r.id + " in " + describe());
                 it->second->error_->set_server_text(r.server_text);
@@ -168,6 +182,11 @@ public:
                 it->second->uid_ = r.uid;
             }
         }
+        // Never taken for stored without the server's word for it.
+        for (auto& [key, sink] : queued)
+            if (!answered.count(key) && !sink->error_)
+                sink->error_ = Error(ErrorKind::Delivery, "message " + key + ": " + describe() +
+                                                              " gave no answer to its APPEND; it stays on the source");
     }
 
     // Fingerprints of what a target folder holds, loaded once (headers only).
@@ -197,16 +216,64 @@ public:
         return known_[folder] = std::move(k);
     }
 
-    void append(ImapSink* sink, const std::string& folder, const std::vector<std::string>& flags,
-                const std::string& date, int fd, std::uint64_t size, const std::string& key) {
+    void append(ImapSink* sink, const std::string& folder, const AppendArgs& args, int fd, std::uint64_t size,
+                const std::string& key) {
+        if (imap_ && !imap_->abandoned().empty()) sync_committed();  // collects the batch so far, drops it
+        connect();
         queued_[key] = sink;
-        imap_->append(folder, flags, date, fd, size, key);
+        try {
+            imap_->append(folder, args, fd, size, key);
+        } catch (...) {
+            queued_.erase(key);
+            throw;
+        }
         if (!literal_plus_) sync_committed();
     }
 
+    // Flags and date of a message for APPEND; what is not valid IMAP is
+    // dropped, and said once per run (sanitised: it is the sender's or the
+    // source server's text).
+    AppendArgs append_args(const std::vector<std::string>& flags, std::string_view source_date,
+                           std::string_view header) {
+        std::string date(source_date);
+        if (!date.empty() && !parse_imap_date_time(date)) {
+            note_dropped(date);
+            date.clear();
+        }
+        if (date.empty()) date = arrival_date_from_header(header);  // valid or empty
+        auto args = build_append_args(flags, date);
+        for (const auto& d : args.dropped) note_dropped(d);
+        return args;
+    }
+
 private:
+    void note_dropped(const std::string& what) {
+        if (warned_dropped_ || !opts_.log) return;
+        warned_dropped_ = true;
+        opts_.log->warn(opts_.account, "dropped a flag or date that is not valid IMAP ('" + sanitize(what, 80) +
+                                           "'); messages are stored without such flags and dates "
+                                           "(said once per run)");
+    }
+
+    void drop_connection() {
+        // Not one more byte on it, not even LOGOUT (ImapSession::abandoned).
+        imap_.reset();
+        channel_.reset();
+        conn_.reset();
+        ++abandoned_connections_;
+    }
+
     void connect() {
+        // Abandoned with nothing left to collect (a literal cut short by a
+        // local error): a new connection. Results still owed to queued sinks
+        // are collected by sync_committed() first.
+        if (imap_ && !imap_->abandoned().empty() && queued_.empty()) drop_connection();
         if (imap_) return;
+        if (abandoned_connections_ >= kMaxAbandoned)
+            throw Error(ErrorKind::Protocol, "the target server " + describe() + " answered APPEND " +
+                                                 std::to_string(abandoned_connections_) +
+                                                 " times in a way that forced pullmail to abandon the connection; "
+                                                 "giving up on it for this run");
         std::string password = resolve_password(ep_.password, opts_.account, opts_.connect_timeout);
         ConnectOptions copts{opts_.account, opts_.connect_timeout, opts_.verbosity, opts_.log};
         try {
@@ -231,6 +298,10 @@ private:
     bool literal_plus_ = false;
     std::map<std::string, std::unordered_map<std::string, int>> known_;
     std::map<std::string, ImapSink*> queued_;
+    // A new connection after an abandoned one, but not for ever.
+    static constexpr int kMaxAbandoned = 3;
+    int abandoned_connections_ = 0;
+    bool warned_dropped_ = false;
 
     friend class ImapSink;
 };
@@ -260,8 +331,8 @@ void ImapSink::commit() {
         if (u == "\\RECENT" || u == "\\DELETED") continue;  // not storable / would be expunged
         flags.push_back(f);
     }
-    std::string date = meta_.internal_date.empty() ? arrival_date_from_header(header_.header()) : meta_.internal_date;
-    target_.append(this, folder_, flags, date, fd_, size_, meta_.key);
+    auto args = target_.append_args(flags, meta_.internal_date, header_.header());
+    target_.append(this, folder_, args, fd_, size_, meta_.key);
 }
 
 }  // namespace

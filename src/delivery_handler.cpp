@@ -16,6 +16,19 @@ std::string received_line(const std::string& account, const std::string& host) {
     return "Received: from " + host + " by pullmail (account " + account + "); " + date + "\n";
 }
 
+namespace {
+
+// An exception other than Error escaping per-message code is a bug in
+// pullmail, but one about this message (a header it could not digest): it
+// fails that message only and never the messages after it.
+Error message_error(std::string_view key, const std::exception& e) {
+    return Error(ErrorKind::Internal,
+                 "message " + (key.empty() ? std::string("in transfer") : std::string(key)) + ": internal error: " +
+                     e.what());
+}
+
+}  // namespace
+
 DeliveryHandler::DeliveryHandler(const Account& account, Deliverer& deliverer, SeenState& state, Logger& log,
                                  const std::atomic<bool>* interrupted, std::mutex* shared)
     : account_(account),
@@ -49,7 +62,7 @@ void DeliveryHandler::record_failure(const Error& e) {
     // A target's refusal of one message (MDA exit status, APPEND NO) is about
     // that message; anything else (disk full, target unreachable) would hit
     // every following message the same way.
-    if (e.kind() != ErrorKind::Delivery) stop_ = true;
+    if (e.kind() != ErrorKind::Delivery && e.kind() != ErrorKind::Internal) stop_ = true;
     {
         std::lock_guard<std::mutex> lock(counters_mu_);
         ++failed_;
@@ -95,6 +108,8 @@ void DeliveryHandler::begin(const RemoteMessage& m) {
         }
     } catch (const Error& e) {
         fail_current(e);
+    } catch (const std::exception& e) {
+        fail_current(message_error(m.key, e));
     }
 }
 
@@ -117,6 +132,8 @@ void DeliveryHandler::data(std::string_view chunk) {
         sink_->write(buf_);
     } catch (const Error& e) {
         fail_current(e);
+    } catch (const std::exception& e) {
+        fail_current(message_error({}, e));
     }
 }
 
@@ -153,6 +170,9 @@ void DeliveryHandler::end(const RemoteMessage& m) {
                                   msg_bytes_, short_reply});
     } catch (const Error& e) {
         fail_current(e);
+        return;
+    } catch (const std::exception& e) {
+        fail_current(message_error(m.key, e));
         return;
     }
     if (batch_.size() < deliverer_.max_batch()) return;
@@ -263,6 +283,17 @@ void DeliveryHandler::commit_batch(std::vector<Prepared>& batch, bool fine_locki
             // This one is rolled back by abort(); the rest were not published.
             abort_all(e, committed);
             break;
+        } catch (const std::exception& e) {
+            // Rolled back alone: the others of the batch go on (see message_error).
+            auto& p = batch[committed];
+            Error err = message_error(p.msg.key, e);
+            {
+                auto lock = hold();
+                p.sink->abort();
+                p.sink.reset();
+                state_.drop_intent(p.msg.key);
+            }
+            record_failure(err);
         }
     }
     try {
@@ -278,6 +309,7 @@ void DeliveryHandler::commit_batch(std::vector<Prepared>& batch, bool fine_locki
         auto lock = hold();
         for (std::size_t i = 0; i < committed; ++i) {
             auto& p = batch[i];
+            if (!p.sink) continue;  // failed in commit() and rolled back
             if (const Error* e = p.sink->commit_error()) {
                 refused.push_back(*e);
                 p.sink->abort();

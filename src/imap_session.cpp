@@ -146,11 +146,13 @@ public:
     void on_response_end() override {
         std::string t;
         t.swap(text_);
+        if (ascii_istarts_with(t, "* BYE ") || ascii_iequals(t, "* BYE")) bye = t;
         if (on_response) on_response(t);
         literals_.clear();
     }
     // Literals of the response being handled, for parse_imap_values().
     const std::vector<std::string>* literals() const { return &literals_; }
+    std::string bye;  // the last untagged BYE, if any
 
 private:
     std::string text_;
@@ -172,6 +174,7 @@ std::vector<ImapStatusLine> ImapSession::run_all(const std::vector<std::string>&
     // IMAP lets a client send commands without waiting (RFC 3501 5.5); the
     // replies are matched by tag. Used where the commands do not depend on
     // each other's outcome, to save round trips.
+    if (!abandoned_.empty()) throw Error(ErrorKind::Protocol, abandoned_);
     std::vector<std::string> tags;
     for (const auto& c : commands) {
         tags.push_back(next_tag());
@@ -193,7 +196,7 @@ std::vector<ImapStatusLine> ImapSession::run_all(const std::vector<std::string>&
         done[it - tags.begin()] = std::move(*st);
         --remaining;
     };
-    ch_.pump([&](std::string_view b) { reader_->parser.feed(b, *reader_); }, [&] { return remaining == 0; });
+    pump([&] { return remaining == 0; });
     reader_->on_response = nullptr;
     std::vector<ImapStatusLine> out;
     for (auto& d : done) out.push_back(std::move(*d));
@@ -390,8 +393,7 @@ void ImapSession::fetch(const std::vector<RemoteMessage>& msgs, MessageHandler& 
         send_more();
     };
     send_more();
-    ch_.pump([&](std::string_view b) { reader_->parser.feed(b, *reader_); },
-             [&] { return outstanding.empty() && (next_set == sets.size() || handler.stop_requested()); });
+    pump([&] { return outstanding.empty() && (next_set == sets.size() || handler.stop_requested()); });
     reader_->want_stream = nullptr;
     reader_->on_response = nullptr;
     if (!handler.stop_requested() && !failure) {
@@ -471,12 +473,33 @@ ImapSession::FolderInfo ImapSession::open_or_create(const std::string& folder, s
     }
 }
 
+void ImapSession::pump(const std::function<bool()>& done) {
+    try {
+        ch_.pump([&](std::string_view b) { reader_->parser.feed(b, *reader_); }, done);
+    } catch (const Error& e) {
+        // A connection closed (or gone quiet) after a BYE: the server said
+        // why (shutdown, idle timeout, too many connections), so say that.
+        if (reader_->bye.empty() || e.kind() != ErrorKind::Temporary) throw;
+        auto st = parse_status_line(reader_->bye);
+        std::string why = st && !st->text.empty() ? (st->code.empty() ? "" : "[" + st->code + "] ") + st->text
+                                                  : reader_->bye;
+        throw Error(ErrorKind::Temporary, "the server ended the session (BYE)", true).set_server_text(why);
+    }
+}
+
 void ImapSession::send_all() {
-    ch_.pump([&](std::string_view b) { reader_->parser.feed(b, *reader_); }, [&] { return !ch_.has_output(); });
+    pump([&] { return !abandoned_.empty() || !ch_.has_output(); });
+}
+
+void ImapSession::abandon(const std::string& why) {
+    if (abandoned_.empty()) abandoned_ = why;
 }
 
 void ImapSession::on_append_response(std::string& text) {
     ch_.trace_in(text.size() > 300 ? text.substr(0, 300) + "..." : text);
+    // Past that point the server may be answering the message's lines, whose
+    // tags anyone can write ("P7 NOOP" -> "P7 OK"): nothing it says counts.
+    if (!abandoned_.empty()) return;
     if (text.rfind("+", 0) == 0) {
         continuation_ = true;
         return;
@@ -488,6 +511,16 @@ void ImapSession::on_append_response(std::string& text) {
     AppendResult r;
     r.id = it->id;
     r.ok = st->status == "OK";
+    bool sent = it->sent || (it->queued_all && !ch_.has_output());
+    if (!sent || st->status == "BAD") {
+        // It may not have read the literal: what follows could be taken for
+        // commands (see append()).
+        r.ok = false;
+        r.abandoned = true;
+        abandon(std::string("the server answered the APPEND of message ") + it->id +
+                (sent ? " with BAD" : " before it had the message") +
+                ", so it might take the message's lines for commands; pullmail abandoned the connection");
+    }
     if (r.ok) {
         std::string code = ascii_upper(st->code);
         if (code.rfind("APPENDUID ", 0) == 0) {
@@ -496,42 +529,56 @@ void ImapSession::on_append_response(std::string& text) {
             r.uid = static_cast<std::uint32_t>(std::strtoul(end, nullptr, 10));
         }
     } else {
-        r.server_text = sanitize(st->code.empty() ? st->text : "[" + st->code + "] " + st->text);
+        r.server_text = sanitize(st->status + " " + (st->code.empty() ? st->text : "[" + st->code + "] " + st->text));
     }
     append_results_.push_back(std::move(r));
     appends_.erase(it);
 }
 
-void ImapSession::append(const std::string& folder, const std::vector<std::string>& flags,
-                         const std::string& internal_date, int fd, std::uint64_t size, std::string id) {
-    std::string cmd = "APPEND " + mailbox_arg(folder) + " (";
-    bool first = true;
-    for (const auto& f : flags) {
-        if (!first) cmd += ' ';
-        first = false;
-        cmd += f;
+void ImapSession::append(const std::string& folder, const AppendArgs& args, int fd, std::uint64_t size,
+                         std::string id) {
+    if (!abandoned_.empty()) {
+        AppendResult r;
+        r.id = std::move(id);
+        r.abandoned = true;
+        append_results_.push_back(std::move(r));
+        return;
     }
-    cmd += ")";
-    if (!internal_date.empty()) cmd += " \"" + internal_date + "\"";
     bool literal_plus = has_capability("LITERAL+");
-    cmd += " {" + std::to_string(size) + (literal_plus ? "+}" : "}");
+    auto cmd = append_command(server_name(folder), args, size, literal_plus);
+    if (!cmd) throw Error(ErrorKind::Config, "folder '" + folder + "' cannot be written as an IMAP mailbox name");
     std::string tag = next_tag();
-    appends_.push_back({tag, std::move(id)});
+    appends_.push_back({tag, id});
     reader_->want_stream = nullptr;
     reader_->on_response = [this](std::string& t) { on_append_response(t); };
-    ch_.command(tag + " " + cmd);
+    ch_.command(tag + " " + *cmd);
+    try {
+        send_literal(tag, fd, size, literal_plus);
+    } catch (...) {
+        // A literal cut short would swallow whatever is sent next.
+        abandon("pullmail could not send message " + id + " whole, so the server would take what follows for "
+                "part of it; pullmail abandoned the connection");
+        throw;
+    }
+    if (!literal_plus) wait_appends();  // one at a time without LITERAL+
+}
+
+void ImapSession::send_literal(const std::string& tag, int fd, std::uint64_t size, bool literal_plus) {
+    auto mine = [&]() -> PendingAppend* {
+        for (auto& p : appends_)
+            if (p.tag == tag) return &p;
+        return nullptr;  // answered already
+    };
     if (!literal_plus) {
         continuation_ = false;
-        std::size_t before = append_results_.size();
-        ch_.pump([&](std::string_view b) { reader_->parser.feed(b, *reader_); },
-                 [&] { return continuation_ || append_results_.size() > before; });
-        if (!continuation_) return;  // refused before the data (e.g. over quota)
+        pump([&] { return continuation_ || !mine(); });
+        if (!continuation_) return;  // answered instead of "+": abandoned, see on_append_response
     }
     // Stream the literal from the spool, reading responses meanwhile so a
-    // server that answers early never deadlocks us.
+    // server that answers early never deadlocks us (and is caught early).
     std::vector<char> buf(256 * 1024);
     std::uint64_t off = 0;
-    while (off < size) {
+    while (off < size && abandoned_.empty()) {
         ssize_t n = ::pread(fd, buf.data(), std::min<std::uint64_t>(buf.size(), size - off), static_cast<off_t>(off));
         if (n < 0 && errno == EINTR) continue;
         if (n <= 0)
@@ -541,15 +588,25 @@ void ImapSession::append(const std::string& folder, const std::vector<std::strin
         off += static_cast<std::uint64_t>(n);
         send_all();
     }
+    if (!abandoned_.empty()) return;
     ch_.queue("\r\n");
+    if (auto* p = mine()) p->queued_all = true;
     send_all();
-    if (!literal_plus) wait_appends();  // one at a time without LITERAL+
+    if (auto* p = mine()) p->sent = abandoned_.empty();
 }
 
 void ImapSession::wait_appends() {
     reader_->on_response = [this](std::string& t) { on_append_response(t); };
-    ch_.pump([&](std::string_view b) { reader_->parser.feed(b, *reader_); }, [&] { return appends_.empty(); });
+    if (abandoned_.empty()) pump([&] { return appends_.empty() || !abandoned_.empty(); });
     reader_->on_response = nullptr;
+    if (abandoned_.empty()) return;
+    for (auto& p : appends_) {  // unanswered on an abandoned connection: unknown
+        AppendResult r;
+        r.id = std::move(p.id);
+        r.abandoned = true;
+        append_results_.push_back(std::move(r));
+    }
+    appends_.clear();
 }
 
 std::vector<ImapSession::AppendResult> ImapSession::finish_appends() {
@@ -560,6 +617,7 @@ std::vector<ImapSession::AppendResult> ImapSession::finish_appends() {
 }
 
 void ImapSession::logout(bool wait_for_reply) noexcept {
+    if (!abandoned_.empty()) return;  // not one more byte on it
     try {
         if (wait_for_reply) {
             run("LOGOUT", nullptr);

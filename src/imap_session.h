@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "imap_append_args.h"
 #include "imap_codec.h"
 #include "retrieval.h"
 #include "transport.h"
@@ -67,21 +68,31 @@ public:
     FolderInfo open_or_create(const std::string& folder, std::vector<RemoteMessage>* listing = nullptr);
 
     // APPEND of one message read from `fd` (size bytes, CRLF line endings),
-    // streamed in chunks. With LITERAL+ the command is pipelined: it returns
-    // once the bytes are sent and the completion is collected by
-    // finish_appends(); without, it waits for the server's continuation and
-    // for the completion. flags like "\\Seen"; internal_date in IMAP
-    // date-time form or empty.
-    void append(const std::string& folder, const std::vector<std::string>& flags, const std::string& internal_date,
-                int fd, std::uint64_t size, std::string id);
+    // streamed in chunks, with flags and date from build_append_args()
+    // (imap_append_args.h), never raw text. With LITERAL+ the command is
+    // pipelined: it returns once the bytes are sent and the completion is
+    // collected by finish_appends(); without, it waits for the server's
+    // continuation and for the completion.
+    //
+    // A server that answers BAD, or answers before it has the whole literal
+    // (a tagged reply instead of "+", or while LITERAL+ data is still going
+    // out), may not have read the message and would then take its lines for
+    // commands. The session then abandons the connection: it sends nothing
+    // more on it (no further APPEND, no LOGOUT), and every APPEND not yet
+    // answered, or given after, fails with `abandoned` set.
+    void append(const std::string& folder, const AppendArgs& args, int fd, std::uint64_t size, std::string id);
     struct AppendResult {
         std::string id;            // as given to append()
         bool ok = false;
         std::uint32_t uidvalidity = 0, uid = 0;  // APPENDUID, when the server has UIDPLUS
         std::string server_text;   // NO/BAD text
+        bool abandoned = false;    // not stored, or not known to be: the connection was abandoned
     };
-    // Waits for every outstanding APPEND; returns their results in order.
+    // Waits for every outstanding APPEND; returns their results in order of
+    // their answers (never waits once the connection was abandoned).
     std::vector<AppendResult> finish_appends();
+    // Non-empty once the connection was abandoned: why, for an error message.
+    const std::string& abandoned() const { return abandoned_; }
 
     // wait_for_reply = false: LOGOUT is sent and its answer not awaited
     // (one round trip less). Nothing depends on it: every change was
@@ -99,15 +110,24 @@ private:
     std::string next_tag();
     // Pumps until all queued output is sent, feeding responses to the reader.
     void send_all();
+    // ch_.pump() feeding the reader; a failure after an untagged BYE says
+    // what the server gave as its reason.
+    void pump(const std::function<bool()>& done);
+    // The literal of the APPEND tagged `tag`, once the server may have it.
+    void send_literal(const std::string& tag, int fd, std::uint64_t size, bool literal_plus);
     void wait_appends();
     void on_append_response(std::string& text);
+    void abandon(const std::string& why);
 
     struct PendingAppend {
         std::string tag, id;
+        bool queued_all = false;  // every byte of the literal is in the output queue
+        bool sent = false;        // ... and was handed to the connection
     };
     std::vector<PendingAppend> appends_;
     std::vector<AppendResult> append_results_;
     bool continuation_ = false;
+    std::string abandoned_;
 
     Channel& ch_;
     std::unique_ptr<Reader> reader_;

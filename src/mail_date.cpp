@@ -1,6 +1,6 @@
 #include "mail_date.h"
 
-#include <cctype>
+#include <charconv>
 #include <cstdio>
 #include <vector>
 
@@ -34,60 +34,137 @@ std::vector<std::string> tokens(std::string_view s) {
     return out;
 }
 
-int month_index(const std::string& m) {
-    static const char* names[] = {"jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"};
-    if (m.size() < 3) return -1;
-    std::string l;
-    for (int i = 0; i < 3; ++i) l += static_cast<char>(std::tolower(static_cast<unsigned char>(m[i])));
+const char* const kMonths[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+
+// 1..12 for a month name (its first three letters, any case), else 0.
+int month_number(std::string_view m) {
+    if (m.size() < 3) return 0;
     for (int i = 0; i < 12; ++i)
-        if (l == names[i]) return i;
-    return -1;
+        if (ascii_iequals(m.substr(0, 3), kMonths[i])) return i + 1;
+    return 0;
 }
 
-bool all_digits(const std::string& s) {
-    if (s.empty()) return false;
+// A number of min..max ASCII digits and nothing else (no sign, no space).
+// Never throws: from_chars on at most 4 digits cannot overflow.
+std::optional<int> digits(std::string_view s, std::size_t min, std::size_t max) {
+    if (s.size() < min || s.size() > max) return std::nullopt;
     for (char c : s)
-        if (!std::isdigit(static_cast<unsigned char>(c))) return false;
-    return true;
+        if (c < '0' || c > '9') return std::nullopt;
+    int v = 0;
+    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+    if (ec != std::errc() || p != s.data() + s.size()) return std::nullopt;
+    return v;
+}
+
+// "+hhmm" / "-hhmm" (hh 00-99, mm 00-59) as minutes east of UTC.
+std::optional<int> numeric_zone(std::string_view z) {
+    if (z.size() != 5 || (z[0] != '+' && z[0] != '-')) return std::nullopt;
+    auto hh = digits(z.substr(1, 2), 2, 2), mm = digits(z.substr(3, 2), 2, 2);
+    if (!hh || !mm || *mm > 59) return std::nullopt;
+    int minutes = *hh * 60 + *mm;
+    return z[0] == '-' ? -minutes : minutes;
+}
+
+bool leap(int y) { return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0; }
+
+int days_in_month(int year, int month) {
+    static const int days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    return month == 2 && leap(year) ? 29 : days[month - 1];
+}
+
+// "hh:mm" or "hh:mm:ss", one or two digits each.
+bool parse_time(std::string_view t, DateTime& d) {
+    int* fields[] = {&d.hour, &d.minute, &d.second};
+    d.second = 0;
+    std::size_t n = 0;
+    while (n < 3) {
+        auto colon = t.find(':');
+        auto v = digits(t.substr(0, colon), 1, 2);
+        if (!v) return false;
+        *fields[n++] = *v;
+        if (colon == std::string_view::npos) break;
+        t.remove_prefix(colon + 1);
+        if (n == 3) return false;  // a fourth field
+    }
+    return n >= 2;
+}
+
+// The zone of an RFC 5322 date: numeric, or an obsolete name; anything
+// else counts as UTC ("-0000": the zone is unknown, RFC 5322 3.3).
+int zone_of(std::string_view z) {
+    if (auto n = numeric_zone(z)) return *n;
+    static const struct {
+        const char* name;
+        int minutes;
+    } zones[] = {{"UT", 0},         {"GMT", 0},        {"UTC", 0},        {"Z", 0},
+                 {"EST", -5 * 60},  {"EDT", -4 * 60},  {"CST", -6 * 60},  {"CDT", -5 * 60},
+                 {"MST", -7 * 60},  {"MDT", -6 * 60},  {"PST", -8 * 60},  {"PDT", -7 * 60}};
+    for (const auto& e : zones)
+        if (ascii_iequals(z, e.name)) return e.minutes;
+    return 0;
 }
 
 }  // namespace
 
+bool valid_date_time(const DateTime& d) {
+    constexpr int kMaxZone = 99 * 60 + 59;
+    return d.year >= 1900 && d.year <= 9999 && d.month >= 1 && d.month <= 12 && d.day >= 1 &&
+           d.day <= days_in_month(d.year, d.month) && d.hour >= 0 && d.hour <= 23 && d.minute >= 0 &&
+           d.minute <= 59 && d.second >= 0 && d.second <= 60 && d.zone_minutes >= -kMaxZone &&
+           d.zone_minutes <= kMaxZone;
+}
+
+std::optional<DateTime> parse_imap_date_time(std::string_view s) {
+    // date-day-fixed "-" date-month "-" date-year SP time SP zone
+    if (!s.empty() && s[0] == ' ') s.remove_prefix(1);  // " 1-Jul-2003"
+    DateTime d;
+    auto dash = s.find('-');
+    auto day = digits(s.substr(0, dash), 1, 2);
+    if (!day || dash == std::string_view::npos) return std::nullopt;
+    s.remove_prefix(dash + 1);
+    if (s.size() != 4 + 4 + 1 + 8 + 1 + 5 || s[3] != '-' || s[8] != ' ' || s[17] != ' ' || s[11] != ':' ||
+        s[14] != ':')
+        return std::nullopt;
+    d.day = *day;
+    d.month = month_number(s.substr(0, 3));
+    auto year = digits(s.substr(4, 4), 4, 4);
+    auto hh = digits(s.substr(9, 2), 2, 2), mm = digits(s.substr(12, 2), 2, 2), ss = digits(s.substr(15, 2), 2, 2);
+    auto zone = numeric_zone(s.substr(18));
+    if (!year || !hh || !mm || !ss || !zone) return std::nullopt;
+    d.year = *year;
+    d.hour = *hh;
+    d.minute = *mm;
+    d.second = *ss;
+    d.zone_minutes = *zone;
+    if (!valid_date_time(d)) return std::nullopt;
+    return d;
+}
+
+std::string format_imap_date_time(const DateTime& d) {
+    int z = d.zone_minutes < 0 ? -d.zone_minutes : d.zone_minutes;
+    char buf[40];
+    std::snprintf(buf, sizeof buf, "%02d-%s-%04d %02d:%02d:%02d %c%02d%02d", d.day, kMonths[d.month - 1], d.year,
+                  d.hour, d.minute, d.second, d.zone_minutes < 0 ? '-' : '+', z / 60, z % 60);
+    return buf;
+}
+
 std::optional<std::string> rfc5322_to_imap_date(std::string_view date) {
     auto t = tokens(date);
     std::size_t i = 0;
-    if (i < t.size() && !all_digits(t[i])) ++i;  // weekday
-    if (i + 3 >= t.size() || !all_digits(t[i])) return std::nullopt;  // day month year time
-    int day = std::stoi(t[i]);
-    int mon = month_index(t[i + 1]);
-    if (mon < 0 || !all_digits(t[i + 2])) return std::nullopt;
-    int year = std::stoi(t[i + 2]);
-    if (t[i + 2].size() <= 2) year += year < 50 ? 2000 : 1900;
-    else if (t[i + 2].size() == 3) year += 1900;
-    int hh = 0, mm = 0, ss = 0;
-    if (std::sscanf(t[i + 3].c_str(), "%d:%d:%d", &hh, &mm, &ss) < 2) return std::nullopt;
-    if (day < 1 || day > 31 || hh > 23 || mm > 59 || ss > 60 || year < 1900 || year > 9999) return std::nullopt;
-    std::string zone = "+0000";
-    if (i + 4 < t.size()) {
-        const std::string& z = t[i + 4];
-        if ((z[0] == '+' || z[0] == '-') && z.size() == 5 && all_digits(z.substr(1))) {
-            zone = z;
-        } else {
-            static const struct {
-                const char* name;
-                const char* off;
-            } zones[] = {{"UT", "+0000"},  {"GMT", "+0000"}, {"UTC", "+0000"}, {"Z", "+0000"},
-                         {"EST", "-0500"}, {"EDT", "-0400"}, {"CST", "-0600"}, {"CDT", "-0500"},
-                         {"MST", "-0700"}, {"MDT", "-0600"}, {"PST", "-0800"}, {"PDT", "-0700"}};
-            std::string up = ascii_upper(z);
-            for (const auto& e : zones)
-                if (up == e.name) zone = e.off;
-        }
-    }
-    static const char* mnames[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-    char buf[64];
-    std::snprintf(buf, sizeof buf, "%02d-%s-%04d %02d:%02d:%02d %s", day, mnames[mon], year, hh, mm, ss, zone.c_str());
-    return std::string(buf);
+    if (i < t.size() && !digits(t[i], 1, 2)) ++i;  // weekday
+    if (i + 3 >= t.size()) return std::nullopt;     // day month year time [zone]
+    DateTime d;
+    auto day = digits(t[i], 1, 2);
+    auto year = digits(t[i + 2], 2, 4);
+    d.month = month_number(t[i + 1]);
+    if (!day || !year || !d.month || t[i + 1].size() > 9 || !parse_time(t[i + 3], d)) return std::nullopt;
+    d.day = *day;
+    d.year = *year;
+    if (t[i + 2].size() == 2) d.year += d.year < 50 ? 2000 : 1900;  // obs-year
+    else if (t[i + 2].size() == 3) d.year += 1900;
+    d.zone_minutes = i + 4 < t.size() ? zone_of(t[i + 4]) : 0;
+    if (!valid_date_time(d)) return std::nullopt;
+    return format_imap_date_time(d);
 }
 
 std::string arrival_date_from_header(std::string_view block) {

@@ -31,7 +31,9 @@ IMAP:
   an untagged response line of 1 MB: handled, or a clean error;
   a literal announced larger than the data sent, then the connection
     closes: a clean temporary error (75), nothing partial (Maildir and
-    mbox), nothing deleted that was not delivered; the next run completes.
+    mbox), nothing deleted that was not delivered; the next run completes;
+  an untagged BYE, then the connection closes: exit 75 and the error shows
+    the server's BYE text, sanitised (not just "closed unexpectedly").
 """
 
 import time
@@ -331,6 +333,19 @@ class FakeServers(util.IntegrationCase):
         self.assertEqual(r.rc, 0, r.describe())
         util.compare_messages(self._contents(kind, target), [util.lf(m) for m in msgs], "after the rerun")
         self.assertEqual(srv.uids(), [])
+
+    def test_imap_bye_text_in_error(self):
+        msgs = corpus(2, 16, "bye")
+        srv = FakeImap(msgs).start()
+        self.addCleanup(srv.stop)
+        srv.bye_on["UID FETCH"] = b"System shutting down for maintenance \x1b[31mnow"
+        r, target = self._run("imap", srv)
+        self.assertEqual(r.rc, util.EX_TEMPFAIL, r.describe())
+        lines = faultlib.account_lines(r)
+        self.assertTrue(any("System shutting down for maintenance" in l for l in lines), r.describe())
+        self.assertNotIn("\x1b", r.err, "the BYE text reached stderr unsanitised")
+        self.assertEqual(len(srv.uids()), 2)
+        self.note("untagged BYE: exit 75, the error quotes the server's BYE text, sanitised")
 
     def test_imap_literal_cut_maildir(self):
         self._literal_cut("maildir")

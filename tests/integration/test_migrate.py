@@ -2,7 +2,14 @@
 """Migrations: an IMAP server as the delivery target (POP3S -> IMAPS and
 IMAPS -> IMAPS), with no duplicates on reruns, interruptions, a target that
 already holds some of the mail, and a POP3 -> IMAP switch of an ordinary
-Maildir account (which must not download old bodies again)."""
+Maildir account (which must not download old bodies again).
+
+Hostile input never becomes IMAP commands on the target: a Date header with
+negative or overflowing fields (any sender can send one), a Date with an
+11-digit day or year (which once ended every run with exit 70), and an IMAP
+source whose INTERNALDATE and FLAGS carry literals with CRLF or flags Dovecot
+answers with BAD. After each run no folder the message bodies try to CREATE
+exists on the target and every message is there byte for byte."""
 
 import datetime
 import json
@@ -15,7 +22,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import messages  # noqa: E402
 from dovecot import imap_quote, mutf7_encode  # noqa: E402
-from util import IntegrationCase, main, EX_OK, state_records, toml_value  # noqa: E402
+from fakes import faultlib  # noqa: E402
+from fakes.fakeimap import FakeImap  # noqa: E402
+from util import IntegrationCase, main, EX_OK, EX_CANTCREAT, EX_SOFTWARE, state_records, toml_value  # noqa: E402
 
 
 def instant(imap_date):
@@ -31,16 +40,18 @@ def crlf_wire(data):
 class MigrateTest(IntegrationCase):
 
     def migration_config(self, src_user, src_pw, dst_user, dst_pw, target="Archive/old-isp", proto="pop3s",
-                         keep=True, extra=""):
+                         keep=True, extra="", target_url=None):
+        """target_url: a plaintext imap:// target (a fake server) instead of Dovecot's imaps."""
         acc = self.account(src_user, src_pw, proto=proto, keep=keep)
         lines = ["state_dir = %s" % toml_value(self.state_dir), "", "[accounts.mig]"]
         for k, v in acc.items():
             if k != "deliver":
                 lines.append("%s = %s" % (k, toml_value(v)))
         lines.append(extra)
-        lines.append("deliver = { url = %s, user = %s, password = %s, ca_file = %s }" % (
-            toml_value("imaps://127.0.0.1:%d/%s" % (self.d.ports["imaps"], target)), toml_value(dst_user),
-            toml_value(dst_pw), toml_value(self.d.ca_file)))
+        lines.append("deliver = { url = %s, user = %s, password = %s, %s }" % (
+            toml_value(target_url or "imaps://127.0.0.1:%d/%s" % (self.d.ports["imaps"], target)),
+            toml_value(dst_user), toml_value(dst_pw),
+            'tls = "off"' if target_url else "ca_file = %s" % toml_value(self.d.ca_file)))
         with open(self.config_path, "w") as f:
             f.write("\n".join(lines) + "\n")
 
@@ -225,6 +236,126 @@ class MigrateTest(IntegrationCase):
         self.assertEqual(len(self.target_folder(dst, "Locked")), len(corpus))
         self.assertEqual(self.d.messages(src), [])
         self.note("after the target recovers: everything moved once, source emptied")
+
+    # ---- hostile input (issue 15) -------------------------------------------
+
+    def assertNothingInjected(self, user, marker):
+        folders = self.d.list_folders(user)
+        self.assertEqual([f for f in folders if marker in f.upper()], [],
+                         "message bytes were run as IMAP commands on the target: folders %r" % folders)
+
+    def pop3_migration(self, poison, seed):
+        """Poison messages among ordinary ones, POP3S -> IMAPS with keep =
+        false: every message lands byte for byte and the source is emptied."""
+        src, src_pw = self.new_user("src")
+        dst, dst_pw = self.new_user("dst")
+        ordinary = [m.data for m in messages.ordinary_corpus(4, seed=seed)]
+        corpus = poison[:1] + ordinary[:2] + poison[1:] + ordinary[2:]
+        self.d.add_messages(src, corpus)
+        served = [m[1] for m in self.d.messages(src)]
+        self.migration_config(src, src_pw, dst, dst_pw, target="INBOX", keep=False)
+        r = self.run_config("--json")
+        return r, src, dst, [s if s.endswith(b"\r\n") else s + b"\r\n" for s in served]
+
+    def test_hostile_date_header_runs_no_commands_on_target(self):
+        body = b"X1 CREATE PWNED\r\nX2 CREATE PWNED-TOO\r\n"
+        poison = [
+            b"Date: Tue, 1 Jul 2003 -5:-7:00 +0200\r\nMessage-ID: <neg-time@x>\r\nSubject: neg\r\n\r\n" + body,
+            b"Date: 1 Jul 2003 2147483648:00\r\nMessage-ID: <big-hour@x>\r\nSubject: big\r\n\r\n" + body,
+            b"Received: from a by b; 31 Feb 2003 10:00:00 +0000\r\nDate: 1 Jul 2003 24:00:00 +0000\r\n"
+            b"Message-ID: <bad-day@x>\r\nSubject: 31 Feb\r\n\r\n" + body,
+        ]
+        r, src, dst, want = self.pop3_migration(poison, seed=61)
+        self.assertNothingInjected(dst, "PWNED")
+        self.note("Date: Tue, 1 Jul 2003 -5:-7:00 +0200 and friends: no folder PWNED on the target")
+        self.assertEqual(r.rc, EX_OK, r.describe())
+        self.assertExactlyOnce([m[1] for m in self.target_folder(dst, "INBOX")], want, "poison dates")
+        self.assertEqual(self.d.messages(src), [])
+        self.note("every message delivered (without a date where it had none valid), source emptied")
+
+    def test_poison_date_digits_never_block_the_account(self):
+        poison = [
+            b"Date: Tue, 12345678901 Jul 2003 10:00:00 +0000\r\nMessage-ID: <day11@x>\r\nSubject: d\r\n\r\nb\r\n",
+            b"Received: from a by b; Tue, 1 Jul 12345678901 10:00:00 +0000\r\n"
+            b"Date: 1 Jul 99999999999 10:00:00 +0000\r\nMessage-ID: <year11@x>\r\nSubject: y\r\n\r\nb\r\n",
+            b"Date: \xff\xfe (unclosed comment\r\n\x01garbage: \x7f\r\nMessage-ID: <garbage@x>\r\n\r\nb\r\n",
+        ]
+        r, src, dst, want = self.pop3_migration(poison, seed=62)
+        self.assertNotEqual(r.rc, EX_SOFTWARE, r.describe())
+        self.assertEqual(r.rc, EX_OK, r.describe())
+        self.assertExactlyOnce([m[1] for m in self.target_folder(dst, "INBOX")], want, "11-digit dates")
+        self.assertEqual(self.d.messages(src), [])
+        self.note("11-digit day/year and garbage headers: delivered with the others, exit 0")
+
+    def test_hostile_imap_source_flags_and_dates_inject_nothing(self):
+        dst, dst_pw = self.new_user("dst")
+        cmd = b"X5 CREATE INJECTED3\r\n"
+        msgs = [b"Message-ID: <h%d@x>\r\nDate: Mon, 30 Jun 2003 09:00:00 +0000\r\nSubject: %d\r\n\r\n%s" % (i, i, cmd)
+                for i in range(1, 7)]
+        srv = FakeImap(msgs).start()
+        self.addCleanup(srv.stop)
+
+        def lit(b):
+            return b"{%d}\r\n%s" % (len(b), b)
+        date = b'"01-Jan-2020 10:00:00 +0000"'
+        srv.fetch_attrs[1] = b"FLAGS (\\Seen) INTERNALDATE " + lit(
+            b'01-Jan-2020 00:00:00 +0000" {1+}\r\nx\r\nX1 CREATE INJECTED1\r\nX2 NOOP "')
+        srv.fetch_attrs[2] = b"FLAGS (\\Seen " + lit(
+            b"\\Flagged) {1+}\r\nx\r\nX3 CREATE INJECTED2\r\nX4 NOOP (") + b") INTERNALDATE " + date
+        # Dovecot answers BAD to these without reading the LITERAL+ data.
+        srv.fetch_attrs[3] = b"FLAGS (\\Seen $Forwarded \\Junk) INTERNALDATE " + date
+        srv.fetch_attrs[4] = b'FLAGS (\\Answered \\Recent) INTERNALDATE "01-Jan-2020 -5:-7:00 +0000"'
+        srv.fetch_attrs[5] = b"FLAGS (\\Flagged a\x80b \\*) INTERNALDATE " + date
+        args = faultlib.oneoff("imap://127.0.0.1:%d" % srv.port, srv.user,
+                               "imaps://127.0.0.1:%d/INBOX" % self.d.ports["imaps"], self.state_dir, keep=True,
+                               extra=["--tls", "off", "--deliver-user", dst, "--deliver-ca-file", self.d.ca_file,
+                                      "--json"])
+        r = faultlib.run(args, password=srv.password, env={"PULLMAIL_DELIVER_PASSWORD": dst_pw}, timeout=120)
+        self.assertNothingInjected(dst, "INJECTED")
+        self.note("INTERNALDATE/FLAGS literals with CRLF, \\Junk, 8-bit flags: no folder INJECTED on the target")
+        self.assertEqual(r.rc, EX_OK, r.describe())
+        self.assertEqual(faultlib.stray_stderr(r), [], "a log line was split by server text:\n" + r.describe())
+        self.assertTrue([l for l in faultlib.warning_lines(r) if "dropped" in l], r.describe())
+        target = self.d.messages(dst)
+        self.assertExactlyOnce([m[1] for m in target], msgs, "hostile IMAP source")
+        flags = {re.search(rb"<(h\d)@", m[1]).group(1).decode(): sorted(m[2]) for m in target}
+        self.assertEqual(flags, {"h1": ["\\Seen"], "h2": ["\\Seen"], "h3": ["$Forwarded", "\\Seen"],
+                                 "h4": ["\\Answered"], "h5": ["\\Flagged"], "h6": []})
+        self.note("valid flags kept, the others dropped with a warning")
+        dates = self.internaldates(dst, "INBOX")
+        self.assertEqual(instant(dates["<h3@x>"]), instant("01-Jan-2020 10:00:00 +0000"))
+        self.assertEqual(instant(dates["<h4@x>"]), instant("30-Jun-2003 09:00:00 +0000"))
+        self.note("a valid INTERNALDATE is kept; an invalid one gives way to the header's date")
+
+    def test_target_answering_bad_is_abandoned_nothing_lost_or_doubled(self):
+        src, src_pw = self.new_user("src")
+        corpus = [m.data for m in messages.ordinary_corpus(12, seed=81, min_size=300000, max_size=900000)]
+        self.d.add_messages(src, corpus)
+        served = [m[1] for m in self.d.messages(src)]
+        want = [s if s.endswith(b"\r\n") else s + b"\r\n" for s in served]
+        srv = FakeImap([], capabilities=b"IMAP4rev1 UIDPLUS LITERAL+").start()
+        self.addCleanup(srv.stop)
+        srv.append_bad = {1}
+        self.migration_config(src, src_pw, srv.user, srv.password, keep=False,
+                              target_url="imap://127.0.0.1:%d/INBOX" % srv.port)
+        r = self.run_config("--json")
+        self.assertEqual(r.rc, EX_CANTCREAT, r.describe())
+        self.assertStderrNames(r, "mig", "BAD.*abandoned the connection|abandoned the connection.*BAD")
+        # Later messages of the batch may have gone over a new connection.
+        self.assertFalse([l for l in srv.log[0] if l.split(b" ")[1:2] == [b"LOGOUT"]],
+                         "LOGOUT sent on the abandoned connection")
+        left = [m[1] for m in self.d.messages(src)]
+        self.assertIn(served[0], left, "the message answered BAD was deleted from the source")
+        self.note("%d connection(s) to the target, %d messages left on the source" % (len(srv.log), len(left)))
+        for s, w in zip(served, want):
+            if s not in left:
+                self.assertIn(w, srv.contents(), "deleted from the source but not on the target")
+        self.note("APPEND answered BAD: exit 73, the error says the connection was abandoned, no LOGOUT on it")
+        srv.append_bad = set()
+        self.run_config("--json", expect=EX_OK)
+        self.assertExactlyOnce(srv.contents(), want, "after the rerun")
+        self.assertEqual(self.d.messages(src), [])
+        self.note("the rerun stores the rest: every message on the target once, the source emptied")
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
+#include <stdexcept>
 
 #include "delivery_handler.h"
 #include "log.h"
@@ -24,6 +25,8 @@ public:
     bool syncing = false;          // inside sync_prepared(), waiting at the gate
     std::vector<std::string> events;
     std::string refuse_key;        // commit() of this key throws
+    std::string bug_key;           // commit() of this key throws std::out_of_range
+    std::string prepare_bug_key;   // prepare() of this key throws std::out_of_range
 
     void event(const std::string& e) {
         std::lock_guard<std::mutex> lock(mu);
@@ -35,11 +38,13 @@ public:
         Sink(GatedDeliverer& d, std::string key) : d_(d), key_(std::move(key)) {}
         void write(std::string_view chunk) override { data_ += chunk; }
         std::string prepare() override {
+            if (key_ == d_.prepare_bug_key) throw std::out_of_range("stoi");
             d_.event("prepare " + key_);
             return "fake " + key_;
         }
         void commit() override {
             if (key_ == d_.refuse_key) throw Error(ErrorKind::LocalIO, "cannot publish " + key_);
+            if (key_ == d_.bug_key) throw std::out_of_range("stoi");
             d_.event("commit " + key_);
         }
         void abort() noexcept override { d_.event("abort " + key_); }
@@ -167,6 +172,32 @@ TEST_CASE("a message the background commit cannot publish is not recorded, the o
     CHECK(state.seen(message(5).key));
     CHECK(state.seen(message(6).key));
     CHECK(state.pending_intents().empty());
+}
+
+TEST_CASE("an exception other than Error fails its message only, never the ones after it") {
+    for (bool in_commit : {true, false}) {
+        CAPTURE(in_commit);
+        TempDir dir;
+        Account acc = fake_account();
+        Logger log(-1);
+        GatedDeliverer d;
+        (in_commit ? d.bug_key : d.prepare_bug_key) = pop3_key("u3");
+        SeenState state(dir.path + "/acct.state");
+        {
+            DeliveryHandler h(acc, d, state, log, nullptr);
+            for (int i = 1; i <= 6; ++i) feed(h, i);
+            CHECK_FALSE(h.stop_requested());
+            h.flush();
+            CHECK(h.delivered() == 5);
+            REQUIRE(h.errors().size() == 1);
+            CHECK(h.errors()[0].kind() == ErrorKind::Internal);
+            std::string what = h.errors()[0].what();
+            CHECK(what.find("stoi") != std::string::npos);
+            CHECK(what.find("u3") != std::string::npos);
+        }
+        for (int i = 1; i <= 6; ++i) CHECK(state.seen(message(i).key) == (i != 3));
+        CHECK(state.pending_intents().empty());
+    }
 }
 
 TEST_CASE("a handler destroyed without flush() finishes the batch in commit, records nothing it did not sync") {

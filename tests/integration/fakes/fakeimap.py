@@ -13,13 +13,24 @@ the data that follows.
     srv.cut_literal[uid] = (announced, sent)   # then the connection closes
     srv.uid_after_literal = True           # "* n FETCH (BODY[] {..}.. UID u)"
     srv.long_untagged["FETCH"] = 1 << 20   # an untagged line that long first
+    srv.fetch_attrs[uid] = b'FLAGS (x) INTERNALDATE {5}\r\n...'
+                                           # raw items in place of FLAGS and
+                                           # INTERNALDATE in that message's
+                                           # BODY.PEEK[] response
+    srv.bye_on["UID FETCH"] = b"going down"  # "* BYE going down", then close
+    srv.append_bad = {1}                   # the first APPEND (counted over all
+                                           # connections) is answered BAD at
+                                           # once and its literal read as
+                                           # commands, as Dovecot does with an
+                                           # argument it finds invalid
     srv.log                                # command lines received
 
 It speaks what libcurl's login needs (greeting, CAPABILITY, LOGIN) and what
 pullmail uses after it (CAPABILITY, LIST "" "", SELECT/EXAMINE, UID FETCH of
 RFC822.SIZE / FLAGS / INTERNALDATE / BODY.PEEK[] / BODY.PEEK[HEADER.FIELDS],
-UID STORE, UID EXPUNGE, EXPUNGE, UID SEARCH, NOOP, CLOSE, LOGOUT). Messages
-are stored with CRLF line endings and served byte for byte.
+UID STORE, UID EXPUNGE, EXPUNGE, UID SEARCH, NOOP, CLOSE, LOGOUT; as a
+target, APPEND with LITERAL+ or synchronising literals into its one box).
+Messages are stored with CRLF line endings and served byte for byte.
 """
 
 import re
@@ -77,6 +88,10 @@ class FakeImap(LoopbackServer):
         self.cut_literal = {}
         self.uid_after_literal = False
         self.long_untagged = {}
+        self.fetch_attrs = {}
+        self.bye_on = {}
+        self.append_bad = set()
+        self.appends = 0
         self.log = []
         self.lock = threading.RLock()
         self._listen()
@@ -148,6 +163,9 @@ class FakeImap(LoopbackServer):
             word = cmd.split()[-1]
             if word in self.long_untagged:
                 line(b"* OK " + b"x" * self.long_untagged[word])
+            if cmd in self.bye_on:
+                line(b"* BYE " + self.bye_on[cmd])
+                return
 
             def ok(text=b"done"):
                 line(tag + b" OK " + text)
@@ -171,6 +189,8 @@ class FakeImap(LoopbackServer):
                     line(tag + b" NO [AUTHENTICATIONFAILED] authentication failed")
             elif not authed:
                 line(tag + b" BAD log in first")
+            elif cmd == "APPEND":
+                self._append(h, tag, rest, line)
             elif cmd == "LIST":
                 line(b'* LIST (\\Noselect) "." ""')
                 ok()
@@ -238,6 +258,25 @@ class FakeImap(LoopbackServer):
             else:
                 line(tag + b" BAD unknown command")
 
+    def _append(self, h, tag, rest, line):
+        m = re.match(rb'^(\S+) \(([^)]*)\)(?: "[^"]*")? \{(\d+)(\+?)\}$', rest)
+        if not m:
+            line(tag + b" BAD invalid arguments")
+            return
+        with self.lock:
+            self.appends += 1
+            bad = self.appends in self.append_bad
+        if bad:
+            line(tag + b" BAD Invalid arguments")  # the literal's lines come next, as commands
+            return
+        if not m.group(4):
+            line(b"+ OK")
+        data = h.rfile.read(int(m.group(3)))
+        h.rfile.readline()
+        with self.lock:
+            uid = self.add(data, m.group(2).decode("latin-1").split())
+        line(tag + b" OK [APPENDUID %d %d] Append completed" % (self.uidvalidity, uid))
+
     def _fetch(self, tag, rest, send, line):
         """UID FETCH. Returns False when the connection was closed on purpose."""
         uidset, _, items = rest.partition(b" ")
@@ -271,7 +310,8 @@ class FakeImap(LoopbackServer):
                 send(b"* %d FETCH (UID %d BODY[HEADER.FIELDS (%s)] {%d}\r\n%s)\r\n" % (
                     seq, uid, b" ".join(sorted(names)), len(hdr), hdr))
             elif b"BODY.PEEK[]" in items:
-                pre = b"RFC822.SIZE %d FLAGS (%s) INTERNALDATE %s" % (len(data), flags, DATE)
+                pre = b"RFC822.SIZE %d %s" % (len(data), self.fetch_attrs.get(
+                    uid, b"FLAGS (%s) INTERNALDATE %s" % (flags, DATE)))
                 if uid in self.cut_literal:
                     announced, sent = self.cut_literal[uid]
                     send(b"* %d FETCH (UID %d %s BODY[] {%d}\r\n" % (seq, uid, pre, announced) + data[:sent])
