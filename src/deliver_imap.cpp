@@ -189,7 +189,17 @@ public:
     }
 
 private:
+    // The man page promises a warning for every connection without TLS;
+    // the target's password travels in clear too. Once per run.
+    void warn_if_plaintext() {
+        if (ep_.tls != TlsMode::Off || plaintext_warned_ || !opts_.log) return;
+        plaintext_warned_ = true;
+        opts_.log->warn(opts_.account, "tls = \"off\" on the delivery target: the password and all mail travel "
+                                       "unencrypted to " + ep_.display());
+    }
+
     void connect() {
+        warn_if_plaintext();
         if (imap_) return;
         std::string password = resolve_password(ep_.password, opts_.account);
         ConnectOptions copts{opts_.account, opts_.connect_timeout, opts_.verbosity, opts_.log};
@@ -211,6 +221,7 @@ private:
     std::unique_ptr<Channel> channel_;
     std::unique_ptr<ImapSession> imap_;
     bool literal_plus_ = false;
+    bool plaintext_warned_ = false;
     std::map<std::string, std::unordered_map<std::string, int>> known_;
     std::map<std::string, ImapSink*> queued_;
 

@@ -112,8 +112,18 @@ std::string imap_key(const std::string& folder, std::uint32_t uidvalidity, std::
     return "imap:" + encode_folder(folder) + ":" + std::to_string(uidvalidity) + ":" + std::to_string(uid);
 }
 
+namespace {
+// The state directory holds files pullmail rewrites and truncates: nobody
+// else may be able to put a symlink there (see fs_util.h).
+void check_state_dir(const std::string& state_path) {
+    std::string dir = std::filesystem::path(state_path).parent_path().string();
+    make_dirs(dir, 0700);
+    check_dir_safe(dir, DirTrust::Private, "state directory");
+}
+}  // namespace
+
 SeenState::SeenState(std::string path) : path_(std::move(path)) {
-    make_dirs(std::filesystem::path(path_).parent_path().string(), 0700);
+    check_state_dir(path_);
     load();
     // Rewrite a torn tail away now, so the next append cannot turn it into a
     // complete (and then damaged-looking) line.
@@ -148,7 +158,7 @@ std::optional<std::uint32_t> SeenState::uidvalidity(const std::string& folder) c
 
 void SeenState::load() {
     std::string data;
-    if (!read_file_if_exists(path_, data)) {
+    if (!read_file_if_exists(path_, data, false)) {
         // New state: write the header through the same atomic path as compact().
         compact([](const std::string&) { return true; }, true);
         return;
@@ -222,8 +232,8 @@ void SeenState::load() {
 }
 
 void SeenState::open_for_append() {
-    fd_ = ::open(path_.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
-    if (fd_ < 0) throw Error(ErrorKind::LocalIO, "cannot open state file " + path_ + ": " + std::strerror(errno));
+    fd_ = open_no_follow(path_, O_WRONLY | O_APPEND);
+    if (fd_ < 0) throw Error(ErrorKind::LocalIO, "cannot open state file " + path_ + ": " + open_error_text(errno));
     // A torn tail must not glue itself to the next record: start on a new line.
     struct stat st {};
     if (::fstat(fd_, &st) == 0 && st.st_size > 0) {
@@ -320,8 +330,9 @@ void SeenState::compact(const std::function<bool(const std::string&)>& keep, boo
 }
 
 std::size_t SeenState::repair(const std::string& path, std::string* backup_path) {
+    check_state_dir(path);
     std::string data;
-    if (!read_file_if_exists(path, data)) return 0;
+    if (!read_file_if_exists(path, data, false)) return 0;
     std::string backup = path + ".damaged-" + std::to_string(std::time(nullptr));
     write_file_atomic(backup, data, 0600);
     if (backup_path) *backup_path = backup;
