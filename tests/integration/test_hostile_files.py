@@ -75,7 +75,7 @@ class HostileFiles(util.IntegrationCase):
         self.note("planted lock symlink refused: %r" % line)
         os.unlink(os.path.join(self.state_dir, "m.lock"))
         r = self.run_config(expect=util.EX_IOERR)
-        line = self.assertStderrNames(r, "m", r"state file.*(symbolic link|symlink)")[0]
+        line = self.assertStderrNames(r, "m", r"m\.state: .*(symbolic link|symlink)")[0]
         self._untouched(lock_victim, state_victim)
         self.note("planted state symlink refused: %r" % line)
 
