@@ -150,7 +150,10 @@ void check_dir_safe(const std::string& dir, DirTrust trust, const std::string& w
 int open_no_follow(const std::string& path, int flags, unsigned mode) {
     // O_NONBLOCK: opening a FIFO someone left there must not hang the run.
     int fd = ::open(path.c_str(), flags | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK, mode);
-    if (fd < 0) return -1;
+    if (fd < 0) {
+        if (errno == ENXIO) errno = EINVAL;  // a FIFO without a reader, a device without a driver
+        return -1;
+    }
     struct stat st {};
     int err = 0;
     if (::fstat(fd, &st) != 0)

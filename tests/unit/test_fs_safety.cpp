@@ -8,11 +8,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <filesystem>
 #include <string>
 
 #include "deliver.h"
 #include "error.h"
+#include "fs_util.h"
 #include "log.h"
 #include "seen_state.h"
 #include "test_support.h"
@@ -214,6 +216,87 @@ TEST_CASE("safety: a Maildir others can write is refused; a private one works") 
     CHECK(fs::is_empty(root + "/tmp"));
     auto t = file_target(DeliveryTarget::Kind::Maildir, root);
     CHECK_NOTHROW(deliver_one(*t, kMessage));
+}
+
+TEST_CASE("fs_util: check_dir_safe follows the rules of each kind of directory") {
+    TempDir d;
+    std::string dir = d.path + "/d";
+    fs::create_directory(dir);
+    struct Row {
+        mode_t mode;
+        bool private_ok, delivery_ok, spool_ok;
+    };
+    const Row rows[] = {
+        {0700, true, true, true},   {0755, true, true, true},    {0775, false, false, true},
+        {02775, false, false, true}, {0777, false, false, false}, {01777, false, true, true},
+        {0757, false, false, false}, {01770, false, true, true},
+    };
+    for (const Row& r : rows) {
+        CAPTURE(r.mode);
+        REQUIRE(::chmod(dir.c_str(), r.mode) == 0);
+        auto ok = [&](DirTrust t) {
+            try {
+                check_dir_safe(dir, t, "test directory");
+                return true;
+            } catch (const Error& e) {
+                CHECK(e.kind() == ErrorKind::LocalIO);
+                CHECK(std::string(e.what()).rfind("test directory " + dir + " ", 0) == 0);
+                CHECK(std::string(e.what()).find("chmod go-w " + dir) != std::string::npos);
+                return false;
+            }
+        };
+        CHECK(ok(DirTrust::Private) == r.private_ok);
+        CHECK(ok(DirTrust::Delivery) == r.delivery_ok);
+        // The spool exception is for root's directories (we are root in CI).
+        if (::geteuid() == 0) CHECK(ok(DirTrust::MailSpool) == r.spool_ok);
+    }
+    // A path with a space is quoted in the suggested command.
+    std::string spaced = d.path + "/my mail";
+    fs::create_directory(spaced);
+    REQUIRE(::chmod(spaced.c_str(), 0777) == 0);
+    Error e = thrown_by([&] { check_dir_safe(spaced, DirTrust::Delivery, "Maildir"); });
+    CHECK(std::string(e.what()).find("chmod go-w '" + spaced + "'") != std::string::npos);
+    CHECK_THROWS_AS(check_dir_safe(d.path + "/missing", DirTrust::Private, "x"), Error);
+}
+
+TEST_CASE("fs_util: open_no_follow opens regular files only, never through a symlink, never blocking") {
+    TempDir d;
+    std::string victim = make_victim(d);
+    std::string link = d.path + "/link";
+    fs::create_symlink(victim, link);
+    errno = 0;
+    CHECK(open_no_follow(link, O_RDWR | O_CREAT, 0600) == -1);
+    CHECK(errno == ELOOP);
+    CHECK(open_error_text(ELOOP).find("symbolic link") != std::string::npos);
+    std::string fifo = d.path + "/fifo";
+    REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+    CHECK(open_no_follow(fifo, O_WRONLY) == -1);  // no reader: would block without O_NONBLOCK
+    CHECK(errno == EINVAL);
+    CHECK(open_no_follow(d.path, O_RDONLY) == -1);
+    int fd = open_no_follow(victim, O_WRONLY | O_APPEND);
+    REQUIRE(fd >= 0);
+    CHECK((::fcntl(fd, F_GETFL) & (O_NONBLOCK | O_APPEND)) == O_APPEND);
+    CHECK((::fcntl(fd, F_GETFD) & FD_CLOEXEC) != 0);
+    ::close(fd);
+    CHECK(read_file(victim) == kVictim);
+    std::string out;
+    CHECK_THROWS_AS(read_file_if_exists(link, out, false), Error);
+    CHECK(read_file_if_exists(link, out));  // following stays the default (config, password files)
+    CHECK(out == kVictim);
+}
+
+TEST_CASE("fs_util: write_file_atomic keeps the requested mode and leaves no temporary") {
+    TempDir d;
+    std::string p = d.path + "/f";
+    write_file_atomic(p, "one", 0644);
+    struct stat st {};
+    REQUIRE(::stat(p.c_str(), &st) == 0);
+    CHECK((st.st_mode & 07777) == 0644);
+    write_file_atomic(p, "two", 0600);
+    REQUIRE(::stat(p.c_str(), &st) == 0);
+    CHECK((st.st_mode & 07777) == 0600);
+    CHECK(read_file(p) == "two");
+    CHECK(std::distance(fs::directory_iterator(d.path), fs::directory_iterator()) == 1);
 }
 
 // ---- text that reaches the terminal ---------------------------------------------
