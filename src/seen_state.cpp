@@ -114,16 +114,21 @@ std::string imap_key(const std::string& folder, std::uint32_t uidvalidity, std::
 
 namespace {
 // The state directory holds files pullmail rewrites and truncates: nobody
-// else may be able to put a symlink there (see fs_util.h).
-void check_state_dir(const std::string& state_path) {
+// else may be able to put a symlink there (see fs_util.h). Returns false
+// when it does not exist and create is false.
+bool check_state_dir(const std::string& state_path, bool create) {
     std::string dir = std::filesystem::path(state_path).parent_path().string();
-    make_dirs(dir, 0700);
+    if (create)
+        make_dirs(dir, 0700);
+    else if (struct stat st {}; ::stat(dir.empty() ? "." : dir.c_str(), &st) != 0 && errno == ENOENT)
+        return false;
     check_dir_safe(dir, DirTrust::Private, "state directory");
+    return true;
 }
 }  // namespace
 
 SeenState::SeenState(std::string path) : path_(std::move(path)) {
-    check_state_dir(path_);
+    check_state_dir(path_, true);
     load();
     // Rewrite a torn tail away now, so the next append cannot turn it into a
     // complete (and then damaged-looking) line.
@@ -330,9 +335,8 @@ void SeenState::compact(const std::function<bool(const std::string&)>& keep, boo
 }
 
 std::size_t SeenState::repair(const std::string& path, std::string* backup_path) {
-    check_state_dir(path);
     std::string data;
-    if (!read_file_if_exists(path, data, false)) return 0;
+    if (!check_state_dir(path, false) || !read_file_if_exists(path, data, false)) return 0;
     std::string backup = path + ".damaged-" + std::to_string(std::time(nullptr));
     write_file_atomic(backup, data, 0600);
     if (backup_path) *backup_path = backup;
