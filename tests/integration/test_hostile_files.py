@@ -125,7 +125,8 @@ class HostileServerText(util.IntegrationCase):
         srv.start()
         try:
             args = faultlib.oneoff("imap://127.0.0.1:%d" % srv.port, srv.user, "maildir:" + self.path("Maildir"),
-                                   self.state_dir, keep=True, extra=["--tls", "off", "--folder", "*", "-v", "-v"])
+                                   self.state_dir, keep=True,
+                                   extra=["--tls", "off", "--folder", "*", "-v", "-v", "--json"])
             r = faultlib.run(args, password=srv.password, timeout=60)
         finally:
             srv.stop()
@@ -146,6 +147,9 @@ class HostileServerText(util.IntegrationCase):
         self.assertTrue(any("BLUE" in l and "no such folder" in l for l in text.splitlines()),
                         "the refused folder's error is missing:\n" + r.describe())
         self.assertIn("\\x1b[31mRED", text)
+        # --json stays valid JSON (and UTF-8) and carries the same safe text.
+        messages = [e["message"] for a in r.json()["accounts"] for e in a.get("errors", [])]
+        self.assertTrue(any("BLUE" in m and "\x1b" not in m and "\ufffd" not in m for m in messages), messages)
         self.note("hostile folder names shown as: %r" %
                   [l for l in text.splitlines() if "RED" in l or "BLUE" in l][:2])
 
