@@ -123,7 +123,7 @@ int cli_main(int argc, char** argv) {
     } catch (const CLI::CallForAllHelp& e) {
         return app.exit(e);
     } catch (const CLI::ParseError& e) {
-        std::cerr << "pullmail: " << e.what() << " (see pullmail --help)\n";
+        std::cerr << "pullmail: " << sanitize(e.what(), std::string::npos) << " (see pullmail --help)\n";
         return exit_status(ErrorKind::Usage, false);
     }
     if (version) {

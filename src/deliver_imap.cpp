@@ -247,6 +247,16 @@ public:
     }
 
 private:
+    // The man page promises a warning for every connection without TLS;
+    // the target's password travels in clear too. Once per run.
+    void warn_if_plaintext() {
+        if (ep_.tls != TlsMode::Off || plaintext_warned_ || !opts_.log) return;
+        plaintext_warned_ = true;
+        opts_.log->warn(opts_.account, "tls = \"off\" on the delivery target: the password and all mail travel "
+                                       "unencrypted to " + ep_.display());
+    }
+
+
     void note_dropped(const std::string& what) {
         if (warned_dropped_ || !opts_.log) return;
         warned_dropped_ = true;
@@ -264,6 +274,7 @@ private:
     }
 
     void connect() {
+        warn_if_plaintext();
         // Abandoned with nothing left to collect (a literal cut short by a
         // local error): a new connection. Results still owed to queued sinks
         // are collected by sync_committed() first.
@@ -296,6 +307,7 @@ private:
     std::unique_ptr<Channel> channel_;
     std::unique_ptr<ImapSession> imap_;
     bool literal_plus_ = false;
+    bool plaintext_warned_ = false;
     std::map<std::string, std::unordered_map<std::string, int>> known_;
     std::map<std::string, ImapSink*> queued_;
     // A new connection after an abandoned one, but not for ever.

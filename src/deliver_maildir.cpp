@@ -26,6 +26,7 @@
 #include "deliver.h"
 #include "deliver_impl.h"
 #include "error.h"
+#include "fs_util.h"
 
 namespace pullmail::detail {
 namespace {
@@ -177,7 +178,7 @@ public:
         for (int attempt = 0;; ++attempt) {
             std::string name = next_maildir_name();
             std::string path = root_ + "/tmp/" + name;
-            int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+            int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
             if (fd >= 0) return std::make_unique<MaildirSink>(root_, std::move(name), UniqueFd(fd), pending_);
             int err = errno;
             if (err == ENOENT && attempt == 0) {
@@ -196,6 +197,7 @@ public:
         if (name.empty() || name == "." || name == ".." || name.find('/') != std::string::npos)
             throw Error(ErrorKind::LocalIO, "cannot recover a delivery to " + describe() + ": malformed record '" +
                                                 sanitize(intent, 120) + "'");
+        check_dirs(true);
         if (published(name)) {
             // A crash between link() and unlink() in publish() leaves both.
             ::unlink((root_ + "/tmp/" + name).c_str());
@@ -228,7 +230,7 @@ public:
         UniqueFd dir(::open((root_ + "/tmp").c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
         if (dir.get() >= 0 && ::syncfs(dir.get()) == 0) return;
         for (const auto& p : paths) {
-            UniqueFd fd(::open(p.c_str(), O_RDONLY | O_CLOEXEC));
+            UniqueFd fd(::open(p.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
             if (!fd && errno == ENOENT) continue;  // its sink was aborted since
             if (!fd || ::fsync(fd.get()) != 0) throw_local_io("cannot sync " + p, errno);
         }
@@ -248,8 +250,20 @@ private:
         for (const char* sub : {"", "/tmp", "/new", "/cur"}) {
             if (int err = make_dirs(root_ + sub, 0700)) throw_local_io("cannot create Maildir " + root_ + sub, err);
         }
+        check_dirs(false);
         remove_orphans();
         ready_ = true;
+    }
+
+    // Someone who may write the Maildir or its tmp/ or new/ could swap them
+    // for symlinks and have pullmail write or remove files elsewhere
+    // (fs_util.h). With missing_ok, directories not there yet pass.
+    void check_dirs(bool missing_ok) {
+        for (const char* sub : {"", "/tmp", "/new", "/cur"}) {
+            struct stat st {};
+            if (missing_ok && ::stat((root_ + sub).c_str(), &st) != 0 && errno == ENOENT) continue;
+            check_dir_safe(root_ + sub, DirTrust::Delivery, "Maildir");
+        }
     }
 
     // A pullmail killed between writing tmp/<name> and recording its intent

@@ -43,6 +43,7 @@
 #include "deliver.h"
 #include "deliver_impl.h"
 #include "error.h"
+#include "fs_util.h"
 
 namespace pullmail {
 
@@ -206,18 +207,25 @@ struct LockedMbox {
     off_t size = 0;
 };
 
+// The mbox's directory must not let others swap the mbox (fs_util.h).
+void check_mbox_dir(const std::string& path) { check_dir_safe(dir_name(path), DirTrust::MailSpool, "mbox directory"); }
+
 // Opens and locks `path`. With create = false a missing file gives an empty
 // fd instead of an error.
 LockedMbox open_locked(const std::string& path, bool create, int timeout_s) {
     for (int attempt = 0; attempt < 10; ++attempt) {
         LockedMbox m;
-        m.fd.reset(::open(path.c_str(), O_RDWR | O_CLOEXEC));
+        // A symlink or a FIFO in place of the mbox is refused, never
+        // followed: recover() may truncate what it opens.
+        m.fd.reset(open_no_follow(path, O_RDWR));
         if (!m.fd) {
-            if (errno != ENOENT) throw_local_io("cannot open mbox " + path, errno);
+            if (errno != ENOENT)
+                throw Error(ErrorKind::LocalIO, "cannot open mbox " + path + ": " + open_error_text(errno));
             if (!create) return m;
             if (int err = make_dirs(dir_name(path), 0700))
                 throw_local_io("cannot create the directory of mbox " + path, err);
-            m.fd.reset(::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+            check_mbox_dir(path);
+            m.fd.reset(open_no_follow(path, O_RDWR | O_CREAT | O_EXCL, 0600));
             if (!m.fd) {
                 if (errno == EEXIST) continue;  // created by someone else meanwhile
                 throw_local_io("cannot create mbox " + path, errno);
@@ -225,6 +233,8 @@ LockedMbox open_locked(const std::string& path, bool create, int timeout_s) {
             // The new directory entry must survive a crash together with the
             // first message appended to it.
             if (int err = fsync_dir(dir_name(path))) throw_local_io("cannot sync the directory of mbox " + path, err);
+        } else {
+            check_mbox_dir(path);
         }
         if (int err = lock_file(m.fd.get(), timeout_s)) {
             if (err == ETIMEDOUT)
@@ -236,7 +246,7 @@ LockedMbox open_locked(const std::string& path, bool create, int timeout_s) {
         }
         struct stat by_fd {}, by_path {};
         if (::fstat(m.fd.get(), &by_fd) != 0) throw_local_io("cannot read mbox " + path, errno);
-        if (::stat(path.c_str(), &by_path) == 0 && by_path.st_dev == by_fd.st_dev && by_path.st_ino == by_fd.st_ino) {
+        if (::lstat(path.c_str(), &by_path) == 0 && by_path.st_dev == by_fd.st_dev && by_path.st_ino == by_fd.st_ino) {
             m.size = by_fd.st_size;
             return m;
         }
@@ -445,6 +455,7 @@ public:
     std::unique_ptr<DeliverySink> begin(const MessageMeta&) override {
         if (int err = make_dirs(dir_name(path_), 0700))
             throw_local_io("cannot create the directory of mbox " + path_, err);
+        check_mbox_dir(path_);
         return std::make_unique<MboxSink>(path_, open_spool(path_), lock_timeout_s_);
     }
 

@@ -2,6 +2,8 @@
 
 #include <sysexits.h>
 
+#include <algorithm>
+
 namespace pullmail {
 
 Error::Error(ErrorKind kind, std::string message, bool temporary)
@@ -18,13 +20,14 @@ Error& Error::set_server_text(std::string_view text) {
 }
 
 std::string Error::detail() const {
-    std::string out = what();
+    // Messages quote folder names, paths and other text from outside.
+    std::string out = sanitize(what(), std::string::npos);
     if (!server_text_.empty()) out += " (server said: " + server_text_ + ")";
     return out;
 }
 
 std::string Error::describe() const {
-    return account_.empty() ? detail() : "account '" + account_ + "': " + detail();
+    return account_.empty() ? detail() : "account '" + sanitize(account_, std::string::npos) + "': " + detail();
 }
 
 void throw_protocol_error(const std::string& message, std::string_view server_text) {
@@ -93,15 +96,63 @@ const char* kind_name(ErrorKind kind) {
     return "internal";
 }
 
+namespace {
+
+// Length of the well-formed UTF-8 sequence at the start of s (RFC 3629: no
+// overlong forms, no surrogates, nothing above U+10FFFF), 0 when there is
+// none; *cp receives the code point.
+std::size_t utf8_sequence(std::string_view s, char32_t* cp) {
+    auto b = [&](std::size_t i) { return static_cast<unsigned char>(s[i]); };
+    unsigned char c = b(0);
+    std::size_t len = c >= 0xF0 && c <= 0xF4 ? 4 : c >= 0xE0 ? 3 : c >= 0xC2 && c <= 0xDF ? 2 : 0;
+    if (len == 0 || s.size() < len) return 0;
+    char32_t v = c & (len == 2 ? 0x1F : len == 3 ? 0x0F : 0x07);
+    for (std::size_t i = 1; i < len; ++i) {
+        if ((b(i) & 0xC0) != 0x80) return 0;
+        v = (v << 6) | (b(i) & 0x3F);
+    }
+    if ((len == 3 && v < 0x800) || (len == 4 && (v < 0x10000 || v > 0x10FFFF)) || (v >= 0xD800 && v <= 0xDFFF))
+        return 0;
+    *cp = v;
+    return len;
+}
+
+// Code points that steer a terminal or a viewer although they are valid
+// text: C1 controls (U+009B is CSI on some terminals), line and paragraph
+// separators, and the bidirectional overrides and isolates.
+bool steering(char32_t cp) {
+    return (cp >= 0x80 && cp <= 0x9F) || cp == 0x2028 || cp == 0x2029 || (cp >= 0x202A && cp <= 0x202E) ||
+           (cp >= 0x2066 && cp <= 0x2069);
+}
+
+}  // namespace
+
 std::string sanitize(std::string_view text, std::size_t max_len) {
+    static const char* hex = "0123456789abcdef";
     std::string out;
-    out.reserve(std::min(text.size(), max_len));
-    for (unsigned char c : text) {
-        if (out.size() >= max_len) {
+    out.reserve(std::min(text.size(), max_len) + 3);
+    std::string piece;
+    std::size_t i = 0;
+    while (i < text.size()) {
+        unsigned char c = static_cast<unsigned char>(text[i]);
+        char32_t cp = 0;
+        std::size_t len = c < 0x80 ? 1 : utf8_sequence(text.substr(i), &cp);
+        if (c == '\r' || c == '\n' || c == '\t') {
+            piece = c == '\r' ? "\\r" : c == '\n' ? "\\n" : "\\t";
+        } else if (c < 0x20 || c == 0x7f || len == 0) {
+            piece = {'\\', 'x', hex[c >> 4], hex[c & 15]};
+            len = 1;
+        } else if (len > 1 && steering(cp)) {
+            piece = {'\\', 'u', hex[(cp >> 12) & 15], hex[(cp >> 8) & 15], hex[(cp >> 4) & 15], hex[cp & 15]};
+        } else {
+            piece.assign(text.substr(i, len));
+        }
+        if (out.size() + piece.size() > max_len) {
             out += "...";
             break;
         }
-        out += (c < 0x20 || c == 0x7f) ? '?' : static_cast<char>(c);
+        out += piece;
+        i += len;
     }
     return out;
 }

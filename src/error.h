@@ -35,7 +35,7 @@ public:
     // a dropped connection, a busy account lock).
     bool temporary() const noexcept { return temporary_; }
     const std::string& account() const noexcept { return account_; }
-    // The server's own words, sanitised of control characters, if any.
+    // The server's own words, sanitised (see sanitize()), if any.
     const std::string& server_text() const noexcept { return server_text_; }
 
     Error& set_account(std::string name);
@@ -48,7 +48,8 @@ public:
     }
     Error& set_server_text(std::string_view text);
 
-    // "<message> (server said: ...)"
+    // "<message> (server said: ...)", sanitised: safe to print anywhere.
+    // (what() is the raw message.)
     std::string detail() const;
     // "account 'home': <message> (server said: ...)"
     std::string describe() const;
@@ -77,8 +78,13 @@ int worse_status(int a, int b);
 // Short lowercase word for a kind, used in --json output ("auth", "tls", ...).
 const char* kind_name(ErrorKind kind);
 
-// Replace control characters (except none) with '?' and cut to max_len, so
-// server text can be shown safely on a terminal or in a log.
+// Text from outside (server replies, folder names, file names) made safe for
+// a terminal or a log line, cut to about max_len bytes (then "..." is
+// appended; an escape or a UTF-8 sequence is never split). Valid UTF-8 is
+// kept; CR, LF and tab become \r \n \t, other control characters and each
+// byte of invalid UTF-8 \xNN, C1 controls, line separators and bidi
+// overrides \uNNNN. The result has no control bytes, is valid UTF-8, and
+// sanitising it again changes nothing.
 std::string sanitize(std::string_view text, std::size_t max_len = 300);
 
 }  // namespace pullmail

@@ -5,8 +5,10 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <system_error>
 
 #include "error.h"
 
@@ -36,11 +38,11 @@ void make_dirs(const std::string& path, unsigned mode) {
     }
 }
 
-bool read_file_if_exists(const std::string& path, std::string& out) {
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+bool read_file_if_exists(const std::string& path, std::string& out, bool follow_symlinks) {
+    int fd = follow_symlinks ? ::open(path.c_str(), O_RDONLY | O_CLOEXEC) : open_no_follow(path, O_RDONLY);
     if (fd < 0) {
         if (errno == ENOENT) return false;
-        fail("cannot read", path);
+        throw Error(ErrorKind::LocalIO, "cannot read " + path + ": " + open_error_text(errno));
     }
     out.clear();
     char buf[65536];
@@ -84,10 +86,11 @@ void fsync_dir(const std::string& dir) {
 }
 
 void write_file_atomic(const std::string& path, std::string_view data, unsigned mode) {
-    std::string tmp = path + ".tmp." + std::to_string(::getpid());
-    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+    std::string tmp = path + ".tmp.XXXXXX";
+    int fd = ::mkostemp(tmp.data(), O_CLOEXEC);  // mode 0600, O_CREAT | O_EXCL
     if (fd < 0) fail("cannot create", tmp);
     try {
+        if ((mode & 07777) != 0600 && ::fchmod(fd, mode & 07777) != 0) fail("cannot set the mode of", tmp);
         write_all_fd(fd, data, tmp);
         if (::fsync(fd) != 0) fail("cannot sync", tmp);
     } catch (...) {
@@ -103,6 +106,72 @@ void write_file_atomic(const std::string& path, std::string_view data, unsigned 
         fail("cannot replace", path);
     }
     fsync_dir(std::filesystem::path(path).parent_path().string());
+}
+
+namespace {
+// The path as one shell word, for the command an error message suggests.
+std::string shell_word(const std::string& s) {
+    if (!s.empty() && s.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789/._-+,:@%") ==
+                          std::string::npos)
+        return s;
+    std::string out = "'";
+    for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+    return out + "'";
+}
+}  // namespace
+
+void check_dir_safe(const std::string& dir, DirTrust trust, const std::string& what) {
+    const std::string shown = dir.empty() ? "." : dir;
+    struct stat st {};
+    if (::stat(shown.c_str(), &st) != 0) fail("cannot check " + what, shown);
+    const uid_t me = ::geteuid();
+    // Root trusts only root: a directory of some user lets that user point
+    // root's writes anywhere. Others may also use root's directories.
+    if (st.st_uid != me && (trust == DirTrust::Private || st.st_uid != 0)) {
+        throw Error(ErrorKind::LocalIO,
+                    what + " " + shown + " belongs to uid " + std::to_string(st.st_uid) + ", not to uid " +
+                        std::to_string(me) + " running pullmail, so its owner could make pullmail write other "
+                        "files through it; run 'chown " + std::to_string(me) + " " + shell_word(shown) +
+                        "' or use a directory of your own");
+    }
+    const mode_t writable = st.st_mode & (S_IWGRP | S_IWOTH);
+    if (writable == 0) return;
+    if (trust != DirTrust::Private && (st.st_mode & S_ISVTX)) return;  // like /tmp: entries stay their owners'
+    if (trust == DirTrust::MailSpool && st.st_uid == 0 && writable == S_IWGRP) return;  // like /var/mail
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+    throw Error(ErrorKind::LocalIO,
+                what + " " + shown + " is writable by " + ((writable & S_IWOTH) ? "all users" : "its group") +
+                    (trust == DirTrust::Private ? "" : " without the sticky bit") + " (mode " + mode +
+                    "), who could plant symbolic links there for pullmail to follow; run 'chmod go-w " +
+                    shell_word(shown) + "'");
+}
+
+int open_no_follow(const std::string& path, int flags, unsigned mode) {
+    // O_NONBLOCK: opening a FIFO someone left there must not hang the run.
+    int fd = ::open(path.c_str(), flags | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK, mode);
+    if (fd < 0) {
+        if (errno == ENXIO) errno = EINVAL;  // a FIFO without a reader, a device without a driver
+        return -1;
+    }
+    struct stat st {};
+    int err = 0;
+    if (::fstat(fd, &st) != 0)
+        err = errno;
+    else if (!S_ISREG(st.st_mode))
+        err = EINVAL;
+    else if (::fcntl(fd, F_SETFL, flags & O_APPEND) != 0)  // drops O_NONBLOCK
+        err = errno;
+    if (err == 0) return fd;
+    ::close(fd);
+    errno = err;
+    return -1;
+}
+
+std::string open_error_text(int err) {
+    if (err == ELOOP) return "it is a symbolic link, which pullmail does not follow here (remove it)";
+    if (err == EINVAL || err == EISDIR) return "it is not a regular file";
+    return std::error_code(err, std::generic_category()).message();  // thread-safe, unlike strerror
 }
 
 }  // namespace pullmail

@@ -6,15 +6,18 @@
 
 namespace pullmail {
 
+// Every line is sanitised here, once for all callers: messages quote folder
+// names, server replies and paths, and a line must stay one line with no
+// terminal escapes in it (see sanitize()).
 void Logger::write(std::string_view prefix, std::string_view account, std::string_view msg) {
     std::string line = "pullmail: ";
     line += prefix;
     if (!account.empty()) {
         line += "account '";
-        line += account;
+        line += sanitize(account, std::string::npos);
         line += "': ";
     }
-    line += msg;
+    line += sanitize(msg, std::string::npos);
     line += '\n';
     std::lock_guard<std::mutex> lock(mu_);
     std::size_t off = 0;

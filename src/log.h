@@ -1,6 +1,7 @@
 // log.h — what pullmail says on stderr. Every line names the account it is
 // about, and lines from accounts running in parallel never interleave
-// mid-line. Levels: 0 = -q (warnings and errors), 1 = default (one summary per
+// mid-line, and every line is made safe for a terminal (control characters
+// and invalid UTF-8 escaped, see sanitize() in error.h). Levels: 0 = -q (warnings and errors), 1 = default (one summary per
 // account, warnings), 2 = -v (per message), 3 = -vv (protocol trace).
 #pragma once
 

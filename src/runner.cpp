@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -37,8 +38,17 @@ namespace {
 class AccountLock {
 public:
     AccountLock(const std::string& path, const std::string& account, bool wait) {
-        fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-        if (fd_ < 0) throw Error(ErrorKind::LocalIO, "cannot open lock file " + path + ": " + std::strerror(errno));
+        // Never through a symlink, never someone else's file (a hard link
+        // planted before the directory was made private): it is truncated.
+        fd_ = open_no_follow(path, O_RDWR | O_CREAT, 0600);
+        if (fd_ < 0) throw Error(ErrorKind::LocalIO, "cannot open lock file " + path + ": " + open_error_text(errno));
+        struct stat st {};
+        if (::fstat(fd_, &st) != 0 || st.st_uid != ::geteuid() || st.st_nlink != 1) {
+            ::close(fd_);
+            fd_ = -1;
+            throw Error(ErrorKind::LocalIO, "lock file " + path + " is not a file of pullmail's own (another owner "
+                                            "or a hard link); remove it");
+        }
         int rc;
         while ((rc = ::flock(fd_, LOCK_EX | (wait ? 0 : LOCK_NB))) != 0 && errno == EINTR) {
         }
@@ -125,6 +135,7 @@ void run_locked(const Account& account, const std::string& state_dir, const RunO
     std::optional<AccountLock> lock;
     if (!read_only) {
         make_dirs(state_dir, 0700);
+        check_dir_safe(state_dir, DirTrust::Private, "state directory");
         lock.emplace(lock_path(state_dir, account.name), account.name, opts.wait_lock);
     }
     SeenState state(state_path(state_dir, account.name), read_only);

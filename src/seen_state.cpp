@@ -79,8 +79,23 @@ std::uint32_t crc32(std::string_view data) {
     return c ^ 0xFFFFFFFFu;
 }
 
+namespace {
+// The state directory holds files pullmail rewrites and truncates: nobody
+// else may be able to put a symlink there (see fs_util.h). Returns false
+// when it does not exist and create is false.
+bool check_state_dir(const std::string& state_path, bool create) {
+    std::string dir = std::filesystem::path(state_path).parent_path().string();
+    if (create)
+        make_dirs(dir, 0700);
+    else if (struct stat st {}; ::stat(dir.empty() ? "." : dir.c_str(), &st) != 0 && errno == ENOENT)
+        return false;
+    check_dir_safe(dir, DirTrust::Private, "state directory");
+    return true;
+}
+}  // namespace
+
 SeenState::SeenState(std::string path, bool read_only) : path_(std::move(path)), read_only_(read_only) {
-    if (!read_only_) make_dirs(std::filesystem::path(path_).parent_path().string(), 0700);
+    check_state_dir(path_, !read_only_);
     load();
     if (read_only_ || !created_) return;
     // Rewrite a torn tail away now, so the next append cannot turn it into a
@@ -125,7 +140,7 @@ std::optional<std::uint32_t> SeenState::uidvalidity(const std::string& folder) c
 
 void SeenState::load() {
     std::string data;
-    if (!read_file_if_exists(path_, data)) {
+    if (!read_file_if_exists(path_, data, false)) {
         created_ = false;  // written at the first sync (ensure_created)
         return;
     }
@@ -199,8 +214,8 @@ void SeenState::load() {
 }
 
 void SeenState::open_for_append() {
-    fd_ = ::open(path_.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
-    if (fd_ < 0) throw Error(ErrorKind::LocalIO, "cannot open state file " + path_ + ": " + std::strerror(errno));
+    fd_ = open_no_follow(path_, O_WRONLY | O_APPEND);
+    if (fd_ < 0) throw Error(ErrorKind::LocalIO, "cannot open state file " + path_ + ": " + open_error_text(errno));
     // A torn tail must not glue itself to the next record: start on a new line.
     struct stat st {};
     if (::fstat(fd_, &st) == 0 && st.st_size > 0) {
@@ -313,7 +328,7 @@ void SeenState::compact(const std::function<bool(const std::string&)>& keep, boo
 
 std::size_t SeenState::repair(const std::string& path, std::string* backup_path) {
     std::string data;
-    if (!read_file_if_exists(path, data)) return 0;
+    if (!check_state_dir(path, false) || !read_file_if_exists(path, data, false)) return 0;
     std::string backup = path + ".damaged-" + std::to_string(std::time(nullptr));
     write_file_atomic(backup, data, 0600);
     if (backup_path) *backup_path = backup;

@@ -63,6 +63,25 @@ class Plaintext(util.IntegrationCase):
     def test_imap_tls_off(self):
         self._tls_off("imap", False)
 
+    def test_imap_target_tls_off_warns(self):
+        """The delivery target's password travels in clear too: one warning
+        line naming the account and the target, as for the source."""
+        src, src_pw = self.new_user()
+        dst, dst_pw = self.new_user()
+        for m in ordinary_corpus(3, seed=34):
+            self.d.add_message(src, m.data)
+        target = {"url": "imap://127.0.0.1:%d/INBOX" % self.d.ports["imap"], "user": dst,
+                  "password": dst_pw, "tls": "off"}
+        self.config({"mig": self.account(src, src_pw, "pop3", deliver=target, tls="off")})
+        r = self.run_config(expect=0)
+        self.assertEqual(self.d.count(dst), 3, "not delivered to the plaintext target:\n" + r.describe())
+        port = ":%d" % self.d.ports["imap"]
+        hits = [l for l in r.err.splitlines()
+                if l.startswith("pullmail: warning: account 'mig': ") and port in l and re.search(WARNING, l, re.I)]
+        self.assertEqual(len(hits), 1, "no single warning about the plaintext target %s:\n%s" % (port, r.describe()))
+        util.assert_secret_absent(dst_pw, r.stdout, r.stderr)
+        self.note("tls = \"off\" on the IMAP target warns: %r" % hits[0])
+
     def test_oneoff_tls_off(self):
         user, pw = self.new_user()
         corpus = ordinary_corpus(4, seed=33)

@@ -127,6 +127,8 @@ def toml_value(v):
         return json.dumps(v, ensure_ascii=False)
     if isinstance(v, (list, tuple)):
         return "[" + ", ".join(toml_value(x) for x in v) + "]"
+    if isinstance(v, dict):  # an inline table, e.g. an IMAP delivery target
+        return "{ " + ", ".join("%s = %s" % (toml_key(k), toml_value(x)) for k, x in v.items()) + " }"
     raise TypeError("cannot write %r as TOML" % (v,))
 
 

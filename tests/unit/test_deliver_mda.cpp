@@ -101,7 +101,7 @@ TEST_CASE("MDA exit 1 is a permanent error with the first line of its stderr") {
     CHECK_FALSE(e.temporary());
     std::string what = e.what();
     // The command is quoted first, then what it said, sanitised.
-    std::string tail = "failed with exit status 1: mailbox ?[31mfull";
+    std::string tail = "failed with exit status 1: mailbox \\x1b[31mfull";
     REQUIRE(what.size() > tail.size());
     CHECK(what.substr(what.size() - tail.size()) == tail);
     CHECK(what.find('\033') == std::string::npos);

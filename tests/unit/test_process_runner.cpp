@@ -66,7 +66,7 @@ TEST_CASE("runner: stdout and the first bytes of stderr, exit status") {
     CHECK(r.exited_ok());
     CHECK(r.err.size() == 10);
     CHECK(r.out.empty());  // not captured: /dev/null
-    CHECK(first_line_of("\n \nsecond \033[1mline\nthird\n") == "second ?[1mline");
+    CHECK(first_line_of("\n \nsecond \033[1mline\nthird\n") == "second \\x1b[1mline");
 }
 
 TEST_CASE("runner: a timeout ends the whole process group, also a child that ignores SIGTERM") {

@@ -92,6 +92,8 @@ class FakeImap(LoopbackServer):
         self.bye_on = {}
         self.append_bad = set()
         self.appends = 0
+        self.folders = []  # extra selectable names LIST shows (bytes; CR/LF ones go as literals)
+        self.select_no = {}  # SELECT/EXAMINE of a name containing KEY is answered "NO " + VALUE
         self.log = []
         self.lock = threading.RLock()
         self._listen()
@@ -193,7 +195,14 @@ class FakeImap(LoopbackServer):
                 self._append(h, tag, rest, line)
             elif cmd == "LIST":
                 line(b'* LIST (\\Noselect) "." ""')
+                for name in self.folders:
+                    if b"\r" in name or b"\n" in name or b'"' in name:
+                        send(b'* LIST () "/" {%d}\r\n' % len(name) + name + b"\r\n")
+                    else:
+                        line(b'* LIST () "/" "' + name + b'"')
                 ok()
+            elif cmd in ("SELECT", "EXAMINE") and any(k in rest for k in self.select_no):
+                line(tag + b" NO " + next(v for k, v in self.select_no.items() if k in rest))
             elif cmd in ("SELECT", "EXAMINE"):
                 with self.lock:
                     selected = True
