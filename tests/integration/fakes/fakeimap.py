@@ -13,6 +13,10 @@ the data that follows.
     srv.cut_literal[uid] = (announced, sent)   # then the connection closes
     srv.uid_after_literal = True           # "* n FETCH (BODY[] {..}.. UID u)"
     srv.long_untagged["FETCH"] = 1 << 20   # an untagged line that long first
+    srv.listing_flood = ("literals", 200, 1 << 20)  # the UID FETCH listing, hostile:
+        # one response with 200 literals of 1 MiB; ("text", 100, 8 << 20): one
+        # response of 100 text pieces of 8 MiB; ("lines", 2 * 10**6): that many
+        # FETCH lines (UID n RFC822.SIZE 100)
     srv.log                                # command lines received
 
 It speaks what libcurl's login needs (greeting, CAPABILITY, LOGIN) and what
@@ -77,6 +81,7 @@ class FakeImap(LoopbackServer):
         self.cut_literal = {}
         self.uid_after_literal = False
         self.long_untagged = {}
+        self.listing_flood = None
         self.log = []
         self.lock = threading.RLock()
         self._listen()
@@ -238,10 +243,39 @@ class FakeImap(LoopbackServer):
             else:
                 line(tag + b" BAD unknown command")
 
+    @staticmethod
+    def _flood(send, kind, count, size=0):
+        """Huge untagged FETCH data (see listing_flood), written in chunks so
+        the server itself never holds it whole."""
+        if kind == "lines":
+            step = 10000
+            for start in range(1, count + 1, step):
+                send(b"".join(b"* %d FETCH (UID %d RFC822.SIZE 100)\r\n" % (i, i)
+                              for i in range(start, min(count + 1, start + step))))
+            return
+        send(b"* 1 FETCH (UID 1 RFC822.SIZE 100")
+        chunk = b"x" * min(size, 1 << 20)
+        for i in range(count):
+            if kind == "literals":
+                send(b" X-JUNK%d {%d}\r\n" % (i, size))
+                for _ in range(size // len(chunk)):
+                    send(chunk)
+                send(chunk[:size % len(chunk)])
+            else:
+                send(b" X-JUNK%d " % i)
+                for _ in range(size // len(chunk)):
+                    send(chunk)
+                send(b" {0}\r\n")
+        send(b")\r\n")
+
     def _fetch(self, tag, rest, send, line):
         """UID FETCH. Returns False when the connection was closed on purpose."""
         uidset, _, items = rest.partition(b" ")
         items = items.upper()
+        if self.listing_flood and b"BODY" not in items:
+            self._flood(send, *self.listing_flood)
+            line(tag + b" OK fetch done")
+            return True
         with self.lock:
             pred = parse_set(uidset.decode(), max(self.uids() or [0]))
             todo = [m["uid"] for m in self.box if pred(m["uid"])]
