@@ -17,7 +17,8 @@ Deadlines:
   a server that sends one byte a second (never silent for `timeout`) ends
     the run once it falls below min_rate over min_rate_window: exit 75, a
     message naming min_rate, nothing delivered, nothing deleted;
-  SIGTERM while such a server trickles: exit 75 within two seconds.
+  SIGTERM/SIGINT while such a server trickles, or while it keeps its
+    greeting back during the login: exit 75 within two seconds.
 TLS:
   a server that offers only TLS 1.0/1.1 is refused (76, a message naming
     TLS 1.2) even when the system's OpenSSL configuration would allow it.
@@ -127,17 +128,24 @@ class HostileLimits(util.IntegrationCase):
             self.assertEqual(srv.uidls(), ["m1"])
             self.note("1 byte/s with timeout = 5, min_rate = 64 over 5 s: exit 75 after %.1fs" % took)
 
-    def _interrupt_trickle(self, sig):
+    def _interrupt(self, sig, phase):
+        """sig while the server trickles a RETR (phase "retr") or keeps its
+        greeting back (phase "login")."""
         with FakePop3([("m1", MESSAGE)]) as srv:
-            srv.trickle_retr = 1.0
-            args = self._args("pop3", srv, timeout=30)
+            if phase == "retr":
+                srv.trickle_retr = 1.0
+                started = lambda: srv.commands("RETR")  # noqa: E731
+            else:
+                srv.greeting_delay = 30
+                started = lambda: srv.sessions  # noqa: E731
+            args = self._args("pop3", srv, timeout=30, connect_timeout=60)
             env = dict(os.environ, HOME=self.home)
             p = subprocess.Popen([util.BIN] + args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
             deadline = time.monotonic() + 20
-            while time.monotonic() < deadline and not srv.commands("RETR"):
+            while time.monotonic() < deadline and not started():
                 time.sleep(0.05)
-            self.assertTrue(srv.commands("RETR"), "pullmail never sent RETR")
-            time.sleep(1.5)  # inside the trickle
+            self.assertTrue(started(), "pullmail never got to the %s" % phase)
+            time.sleep(1.5)  # inside the trickle or the wait for the greeting
             t0 = time.monotonic()
             p.send_signal(sig)
             try:
@@ -145,7 +153,7 @@ class HostileLimits(util.IntegrationCase):
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.communicate()
-                self.fail("pullmail ignored %s for 10 s while the server trickled" % sig.name)
+                self.fail("pullmail ignored %s for 10 s (%s)" % (sig.name, phase))
             took = time.monotonic() - t0
             err = err.decode(errors="replace")
             self.assertEqual(p.returncode, util.EX_TEMPFAIL, err)
@@ -153,13 +161,16 @@ class HostileLimits(util.IntegrationCase):
             self.assertLess(took, 2.0, "%s took %.2fs to end the run" % (sig.name, took))
             self.assertEqual(srv.commands("DELE"), [])
             self.assertEqual(util.count_maildir(self.path("Maildir")), 0)
-            self.note("%s during a 1 byte/s RETR: exit 75 after %.2fs" % (sig.name, took))
+            self.note("%s during the %s: exit 75 after %.2fs" % (sig.name, phase, took))
 
     def test_sigterm_during_trickle(self):
-        self._interrupt_trickle(signal.SIGTERM)
+        self._interrupt(signal.SIGTERM, "retr")
 
     def test_sigint_during_trickle(self):
-        self._interrupt_trickle(signal.SIGINT)
+        self._interrupt(signal.SIGINT, "retr")
+
+    def test_sigterm_during_login(self):
+        self._interrupt(signal.SIGTERM, "login")
 
     # ---- TLS floor ----------------------------------------------------------
 

@@ -9,6 +9,7 @@ on QUIT, endless lines, a message cut short).
     srv.cut_retr[uidl] = 100    # send 100 bytes of that message, then close
     srv.long_reply["LIST"] = 1024*1024  # a +OK line that long for LIST
     srv.trickle_retr = 3.0      # RETR payloads one byte every 3 s
+    srv.greeting_delay = 30     # seconds before the greeting (a login that hangs)
     srv.synthetic_listing = 10**6   # UIDL/LIST announce that many messages
     srv.top_padding = 5 << 20   # TOP n 0 headers padded with a field that long
     srv.log  -> every command line received, per connection
@@ -48,6 +49,7 @@ class FakePop3(LoopbackServer):
         self.long_reply = {}       # command word -> length of its +OK status line
         self.uidl_override = None  # list of UIDL strings to announce instead of the real ones
         self.trickle_retr = None   # seconds between the bytes of a RETR payload
+        self.greeting_delay = 0
         self.synthetic_listing = None  # UIDL/LIST list messages 1..N ("uid-%08d", 100 octets) instead
         self.top_padding = 0       # bytes of an X-Padding field added to every TOP header
         self.log = []              # [[line, ...] per connection]
@@ -83,6 +85,8 @@ class FakePop3(LoopbackServer):
             w.write(line + b"\r\n")
             w.flush()
 
+        if self.greeting_delay:
+            time.sleep(self.greeting_delay)
         send(self.greeting)
         while True:
             line = h.rfile.readline(1 << 20)
