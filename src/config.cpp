@@ -365,6 +365,7 @@ constexpr KeySpec kAccountKeys[] = {
     {"mda_timeout", Type::Int, 1, kMaxSeconds},
     {"min_rate", Type::Int, 0, 1 << 30},
     {"min_rate_window", Type::Int, 1, kMaxSeconds},
+    {"run_timeout", Type::Int, 0, 7 * kMaxSeconds},
 };
 
 // The connection keys of an account, for deliver = { ... }.
@@ -649,6 +650,7 @@ private:
         number("mda_timeout", a.mda_timeout);
         number("min_rate", a.min_rate);
         number("min_rate_window", a.min_rate_window);
+        number("run_timeout", a.run_timeout);
         return a;
     }
 

@@ -67,8 +67,9 @@ struct Account {
     // Once the server has started answering, at least min_rate bytes/s
     // averaged over min_rate_window seconds of waiting (raised to timeout
     // when shorter); 0 = no minimum. Stops trickling servers (issue 15).
-    int min_rate = 64;
+    int min_rate = 8;
     int min_rate_window = 60;
+    int run_timeout = 0;               // seconds a connection may last after login; 0 = no limit
     std::string source;                // "file:line" of the account table, for messages; "command line" for one-off
 };
 

@@ -33,6 +33,7 @@ ServerLink connect_account(const AccountRun& run) {
     test_step("logged in");
     link.channel = std::make_unique<Channel>(*link.conn, acc.timeout, acc.name, &run.log, run.opts.verbosity);
     link.channel->set_min_rate(static_cast<std::uint64_t>(acc.min_rate), acc.min_rate_window);
+    link.channel->set_deadline(acc.run_timeout);
     return link;
 }
 

@@ -479,8 +479,18 @@ void Channel::set_min_rate(std::uint64_t bytes_per_second, int window_s) {
     rate_ = RateGuard(bytes_per_second, std::max(window_s, timeout_ms_ / 1000));
 }
 
+void Channel::set_deadline(int seconds) {
+    deadline_s_ = seconds;
+    deadline_ = Clock::now() + std::chrono::seconds(seconds);
+}
+
 void Channel::check_stop(Clock::time_point& last) {
     auto now = Clock::now();
+    if (deadline_s_ > 0 && now >= deadline_)
+        throw Error(ErrorKind::Temporary,
+                    "the connection reached run_timeout = " + std::to_string(deadline_s_) +
+                        " s; what was delivered is recorded, the rest is fetched by the next run",
+                    true);
     const std::atomic<bool>* flag = g_stop_flag.load();
     if (flag && flag->load(std::memory_order_relaxed)) {
         stop_spent_ms_ += static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(now - last).count());

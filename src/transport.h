@@ -83,6 +83,9 @@ public:
     // must keep up once it has started answering (see rate_guard.h); the
     // window is at least the silence timeout. 0 = no minimum (the default).
     void set_min_rate(std::uint64_t bytes_per_second, int window_s);
+    // The channel fails (Error(Temporary)) once `seconds` have passed from
+    // now, whatever the server does; 0 = no deadline (the default).
+    void set_deadline(int seconds);
 
     // Queues bytes to send. They go out during pump().
     void queue(std::string_view bytes);
@@ -116,6 +119,8 @@ private:
     int timeout_ms_;
     RateGuard rate_{0, 1};
     int stop_spent_ms_ = 0;
+    int deadline_s_ = 0;
+    Clock::time_point deadline_{};
     std::string account_;
     Logger* log_;
     int verbosity_;

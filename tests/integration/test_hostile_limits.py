@@ -128,6 +128,19 @@ class HostileLimits(util.IntegrationCase):
             self.assertEqual(srv.uidls(), ["m1"])
             self.note("1 byte/s with timeout = 5, min_rate = 64 over 5 s: exit 75 after %.1fs" % took)
 
+    def test_run_timeout_bounds_a_connection_whatever_the_rate(self):
+        with FakePop3([("m1", MESSAGE + b"x" * 3000 + b"\r\n")]) as srv:
+            srv.trickle_retr = 0.01  # about 100 bytes/s: 30 s for this message
+            t0 = time.monotonic()
+            r = faultlib.run(self._args("pop3", srv, min_rate=0, run_timeout=3), timeout=60)
+            took = time.monotonic() - t0
+            self.assertEqual(r.rc, util.EX_TEMPFAIL, r.describe())
+            self.assertStderrNames(r, "hostile", r"run_timeout = 3 s")
+            self.assertLess(took, 6, "run_timeout = 3 took %.1fs" % took)
+            self.assertEqual(srv.commands("DELE"), [])
+            self.assertEqual(srv.uidls(), ["m1"])
+            self.note("run_timeout = 3 against a slow RETR: exit 75 after %.1fs" % took)
+
     def _interrupt(self, sig, phase):
         """sig while the server trickles a RETR (phase "retr") or keeps its
         greeting back (phase "login")."""
