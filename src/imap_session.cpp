@@ -293,6 +293,9 @@ std::vector<std::string> ImapSession::list_all_folders() {
         if (delim && delim != '/')
             for (auto& c : name)
                 if (c == delim) c = '/';
+        if (out.size() >= limits::kMaxListing)
+            throw Error(ErrorKind::Protocol, "the server lists more than " + std::to_string(limits::kMaxListing) +
+                                                 " folders (pullmail's limit for one listing)");
         out.push_back(name);
     });
     if (done.status != "OK") throw Error(ErrorKind::Protocol, "the server refused LIST").set_server_text(done.text);

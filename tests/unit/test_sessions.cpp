@@ -3,6 +3,8 @@
 // to exercise the codecs' streaming paths through the sessions.
 #include <doctest/doctest.h>
 
+#include <atomic>
+#include <chrono>
 #include <deque>
 #include <functional>
 #include <map>
@@ -340,4 +342,45 @@ TEST_CASE("pop3 session: a listing over 2,000,000 messages is refused; TOP heade
     REQUIRE(h.size() == 1);
     CHECK(h[1] == head.substr(0, 256 * 1024));
     CHECK(error_of([&] { pop.list(); }).find("more than 2000000 messages") != std::string::npos);
+}
+
+TEST_CASE("channel: a stop request or run_timeout ends a pump on a silent server within a second") {
+    auto silent = [](const std::string&) { return std::string(); };
+    auto elapsed_of = [](const std::function<void()>& f, std::string& message) {
+        auto t0 = std::chrono::steady_clock::now();
+        try {
+            f();
+        } catch (const Error& e) {
+            CHECK(e.kind() == ErrorKind::Temporary);
+            message = e.what();
+        }
+        return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    };
+    SUBCASE("stop request") {
+        std::atomic<bool> stop{false};
+        set_stop_flag(&stop);
+        FakeConnection conn(silent);
+        Channel ch(conn, 60, "t", nullptr, 0);
+        ch.command("NOOP");
+        std::thread signal([&] {
+            std::this_thread::sleep_for(std::chrono::milliseconds(300));
+            stop = true;
+        });
+        std::string message;
+        double took = elapsed_of([&] { ch.pump([](std::string_view) {}, [] { return false; }); }, message);
+        signal.join();
+        set_stop_flag(nullptr);
+        CHECK(message.find("interrupted by a signal") != std::string::npos);
+        CHECK(took < 1.5);
+        CHECK(took >= 0.3 + kStopGraceMs / 1000.0 - 0.25);  // the grace for a responsive server
+    }
+    SUBCASE("run_timeout") {
+        FakeConnection conn(silent);
+        Channel ch(conn, 60, "t", nullptr, 0);
+        ch.set_deadline(1);
+        std::string message;
+        double took = elapsed_of([&] { ch.pump([](std::string_view) {}, [] { return false; }); }, message);
+        CHECK(message.find("run_timeout = 1 s") != std::string::npos);
+        CHECK(took < 1.5);
+    }
 }
