@@ -113,6 +113,8 @@ private:
     // Charges the waiting time since `mark` and `bytes` to the rate guard
     // (once the server has answered) and restarts `mark`.
     void charge(bool answered, Clock::time_point& mark, std::uint64_t bytes);
+    // Throws once run_timeout is reached, or once a stop request has been
+    // pending for kStopGraceMs of pumping (counted from `last`, then reset).
     void check_stop(Clock::time_point& last);
 
     Connection& conn_;
