@@ -5,7 +5,7 @@
 // fingerprints) is held while it is parsed, so it is bounded here, generously
 // for real mailboxes. Beyond a limit the account stops with Error(Protocol)
 // naming the limit (nothing is deleted); header replies are cut instead.
-// Documented in man/pullmail.1, LIMITS.
+// Documented in man/pullmail.1 (RELIABILITY).
 #pragma once
 
 #include <cstddef>
