@@ -11,6 +11,8 @@ ServerLink connect_account(const AccountRun& run) {
     link.conn = connect_and_login(acc.server, run.password, copts);
     test_step("logged in");
     link.channel = std::make_unique<Channel>(*link.conn, acc.timeout, acc.name, &run.log, run.opts.verbosity);
+    link.channel->set_min_rate(static_cast<std::uint64_t>(acc.min_rate), acc.min_rate_window);
+    link.channel->set_deadline(acc.run_timeout);
     return link;
 }
 

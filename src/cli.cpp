@@ -14,6 +14,7 @@
 #include "report.h"
 #include "runner.h"
 #include "seen_state.h"
+#include "transport.h"
 
 namespace pullmail {
 
@@ -201,6 +202,7 @@ int cli_main(int argc, char** argv) {
         }
 
         install_signals();
+        set_stop_flag(&g_interrupted);  // connections give up within a second of a signal
         RunOptions opts;
         if (keep) opts.keep = true;
         if (no_keep) opts.keep = false;

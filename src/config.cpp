@@ -365,6 +365,9 @@ constexpr KeySpec kAccountKeys[] = {
     {"connect_timeout", Type::Int, 1, kMaxSeconds},
     {"timeout", Type::Int, 1, kMaxSeconds},
     {"mda_timeout", Type::Int, 1, kMaxSeconds},
+    {"min_rate", Type::Int, 0, 1 << 30},
+    {"min_rate_window", Type::Int, 1, kMaxSeconds},
+    {"run_timeout", Type::Int, 0, 7 * kMaxSeconds},
 };
 
 // The connection keys of an account, for deliver = { ... }.
@@ -647,6 +650,9 @@ private:
         number("connect_timeout", a.connect_timeout);
         number("timeout", a.timeout);
         number("mda_timeout", a.mda_timeout);
+        number("min_rate", a.min_rate);
+        number("min_rate_window", a.min_rate_window);
+        number("run_timeout", a.run_timeout);
         return a;
     }
 

@@ -64,6 +64,12 @@ struct Account {
     int connect_timeout = 30;          // seconds, connect + TLS + login
     int timeout = 60;                  // seconds without progress while waiting for a reply
     int mda_timeout = 300;             // seconds an MDA may take for one message
+    // Once the server has started answering, at least min_rate bytes/s
+    // averaged over min_rate_window seconds of waiting (raised to timeout
+    // when shorter); 0 = no minimum. Stops trickling servers (issue 15).
+    int min_rate = 8;
+    int min_rate_window = 60;
+    int run_timeout = 0;               // seconds a connection may last after login; 0 = no limit
     std::string source;                // "file:line" of the account table, for messages; "command line" for one-off
 };
 

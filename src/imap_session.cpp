@@ -8,6 +8,7 @@
 #include <unordered_map>
 
 #include "error.h"
+#include "memory_limits.h"
 #include "text_util.h"
 
 namespace pullmail {
@@ -118,19 +119,37 @@ public:
     std::function<void(std::string_view)> stream_data;
     std::function<void()> stream_end;
 
-    void on_text(std::string_view t) override { text_.append(t); }
+    // When non-zero, buffered literals keep at most this many bytes and the
+    // rest is read and dropped (header fields for fingerprints).
+    std::size_t literal_keep = 0;
+
+    void on_text(std::string_view t) override {
+        hold(t.size());
+        text_.append(t);
+    }
     void on_literal_begin(std::uint64_t size) override {
         streaming_ = want_stream && want_stream(text_, size);
-        if (!streaming_ && size > kMaxBufferedLiteral)
+        literal_.clear();
+        if (streaming_) return;
+        if (literal_keep) {
+            left_to_keep_ = literal_keep;
+            return;
+        }
+        if (size > kMaxBufferedLiteral)
             throw Error(ErrorKind::Protocol, "the server sent a " + std::to_string(size) +
                                                  "-byte literal where pullmail expected a short string");
-        literal_.clear();
+        hold(static_cast<std::size_t>(size));  // refused before its bytes are read
+        left_to_keep_ = static_cast<std::size_t>(size);
     }
     void on_literal_data(std::string_view chunk) override {
-        if (streaming_)
+        if (streaming_) {
             stream_data(chunk);
-        else
-            literal_.append(chunk);
+            return;
+        }
+        std::size_t n = std::min(chunk.size(), left_to_keep_);
+        if (literal_keep) hold(n);
+        literal_.append(chunk.substr(0, n));
+        left_to_keep_ -= n;
     }
     void on_literal_end() override {
         if (streaming_) {
@@ -147,6 +166,7 @@ public:
         std::string t;
         t.swap(text_);
         if (ascii_istarts_with(t, "* BYE ") || ascii_iequals(t, "* BYE")) bye = t;
+        held_ = 0;
         if (on_response) on_response(t);
         literals_.clear();
     }
@@ -155,9 +175,20 @@ public:
     std::string bye;  // the last untagged BYE, if any
 
 private:
+    // Counts bytes the response makes us hold (limits.h).
+    void hold(std::size_t n) {
+        held_ += n;
+        if (held_ > limits::kMaxResponse)
+            throw Error(ErrorKind::Protocol, "the server sent an IMAP response larger than " +
+                                                 std::to_string(limits::kMaxResponse >> 20) +
+                                                 " MiB outside a message body (pullmail's limit for one response)");
+    }
+
     std::string text_;
     std::string literal_;
     std::vector<std::string> literals_;
+    std::size_t held_ = 0;          // text and buffered literal bytes of this response
+    std::size_t left_to_keep_ = 0;  // of the buffered literal in progress
     bool streaming_ = false;
 };
 
@@ -264,6 +295,9 @@ std::vector<std::string> ImapSession::list_all_folders() {
         if (delim && delim != '/')
             for (auto& c : name)
                 if (c == delim) c = '/';
+        if (out.size() >= limits::kMaxListing)
+            throw Error(ErrorKind::Protocol, "the server lists more than " + std::to_string(limits::kMaxListing) +
+                                                 " folders (pullmail's limit for one listing)");
         out.push_back(name);
     });
     if (done.status != "OK") throw Error(ErrorKind::Protocol, "the server refused LIST").set_server_text(done.text);
@@ -274,7 +308,13 @@ std::vector<std::string> ImapSession::list_all_folders() {
 ImapSession::FolderInfo ImapSession::select(const std::string& folder, bool read_only,
                                             std::vector<RemoteMessage>* listing) {
     FolderInfo info;
-    std::vector<RemoteMessage> found;
+    // Compact while the listing arrives (a hostile one is refused at the
+    // limit, before it costs much); RemoteMessages are built at the end.
+    struct Listed {
+        std::uint32_t seq, uid;
+        std::uint64_t size;
+    };
+    std::vector<Listed> found;
     std::string arg = mailbox_arg(folder);
     std::vector<std::string> cmds{std::string(read_only ? "EXAMINE " : "SELECT ") + arg};
     // The listing rides in the same flight: if the SELECT fails, no folder is
@@ -297,12 +337,11 @@ ImapSession::FolderInfo ImapSession::select(const std::string& folder, bool read
         }
         auto a = parse_fetch(text, false, reader_->literals());
         if (!a || !a->uid || !a->has_size) return;  // unsolicited flag updates and the like
-        RemoteMessage m;
-        m.number = a->seq;
-        m.uid = a->uid;
-        m.size = a->size;
-        m.folder = folder;
-        found.push_back(std::move(m));
+        if (found.size() >= limits::kMaxListing)
+            throw Error(ErrorKind::Protocol, "folder '" + folder + "' lists more than " +
+                                                 std::to_string(limits::kMaxListing) +
+                                                 " messages (pullmail's limit for one listing)");
+        found.push_back({a->seq, a->uid, a->size});
     });
     if (done[0].status != "OK")
         throw Error(ErrorKind::Protocol, "cannot open folder '" + folder + "'")
@@ -317,7 +356,16 @@ ImapSession::FolderInfo ImapSession::select(const std::string& folder, bool read
         std::sort(found.begin(), found.end(), [](const auto& a, const auto& b) { return a.uid < b.uid; });
         found.erase(std::unique(found.begin(), found.end(), [](const auto& a, const auto& b) { return a.uid == b.uid; }),
                     found.end());
-        *listing = std::move(found);
+        listing->clear();
+        listing->reserve(found.size());
+        for (const auto& f : found) {
+            RemoteMessage m;
+            m.number = f.seq;
+            m.uid = f.uid;
+            m.size = f.size;
+            m.folder = folder;
+            listing->push_back(std::move(m));
+        }
     }
     return info;
 }
@@ -406,11 +454,24 @@ void ImapSession::fetch(const std::vector<RemoteMessage>& msgs, MessageHandler& 
 std::map<std::uint32_t, std::string> ImapSession::fetch_header_fields(const std::vector<std::uint32_t>& uids_in,
                                                                       const std::string& fields) {
     std::map<std::uint32_t, std::string> out;
+    std::size_t total = 0;
+    struct KeepReset {
+        Reader& r;
+        ~KeepReset() { r.literal_keep = 0; }
+    } reset{*reader_};
+    reader_->literal_keep = limits::kMaxHeaderKept;
     for (const auto& set : uid_sets(uids_in)) {
         auto done = run("UID FETCH " + set + " (UID BODY.PEEK[HEADER.FIELDS (" + fields + ")])",
                         [&](const std::string& text) {
                             auto a = parse_fetch(text, false, reader_->literals());
-                            if (a && a->uid && a->has_header_fields) out[a->uid] = a->header_fields;
+                            if (!a || !a->uid || !a->has_header_fields) return;
+                            total += a->header_fields.size();
+                            if (total > limits::kMaxHeadersTotal)
+                                throw Error(ErrorKind::Protocol,
+                                            "the server's header replies exceed " +
+                                                std::to_string(limits::kMaxHeadersTotal >> 20) +
+                                                " MiB in total (pullmail's limit for one listing)");
+                            out[a->uid] = std::move(a->header_fields);
                         });
         if (done.status != "OK")
             throw Error(ErrorKind::Protocol, "the server refused to hand out message headers").set_server_text(done.text);

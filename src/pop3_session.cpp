@@ -4,6 +4,7 @@
 #include <map>
 
 #include "error.h"
+#include "memory_limits.h"
 #include "pop3_codec.h"
 #include "text_util.h"
 
@@ -18,16 +19,27 @@ struct CollectEvents : Pop3Events {
     std::vector<std::string>* data = nullptr;
     std::size_t done = 0;
     Channel* ch = nullptr;
+    Pop3Session::ReplyLimits lim;
+    std::size_t lines = 0;    // of the reply in progress
     void on_status(bool good, std::string_view text) override {
         ok->push_back(good);
         status->emplace_back(text);
         data->emplace_back();
+        lines = 0;
         ch->trace_in(std::string(good ? "+OK " : "-ERR ") + std::string(text));
     }
     void on_data(std::string_view chunk) override {
         auto& d = data->back();
-        if (d.size() + chunk.size() > 64 * 1024 * 1024)
-            throw Error(ErrorKind::Protocol, "the server sent a listing larger than 64 MiB");
+        lines += static_cast<std::size_t>(std::count(chunk.begin(), chunk.end(), '\n'));
+        if (lines > lim.max_lines)
+            throw Error(ErrorKind::Protocol, "the server lists more than " + std::to_string(lim.max_lines) +
+                                                 " messages (pullmail's limit for one listing)");
+        if (d.size() >= lim.keep) return;  // cut, not an error
+        if (chunk.size() > lim.keep - d.size()) chunk = chunk.substr(0, lim.keep - d.size());
+        if (d.size() + chunk.size() > lim.max_bytes)
+            throw Error(ErrorKind::Protocol, "the server sent a listing larger than " +
+                                                 std::to_string(lim.max_bytes >> 20) +
+                                                 " MiB (pullmail's limit for one listing)");
         d.append(chunk);
     }
     void on_reply_end() override { ++done; }
@@ -35,11 +47,13 @@ struct CollectEvents : Pop3Events {
 
 }  // namespace
 
+Pop3Session::ReplyLimits::ReplyLimits() : max_bytes(limits::kMaxListingBytes), max_lines(limits::kMaxListing) {}
+
 Pop3Session::Pop3Session(Channel& channel, bool allow_pipelining)
     : ch_(channel), allow_pipelining_(allow_pipelining) {}
 
 std::vector<Pop3Session::Reply> Pop3Session::transact(const std::vector<std::pair<std::string, bool>>& commands,
-                                                       std::size_t max_window) {
+                                                       std::size_t max_window, const ReplyLimits& lim) {
     Pop3ReplyParser parser;
     std::vector<bool> ok;
     std::vector<std::string> status, data;
@@ -48,6 +62,7 @@ std::vector<Pop3Session::Reply> Pop3Session::transact(const std::vector<std::pai
     ev.status = &status;
     ev.data = &data;
     ev.ch = &ch_;
+    ev.lim = lim;
     std::size_t sent = 0;
     auto send_more = [&] {
         std::size_t window = pipelining_ ? max_window : 1;
@@ -106,21 +121,29 @@ std::vector<RemoteMessage> Pop3Session::listing(const Reply& uidl, const Reply& 
                     "the server does not support UIDL, which pullmail needs to tell new messages from old ones")
             .set_server_text(uidl.status);
     if (!list.ok) throw Error(ErrorKind::Protocol, "the server refused LIST").set_server_text(list.status);
-    std::map<std::uint32_t, std::uint64_t> sizes;
+    // Sorted pairs, not a map: a million-message listing must stay small.
+    std::vector<std::pair<std::uint32_t, std::uint64_t>> sizes;
     for (auto line : split_lines(list.data)) {
         auto e = parse_list_line(line);
         if (!e) throw Error(ErrorKind::Protocol, "the server sent a malformed LIST line").set_server_text(line);
-        sizes[e->number] = e->size;
+        sizes.emplace_back(e->number, e->size);
     }
+    std::stable_sort(sizes.begin(), sizes.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+    auto size_of = [&](std::uint32_t n) -> std::uint64_t {
+        // The last of several lines for one number wins, as with a map.
+        auto it = std::upper_bound(sizes.begin(), sizes.end(), n, [](std::uint32_t v, const auto& p) { return v < p.first; });
+        return it != sizes.begin() && std::prev(it)->first == n ? std::prev(it)->second : 0;
+    };
+    auto uidl_lines = split_lines(uidl.data);
     std::vector<RemoteMessage> out;
-    for (auto line : split_lines(uidl.data)) {
+    out.reserve(uidl_lines.size());
+    for (auto line : uidl_lines) {
         auto e = parse_uidl_line(line);
         if (!e) throw Error(ErrorKind::Protocol, "the server sent a malformed UIDL line").set_server_text(line);
         RemoteMessage m;
         m.number = e->number;
         m.uidl = e->uid;
-        auto it = sizes.find(e->number);
-        m.size = it == sizes.end() ? 0 : it->second;
+        m.size = size_of(e->number);
         out.push_back(std::move(m));
     }
     std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.number < b.number; });
@@ -174,14 +197,29 @@ void Pop3Session::retrieve(const std::vector<RemoteMessage>& msgs, MessageHandle
 
 std::map<std::uint32_t, std::string> Pop3Session::headers(const std::vector<std::uint32_t>& numbers) {
     std::map<std::uint32_t, std::string> out;
-    // In slices, so the replies held at once stay small.
-    for (std::size_t pos = 0; pos < numbers.size(); pos += 500) {
+    // Each header kept up to kMaxHeaderKept (the rest is read and dropped),
+    // in slices, so the replies held at once stay small; all of them
+    // together up to kMaxHeadersTotal.
+    ReplyLimits lim;
+    lim.keep = limits::kMaxHeaderKept;
+    lim.max_bytes = limits::kMaxHeaderKept;
+    lim.max_lines = static_cast<std::size_t>(-1);
+    constexpr std::size_t kSlice = kPipelineWindow;
+    std::size_t total = 0;
+    for (std::size_t pos = 0; pos < numbers.size(); pos += kSlice) {
         std::vector<std::pair<std::string, bool>> cmds;
-        std::size_t end = std::min(numbers.size(), pos + 500);
+        std::size_t end = std::min(numbers.size(), pos + kSlice);
         for (std::size_t i = pos; i < end; ++i) cmds.emplace_back("TOP " + std::to_string(numbers[i]) + " 0", true);
-        auto r = transact(cmds);
-        for (std::size_t i = pos; i < end; ++i)
-            if (r[i - pos].ok) out[numbers[i]] = std::move(r[i - pos].data);
+        auto r = transact(cmds, kPipelineWindow, lim);
+        for (std::size_t i = pos; i < end; ++i) {
+            if (!r[i - pos].ok) continue;
+            total += r[i - pos].data.size();
+            if (total > limits::kMaxHeadersTotal)
+                throw Error(ErrorKind::Protocol, "the server's header replies exceed " +
+                                                     std::to_string(limits::kMaxHeadersTotal >> 20) +
+                                                     " MiB in total (pullmail's limit for one listing)");
+            out[numbers[i]] = std::move(r[i - pos].data);
+        }
     }
     return out;
 }

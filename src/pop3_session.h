@@ -62,6 +62,14 @@ public:
     // not change anything.
     void quit(bool wait_for_reply = true) noexcept;
 
+    // What one reply of transact() may make us hold (limits.h).
+    struct ReplyLimits {
+        std::size_t keep = static_cast<std::size_t>(-1);  // payload bytes kept; the rest is dropped
+        std::size_t max_bytes;                            // kept bytes beyond this are an error
+        std::size_t max_lines;                            // payload lines beyond this are an error
+        ReplyLimits();
+    };
+
 private:
     struct Reply {
         bool ok = false;
@@ -71,7 +79,7 @@ private:
     // Sends commands and collects their (small) replies.
     // `window` bounds the commands in flight when pipelining.
     std::vector<Reply> transact(const std::vector<std::pair<std::string, bool>>& commands,
-                                std::size_t window = kPipelineWindow);
+                                std::size_t window = kPipelineWindow, const ReplyLimits& lim = ReplyLimits());
     // The messages of a UIDL and a LIST reply.
     static std::vector<RemoteMessage> listing(const Reply& uidl, const Reply& list);
 

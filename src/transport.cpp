@@ -162,12 +162,34 @@ CURLcode ssl_ctx_cb(CURL*, void* sslctx, void* userp) {
 
 std::once_flag curl_init_once;
 
+std::atomic<const std::atomic<bool>*> g_stop_flag{nullptr};
+
+bool stop_requested() {
+    const std::atomic<bool>* flag = g_stop_flag.load();
+    return flag && flag->load(std::memory_order_relaxed);
+}
+
+// Called by libcurl about once a second and whenever it has waited (also
+// while connecting and logging in): a non-zero return aborts the transfer.
+int progress_cb(void*, curl_off_t, curl_off_t, curl_off_t, curl_off_t) { return stop_requested() ? 1 : 0; }
+
+// OpenSSL's words when the peer offers only protocol versions below our floor.
+bool refused_old_tls(const std::string& detail) {
+    return detail.find("unsupported protocol") != std::string::npos ||
+           detail.find("no protocols available") != std::string::npos ||
+           detail.find("alert protocol version") != std::string::npos;
+}
+const char* const tls_floor_hint =
+    " (pullmail requires TLS 1.2 or later; the server seems to offer only an older version)";
+
 const char* scheme_of(const Endpoint& ep) {
     if (ep.protocol == Protocol::Pop3) return ep.tls == TlsMode::Implicit ? "pop3s" : "pop3";
     return ep.tls == TlsMode::Implicit ? "imaps" : "imap";
 }
 
 }  // namespace
+
+void set_stop_flag(const std::atomic<bool>* flag) { g_stop_flag.store(flag); }
 
 std::string mask_credentials(std::string_view line) {
     auto w = words(line);
@@ -225,6 +247,11 @@ std::unique_ptr<Connection> connect_and_login(const Endpoint& ep, const std::str
     curl_easy_setopt(h, CURLOPT_USE_SSL, ep.tls == TlsMode::Off ? (long)CURLUSESSL_NONE : (long)CURLUSESSL_ALL);
     curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
     curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
+    // Nothing older than TLS 1.2, whatever the system's OpenSSL
+    // configuration allows (a permissive openssl.cnf must not lower it).
+    curl_easy_setopt(h, CURLOPT_SSLVERSION, static_cast<long>(CURL_SSLVERSION_TLSv1_2));
+    curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, progress_cb);
+    curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
     // Send the SASL initial response with the AUTH command (RFC 4959,
     // RFC 5034): one round trip less per login.
     curl_easy_setopt(h, CURLOPT_SASL_IR, 1L);
@@ -272,6 +299,8 @@ std::unique_ptr<Connection> connect_and_login(const Endpoint& ep, const std::str
                 throw Error(ErrorKind::Unreachable, "cannot resolve host name " + ep.host + ": " + detail);
             case CURLE_COULDNT_CONNECT:
                 throw Error(ErrorKind::Unreachable, "cannot connect to " + where + ": " + detail);
+            case CURLE_ABORTED_BY_CALLBACK:
+                throw Error(ErrorKind::Temporary, "interrupted by a signal while connecting to " + where, true);
             case CURLE_OPERATION_TIMEDOUT:
                 throw Error(ErrorKind::Temporary,
                             "no answer from " + where + " within " + std::to_string(opts.connect_timeout) +
@@ -293,6 +322,8 @@ std::unique_ptr<Connection> connect_and_login(const Endpoint& ep, const std::str
             case CURLE_SSL_CONNECT_ERROR:
                 // A peer that vanishes mid-handshake is a dropped connection
                 // (retry later), not a TLS policy failure.
+                if (refused_old_tls(detail))
+                    throw Error(ErrorKind::Tls, "TLS handshake with " + where + " failed: " + detail + tls_floor_hint);
                 if (os_errno == ECONNRESET || os_errno == EPIPE || detail.find("SSL_ERROR_SYSCALL") != std::string::npos ||
                     detail.find("unexpected eof") != std::string::npos ||
                     detail.find("Connection reset") != std::string::npos ||
@@ -361,12 +392,76 @@ void Channel::flush() {
     pump([](std::string_view) {}, [this] { return !has_output(); });
 }
 
+void Channel::set_min_rate(std::uint64_t bytes_per_second, int window_s) {
+    // A window shorter than the silence timeout would turn a legitimately
+    // silent wait (a server computing a big SELECT) into a rate failure.
+    rate_ = RateGuard(bytes_per_second, std::max(window_s, timeout_ms_ / 1000));
+}
+
+void Channel::set_deadline(int seconds) {
+    deadline_s_ = seconds;
+    deadline_ = Clock::now() + std::chrono::seconds(seconds);
+}
+
+void Channel::check_stop(Clock::time_point& last) {
+    auto now = Clock::now();
+    if (deadline_s_ > 0 && now >= deadline_)
+        throw Error(ErrorKind::Temporary,
+                    "the connection reached run_timeout = " + std::to_string(deadline_s_) +
+                        " s; what was delivered is recorded, the rest is fetched by the next run",
+                    true);
+    const std::atomic<bool>* flag = g_stop_flag.load();
+    if (flag && flag->load(std::memory_order_relaxed)) {
+        stop_spent_ms_ += static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(now - last).count());
+        if (stop_spent_ms_ >= kStopGraceMs)
+            throw Error(ErrorKind::Temporary,
+                        "interrupted by a signal while waiting for the server; what was delivered is recorded, the "
+                        "rest is fetched by the next run",
+                        true);
+    }
+    last = now;
+}
+
+void Channel::charge(bool answered, Clock::time_point& mark, std::uint64_t bytes) {
+    auto now = Clock::now();
+    auto ms = static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(now - mark).count());
+    mark = now;
+    if (!answered || rate_.record(ms, bytes)) return;
+    throw Error(ErrorKind::Temporary,
+                "the server sent only " + std::to_string(rate_.window_bytes()) + " bytes in " +
+                    std::to_string(rate_.window_seconds()) + " s, below min_rate = " +
+                    std::to_string(rate_.min_rate()) + " bytes/s (a stalled or deliberately slow server)",
+                true);
+}
+
+void Channel::wait_for_io(bool& answered, Clock::time_point& mark) {
+    const auto start = Clock::now();
+    auto last = start;
+    for (;;) {
+        auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count();
+        if (waited >= timeout_ms_)
+            throw Error(ErrorKind::Temporary,
+                        "the server did not answer for " + std::to_string(timeout_ms_ / 1000) + " s", true);
+        int slice = static_cast<int>(std::min<long long>(kStopPollMs, timeout_ms_ - waited));
+        bool ready = conn_.wait(true, has_output(), slice);
+        check_stop(last);
+        charge(answered, mark, 0);
+        if (ready) return;
+    }
+}
+
 void Channel::pump(const std::function<void(std::string_view)>& sink, const std::function<bool()>& done) {
     // Per channel: a delivery target with a connection of its own (IMAP)
     // pumps its channel from inside this one's callbacks.
     auto& buf = buf_;
     if (buf.empty()) buf.resize(256 * 1024);
+    // Silence before the first byte of an answer is the timeout's business
+    // alone; from then on the waiting counts against the minimum rate.
+    bool answered = false;
+    auto mark = Clock::now();
+    auto last = mark;
     for (;;) {
+        check_stop(last);
         bool progress = false;
         if (has_output()) {
             std::size_t n = conn_.try_send(std::string_view(out_).substr(out_pos_));
@@ -379,8 +474,12 @@ void Channel::pump(const std::function<void(std::string_view)>& sink, const std:
             if (n > 0) {
                 bytes_in_ += n;
                 progress = true;
+                charge(answered, mark, n);
+                answered = true;
                 sink(std::string_view(buf.data(), n));
+                mark = Clock::now();  // delivering is not waiting for the server
                 if (done()) return;
+                check_stop(last);
                 continue;
             }
             if (eof) {
@@ -391,9 +490,7 @@ void Channel::pump(const std::function<void(std::string_view)>& sink, const std:
         }
         if (done()) return;
         if (progress) continue;
-        if (!conn_.wait(true, has_output(), timeout_ms_))
-            throw Error(ErrorKind::Temporary,
-                        "the server did not answer for " + std::to_string(timeout_ms_ / 1000) + " s", true);
+        wait_for_io(answered, mark);
     }
 }
 

@@ -12,6 +12,7 @@
 // sessions need.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <memory>
@@ -20,6 +21,7 @@
 #include <vector>
 
 #include "config.h"
+#include "rate_guard.h"
 
 namespace pullmail {
 
@@ -58,10 +60,28 @@ std::unique_ptr<Connection> connect_and_login(const Endpoint& ep, const std::str
 // their command word; anything not known to be harmless is masked whole.
 std::string mask_credentials(std::string_view client_line);
 
+// The process's stop request (set by SIGTERM/SIGINT, cli.cpp), or null.
+// Every login and every Channel checks it at least every kStopPollMs: a
+// login is abandoned at once; a Channel keeps working for kStopGraceMs of
+// its own pumping after the request (so that a responsive server still gets
+// the QUIT/LOGOUT and the deletions of what was delivered), then fails with
+// Error(Temporary, "interrupted by a signal ..."), whatever the server does.
+void set_stop_flag(const std::atomic<bool>* flag);
+inline constexpr int kStopPollMs = 200;
+inline constexpr int kStopGraceMs = 700;
+
 // Command output queue + incoming byte pump over a Connection.
 class Channel {
 public:
     Channel(Connection& conn, int timeout_seconds, std::string account, Logger* log, int verbosity);
+
+    // The minimum rate (bytes/s over window_s seconds of waiting) the server
+    // must keep up once it has started answering (see rate_guard.h); the
+    // window is at least the silence timeout. 0 = no minimum (the default).
+    void set_min_rate(std::uint64_t bytes_per_second, int window_s);
+    // The channel fails (Error(Temporary)) once `seconds` have passed from
+    // now, whatever the server does; 0 = no deadline (the default).
+    void set_deadline(int seconds);
 
     // Queues bytes to send. They go out during pump().
     void queue(std::string_view bytes);
@@ -71,7 +91,9 @@ public:
     bool has_output() const { return out_pos_ < out_.size(); }
     // Sends queued output and reads input, handing every received chunk to
     // `sink`, until done() returns true. Throws Error(Temporary) when nothing
-    // moves for the timeout, or the server closes the connection.
+    // moves for the timeout, when the server, once answering, falls below
+    // the minimum rate, when it closes the connection, or on a stop request
+    // (set_stop_flag).
     void pump(const std::function<void(std::string_view)>& sink, const std::function<bool()>& done);
     // Sends all queued output (reading and discarding nothing).
     void flush();
@@ -80,8 +102,23 @@ public:
     std::uint64_t bytes_in() const { return bytes_in_; }
 
 private:
+    using Clock = std::chrono::steady_clock;
+    // Waits until the connection may move, in slices of kStopPollMs so that
+    // stop requests and the rate are checked meanwhile.
+    void wait_for_io(bool& answered, Clock::time_point& mark);
+    // Charges the waiting time since `mark` and `bytes` to the rate guard
+    // (once the server has answered) and restarts `mark`.
+    void charge(bool answered, Clock::time_point& mark, std::uint64_t bytes);
+    // Throws once run_timeout is reached, or once a stop request has been
+    // pending for kStopGraceMs of pumping (counted from `last`, then reset).
+    void check_stop(Clock::time_point& last);
+
     Connection& conn_;
     int timeout_ms_;
+    RateGuard rate_{0, 1};
+    int stop_spent_ms_ = 0;
+    int deadline_s_ = 0;
+    Clock::time_point deadline_{};
     std::string account_;
     Logger* log_;
     int verbosity_;

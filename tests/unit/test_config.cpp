@@ -638,3 +638,28 @@ TEST_CASE("config: XDG defaults") {
     CHECK(env.get("UNSET").empty());
     CHECK_FALSE(ConfigEnv::from_process().get("HOME").empty());
 }
+
+TEST_CASE("config: min_rate, min_rate_window and run_timeout") {
+    Config c = parse_config(kHead + "min_rate = 0\nmin_rate_window = 300\nrun_timeout = 3600\n", "config.toml",
+                            test_env());
+    REQUIRE(c.accounts.size() == 1);
+    CHECK(c.accounts[0].min_rate == 0);
+    CHECK(c.accounts[0].min_rate_window == 300);
+    CHECK(c.accounts[0].run_timeout == 3600);
+    // Defaults that a slow but working link never trips.
+    Config d = parse_config(kHead, "config.toml", test_env());
+    CHECK(d.accounts[0].min_rate == 8);
+    CHECK(d.accounts[0].min_rate_window == 60);
+    CHECK(d.accounts[0].run_timeout == 0);
+    // Inherited from [defaults].
+    Config e = parse_config("[defaults]\nmin_rate = 1000\n" + kHead, "config.toml", test_env());
+    CHECK(e.accounts[0].min_rate == 1000);
+    CHECK(config_error(kHead + "min_rate = -1\n") ==
+          "config.toml:6:12: accounts.home.min_rate: must be from 0 to 1073741824, not -1");
+    CHECK(config_error(kHead + "min_rate_window = 0\n") ==
+          "config.toml:6:19: accounts.home.min_rate_window: must be from 1 to 86400, not 0");
+    CHECK(config_error(kHead + "run_timeout = 604801\n") ==
+          "config.toml:6:15: accounts.home.run_timeout: must be from 0 to 604800, not 604801");
+    CHECK(config_error(kHead + "min_rate = \"fast\"\n") ==
+          "config.toml:6:12: accounts.home.min_rate: expected an integer, not a string");
+}

@@ -3,11 +3,14 @@
 // to exercise the codecs' streaming paths through the sessions.
 #include <doctest/doctest.h>
 
+#include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <deque>
 #include <functional>
 #include <map>
 #include <random>
+#include <thread>
 
 #include "error.h"
 #include "imap_append_args.h"
@@ -38,28 +41,38 @@ public:
     }
     std::size_t try_recv(char* buf, std::size_t n, bool& eof) override {
         if (sent_before_first_recv < 0) sent_before_first_recv = static_cast<int>(lines.size());
-        if (out_.empty()) {
+        if (out_pos_ == out_.size()) {
             eof = closed;
             return 0;
         }
-        std::size_t k = std::min<std::size_t>({n, out_.size(), std::uniform_int_distribution<std::size_t>(1, 97)(rng_)});
-        std::copy(out_.begin(), out_.begin() + static_cast<long>(k), buf);
-        out_.erase(0, k);
+        std::size_t left = out_.size() - out_pos_;
+        std::size_t k = std::min<std::size_t>({n, left, std::uniform_int_distribution<std::size_t>(1, piece)(rng_)});
+        std::copy(out_.begin() + static_cast<long>(out_pos_), out_.begin() + static_cast<long>(out_pos_ + k), buf);
+        out_pos_ += k;
+        if (out_pos_ == out_.size()) {
+            out_.clear();
+            out_pos_ = 0;
+        }
         return k;
     }
-    bool wait(bool, bool, int) override {
-        if (out_.empty() && !closed) ++idle_waits;  // a real connection would block here
-        return !out_.empty() || closed;
+    bool wait(bool, bool, int timeout_ms) override {
+        if (out_pos_ == out_.size() && !closed) {
+            ++idle_waits;  // a real connection would block here
+            std::this_thread::sleep_for(std::chrono::milliseconds(timeout_ms));
+        }
+        return out_pos_ != out_.size() || closed;
     }
 
     std::vector<std::string> lines;
     int sent_before_first_recv = -1;  // lines the client sent before it first read
     int idle_waits = 0;               // waits for a server that had nothing to say
     bool closed = false;
+    std::size_t piece = 97;           // largest piece handed out per recv
 
 private:
     Script script_;
     std::string in_, out_;
+    std::size_t out_pos_ = 0;  // out_ before it was handed out
     std::mt19937 rng_;
 };
 
@@ -471,5 +484,127 @@ TEST_CASE("imap session: after an APPEND answered BAD, answers to the message's 
         bool m1_tag_p3 = false;
         for (const auto& l : conn.lines) m1_tag_p3 = m1_tag_p3 || l.rfind("P3 APPEND ", 0) == 0;
         CHECK(m1_tag_p3);
+    }
+}
+
+namespace {
+
+std::string imap_greeting_script(const std::string& tag, const std::string& cmd) {
+    if (cmd == "CAPABILITY") return "* CAPABILITY IMAP4rev1 UIDPLUS\r\n" + tag + " OK done\r\n";
+    if (cmd == "LIST \"\" \"\"") return "* LIST (\\Noselect) \".\" \"\"\r\n" + tag + " OK\r\n";
+    if (cmd.rfind("EXAMINE", 0) == 0)
+        return "* 1 EXISTS\r\n* OK [UIDVALIDITY 77] ok\r\n* OK [UIDNEXT 9] ok\r\n" + tag + " OK [READ-ONLY] done\r\n";
+    return "";
+}
+
+std::string error_of(const std::function<void()>& f) {
+    try {
+        f();
+    } catch (const Error& e) {
+        CHECK(e.kind() == ErrorKind::Protocol);
+        return e.what();
+    }
+    FAIL("no error");
+    return "";
+}
+
+}  // namespace
+
+TEST_CASE("imap session: a response holding more than 32 MiB outside bodies is refused") {
+    FakeConnection conn([&](const std::string& line) -> std::string {
+        auto sp = line.find(' ');
+        std::string tag = line.substr(0, sp), cmd = line.substr(sp + 1);
+        if (auto r = imap_greeting_script(tag, cmd); !r.empty()) return r;
+        std::string resp = "* 1 FETCH (UID 5 RFC822.SIZE 10";
+        for (int i = 0; i < 40; ++i) resp += " X" + std::to_string(i) + " {1048576}\r\n" + std::string(1 << 20, 'x');
+        return resp + ")\r\n" + tag + " OK\r\n";
+    });
+    conn.piece = 1 << 20;
+    Channel ch(conn, 5, "t", nullptr, 0);
+    ImapSession imap(ch);
+    imap.start();
+    std::vector<RemoteMessage> list;
+    CHECK(error_of([&] { imap.select("INBOX", true, &list); }).find("larger than 32 MiB") != std::string::npos);
+}
+
+TEST_CASE("imap session: header fields are kept up to 256 KiB per message, the rest dropped") {
+    const std::string big = "Subject: " + std::string(1 << 20, 's') + "\r\n\r\n";
+    FakeConnection conn([&](const std::string& line) -> std::string {
+        auto sp = line.find(' ');
+        std::string tag = line.substr(0, sp), cmd = line.substr(sp + 1);
+        if (auto r = imap_greeting_script(tag, cmd); !r.empty()) return r;
+        return "* 1 FETCH (UID 5 BODY[HEADER.FIELDS (SUBJECT)] {" + std::to_string(big.size()) + "}\r\n" + big +
+               ")\r\n* 2 FETCH (UID 6 BODY[HEADER.FIELDS (SUBJECT)] {14}\r\nSubject: s\r\n\r\n)\r\n" + tag + " OK\r\n";
+    });
+    conn.piece = 64 * 1024;
+    Channel ch(conn, 5, "t", nullptr, 0);
+    ImapSession imap(ch);
+    imap.start();
+    auto h = imap.fetch_header_fields({5, 6}, "SUBJECT");
+    REQUIRE(h.size() == 2);
+    CHECK(h[5] == big.substr(0, 256 * 1024));
+    CHECK(h[6] == "Subject: s\r\n\r\n");
+}
+
+TEST_CASE("pop3 session: a listing over 2,000,000 messages is refused; TOP headers are cut at 256 KiB") {
+    std::string uidl = "+OK\r\n";
+    for (int i = 1; i <= 2000001; ++i) uidl += std::to_string(i) + " u\r\n";
+    uidl += ".\r\n";
+    const std::string head = "Subject: " + std::string(1 << 20, 'h') + "\r\n";
+    FakeConnection conn([&](const std::string& line) -> std::string {
+        if (line == "CAPA") return "+OK\r\nUIDL\r\nTOP\r\n.\r\n";
+        if (line == "UIDL") return uidl;
+        if (line == "LIST") return "+OK\r\n.\r\n";
+        if (line == "TOP 1 0") return "+OK\r\n" + head + "\r\n.\r\n";
+        return "-ERR what\r\n";
+    });
+    conn.piece = 1 << 20;
+    Channel ch(conn, 5, "t", nullptr, 0);
+    Pop3Session pop(ch, false);
+    pop.start();
+    auto h = pop.headers({1});
+    REQUIRE(h.size() == 1);
+    CHECK(h[1] == head.substr(0, 256 * 1024));
+    CHECK(error_of([&] { pop.list(); }).find("more than 2000000 messages") != std::string::npos);
+}
+
+TEST_CASE("channel: a stop request or run_timeout ends a pump on a silent server within a second") {
+    auto silent = [](const std::string&) { return std::string(); };
+    auto elapsed_of = [](const std::function<void()>& f, std::string& message) {
+        auto t0 = std::chrono::steady_clock::now();
+        try {
+            f();
+        } catch (const Error& e) {
+            CHECK(e.kind() == ErrorKind::Temporary);
+            message = e.what();
+        }
+        return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    };
+    SUBCASE("stop request") {
+        std::atomic<bool> stop{false};
+        set_stop_flag(&stop);
+        FakeConnection conn(silent);
+        Channel ch(conn, 60, "t", nullptr, 0);
+        ch.command("NOOP");
+        std::thread signal([&] {
+            std::this_thread::sleep_for(std::chrono::milliseconds(300));
+            stop = true;
+        });
+        std::string message;
+        double took = elapsed_of([&] { ch.pump([](std::string_view) {}, [] { return false; }); }, message);
+        signal.join();
+        set_stop_flag(nullptr);
+        CHECK(message.find("interrupted by a signal") != std::string::npos);
+        CHECK(took < 1.5);
+        CHECK(took >= 0.3 + kStopGraceMs / 1000.0 - 0.25);  // the grace for a responsive server
+    }
+    SUBCASE("run_timeout") {
+        FakeConnection conn(silent);
+        Channel ch(conn, 60, "t", nullptr, 0);
+        ch.set_deadline(1);
+        std::string message;
+        double took = elapsed_of([&] { ch.pump([](std::string_view) {}, [] { return false; }); }, message);
+        CHECK(message.find("run_timeout = 1 s") != std::string::npos);
+        CHECK(took < 1.5);
     }
 }

@@ -23,6 +23,10 @@ the data that follows.
                                            # once and its literal read as
                                            # commands, as Dovecot does with an
                                            # argument it finds invalid
+    srv.listing_flood = ("literals", 200, 1 << 20)  # the UID FETCH listing, hostile:
+        # one response with 200 literals of 1 MiB; ("text", 100, 8 << 20): one
+        # response of 100 text pieces of 8 MiB; ("lines", 2 * 10**6): that many
+        # FETCH lines (UID n RFC822.SIZE 100)
     srv.log                                # command lines received
 
 It speaks what libcurl's login needs (greeting, CAPABILITY, LOGIN) and what
@@ -94,6 +98,7 @@ class FakeImap(LoopbackServer):
         self.appends = 0
         self.folders = []  # extra selectable names LIST shows (bytes; CR/LF ones go as literals)
         self.select_no = {}  # SELECT/EXAMINE of a name containing KEY is answered "NO " + VALUE
+        self.listing_flood = None
         self.log = []
         self.lock = threading.RLock()
         self._listen()
@@ -286,10 +291,39 @@ class FakeImap(LoopbackServer):
             uid = self.add(data, m.group(2).decode("latin-1").split())
         line(tag + b" OK [APPENDUID %d %d] Append completed" % (self.uidvalidity, uid))
 
+    @staticmethod
+    def _flood(send, kind, count, size=0):
+        """Huge untagged FETCH data (see listing_flood), written in chunks so
+        the server itself never holds it whole."""
+        if kind == "lines":
+            step = 10000
+            for start in range(1, count + 1, step):
+                send(b"".join(b"* %d FETCH (UID %d RFC822.SIZE 100)\r\n" % (i, i)
+                              for i in range(start, min(count + 1, start + step))))
+            return
+        send(b"* 1 FETCH (UID 1 RFC822.SIZE 100")
+        chunk = b"x" * min(size, 1 << 20)
+        for i in range(count):
+            if kind == "literals":
+                send(b" X-JUNK%d {%d}\r\n" % (i, size))
+                for _ in range(size // len(chunk)):
+                    send(chunk)
+                send(chunk[:size % len(chunk)])
+            else:
+                send(b" X-JUNK%d " % i)
+                for _ in range(size // len(chunk)):
+                    send(chunk)
+                send(b" {0}\r\n")
+        send(b")\r\n")
+
     def _fetch(self, tag, rest, send, line):
         """UID FETCH. Returns False when the connection was closed on purpose."""
         uidset, _, items = rest.partition(b" ")
         items = items.upper()
+        if self.listing_flood and b"BODY" not in items:
+            self._flood(send, *self.listing_flood)
+            line(tag + b" OK fetch done")
+            return True
         with self.lock:
             pred = parse_set(uidset.decode(), max(self.uids() or [0]))
             todo = [m["uid"] for m in self.box if pred(m["uid"])]

@@ -8,6 +8,10 @@ on QUIT, endless lines, a message cut short).
     srv.quit_reply = b"-ERR cannot commit"            # deletions not committed
     srv.cut_retr[uidl] = 100    # send 100 bytes of that message, then close
     srv.long_reply["LIST"] = 1024*1024  # a +OK line that long for LIST
+    srv.trickle_retr = 3.0      # RETR payloads one byte every 3 s
+    srv.greeting_delay = 30     # seconds before the greeting (a login that hangs)
+    srv.synthetic_listing = 10**6   # UIDL/LIST announce that many messages
+    srv.top_padding = 5 << 20   # TOP n 0 headers padded with a field that long
     srv.log  -> every command line received, per connection
     srv.uidls() -> UIDLs still in the mailbox
 
@@ -18,6 +22,7 @@ so a later connection sees what an earlier one committed.
 
 import socket
 import threading
+import time
 
 from fakes.loopback import LoopbackServer
 
@@ -43,6 +48,10 @@ class FakePop3(LoopbackServer):
         self.quit_reply = b"+OK bye"
         self.long_reply = {}       # command word -> length of its +OK status line
         self.uidl_override = None  # list of UIDL strings to announce instead of the real ones
+        self.trickle_retr = None   # seconds between the bytes of a RETR payload
+        self.greeting_delay = 0
+        self.synthetic_listing = None  # UIDL/LIST list messages 1..N ("uid-%08d", 100 octets) instead
+        self.top_padding = 0       # bytes of an X-Padding field added to every TOP header
         self.log = []              # [[line, ...] per connection]
         self.sessions = 0
         self.lock = threading.Lock()
@@ -76,6 +85,8 @@ class FakePop3(LoopbackServer):
             w.write(line + b"\r\n")
             w.flush()
 
+        if self.greeting_delay:
+            time.sleep(self.greeting_delay)
         send(self.greeting)
         while True:
             line = h.rfile.readline(1 << 20)
@@ -128,6 +139,9 @@ class FakePop3(LoopbackServer):
                         send(b"+OK %d %s" % (n, v))
                     continue
                 send(status + b" listing follows")
+                if self.synthetic_listing is not None:
+                    self._synthetic(w, cmd, self.synthetic_listing)
+                    continue
                 for i in range(1, len(box) + 1):
                     if i in deleted:
                         continue
@@ -145,14 +159,22 @@ class FakePop3(LoopbackServer):
                     continue
                 payload = dot_stuff(data)
                 if cmd == "TOP":
-                    head = data.split(b"\r\n\r\n", 1)[0] + b"\r\n\r\n"
-                    payload = dot_stuff(head)
+                    head = data.split(b"\r\n\r\n", 1)[0] + b"\r\n"
+                    if self.top_padding:
+                        head += b"X-Padding: " + b"p" * self.top_padding + b"\r\n"
+                    payload = dot_stuff(head + b"\r\n")
                 w.write(status + b" %d octets\r\n" % len(data))
                 if cmd == "RETR" and uidl in self.cut_retr:
                     w.write(payload[:self.cut_retr[uidl]])
                     w.flush()
                     h.connection.shutdown(socket.SHUT_RDWR)
                     return
+                if cmd == "RETR" and self.trickle_retr:
+                    for i in range(len(payload)):
+                        w.write(payload[i:i + 1])
+                        w.flush()
+                        time.sleep(self.trickle_retr)
+                    continue
                 w.write(payload)
                 w.flush()
             elif cmd == "DELE":
@@ -169,6 +191,19 @@ class FakePop3(LoopbackServer):
                 send(b"+OK")
             else:
                 send(b"-ERR unknown command")
+
+    @staticmethod
+    def _synthetic(w, cmd, n):
+        """The lines of a listing of n messages, written in large chunks."""
+        step = 10000
+        for start in range(1, n + 1, step):
+            stop = min(n + 1, start + step)
+            if cmd == "UIDL":
+                w.write(b"".join(b"%d uid-%08d\r\n" % (i, i) for i in range(start, stop)))
+            else:
+                w.write(b"".join(b"%d 100\r\n" % i for i in range(start, stop)))
+        w.write(b".\r\n")
+        w.flush()
 
     def _uidl(self, box, n):
         if self.uidl_override is not None:

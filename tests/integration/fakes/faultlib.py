@@ -41,6 +41,19 @@ def run(args, password=None, env=None, timeout=300, preexec_fn=None, prefix=(), 
                              preexec_fn=preexec_fn, prefix=prefix)
 
 
+def run_measured(args, password=None, env=None, timeout=300):
+    """run() under /usr/bin/time: returns (result, peak resident set size in
+    MB). time's own line is taken out of result.stderr."""
+    marker = "pullmail-test-peak-rss-kb="
+    r = run(args, password=password, env=env, timeout=timeout, prefix=["/usr/bin/time", "-f", marker + "%M"])
+    lines = r.stderr.split(b"\n")
+    peak = [l for l in lines if l.startswith(marker.encode())]
+    if len(peak) != 1:
+        raise AssertionError("no peak RSS from /usr/bin/time:\n" + r.describe())
+    r.stderr = b"\n".join(l for l in lines if not l.startswith(marker.encode()))
+    return r, int(peak[0][len(marker):]) / 1024.0
+
+
 def oneoff(url, user, deliver, state_dir, ca_file=None, keep=False, extra=()):
     args = ["--url", url, "--user", user, "--deliver", deliver, "--state-dir", state_dir,
             "-K" if not keep else "-k"]
