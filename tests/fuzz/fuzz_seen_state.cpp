@@ -23,15 +23,19 @@ using namespace pullmail;
 namespace {
 
 const std::string& scratch_dir() {
-    static const std::string dir = [] {
+    // Never destroyed: the atexit handler below runs after static destructors.
+    static const std::string* dir = [] {
         std::string base = ::access("/dev/shm", W_OK) == 0 ? "/dev/shm" : std::filesystem::temp_directory_path().string();
-        std::string tmpl = base + "/pullmail-fuzz-state.XXXXXX";
-        if (!::mkdtemp(tmpl.data())) std::abort();
-        // Removed at exit, crash or not, as far as a process can.
-        std::atexit([] { std::filesystem::remove_all(scratch_dir()); });
-        return tmpl;
+        auto* d = new std::string(base + "/pullmail-fuzz-state.XXXXXX");
+        if (!::mkdtemp(d->data())) std::abort();
+        // Removed at exit; a crash leaves it behind (it is small).
+        std::atexit([] {
+            std::error_code ec;
+            std::filesystem::remove_all(*dir, ec);
+        });
+        return d;
     }();
-    return dir;
+    return *dir;
 }
 
 std::string file_text(std::string_view in, bool raw) {
