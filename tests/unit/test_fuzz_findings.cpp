@@ -66,9 +66,8 @@ struct Calls final : MessageHandler {
 
 TEST_CASE("imap session: a FETCH response with two BODY[] items is a protocol error, not two messages") {
     // Found by fuzz_imap_session: the second BODY[] literal began a second
-    // message while the first was still open, so the delivery sink of the
-    // first was dropped without abort() and the second body was delivered
-    // under the first's UID.
+    // message while the first was still open, so DeliveryHandler replaced
+    // the first's sink and delivered the second body under the first's UID.
     const std::string server =
         "* CAPABILITY IMAP4rev1 UIDPLUS\r\nP1 OK\r\n* LIST () \".\" \"\"\r\nP2 OK\r\n"
         "* 1 EXISTS\r\n* OK [UIDVALIDITY 7] ok\r\n* 1 FETCH (UID 3 RFC822.SIZE 5)\r\nP3 OK\r\nP4 OK\r\n"
