@@ -398,6 +398,9 @@ void ImapSession::fetch(const std::vector<RemoteMessage>& msgs, MessageHandler& 
     RemoteMessage current;
     reader_->want_stream = [&](const std::string& text, std::uint64_t size) {
         if (text.rfind("* ", 0) != 0 || !ends_with_body_item(text)) return false;
+        // One body per FETCH response: a second would start a message while
+        // the handler still has this one open.
+        if (in_message) throw_protocol_error("the server sent two message bodies in one FETCH response");
         current = RemoteMessage{};
         if (auto a = parse_fetch(text, true, reader_->literals())) {
             current.number = a->seq;

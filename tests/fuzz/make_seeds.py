@@ -1,0 +1,134 @@
+#!/usr/bin/env python3
+"""Writes the seed corpus tests/fuzz/corpus/<target>/seed-* (run from anywhere;
+the files are in the tree, this only documents and regenerates them). Each
+seed is a well-formed exchange or value; the fuzzer mutates from there."""
+import os
+import struct
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def put(target, name, data):
+    d = os.path.join(HERE, "corpus", target)
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "seed-" + name), "wb") as f:
+        f.write(data if isinstance(data, bytes) else data.encode())
+
+
+def pop3_multi(lines):
+    out = "+OK\r\n"
+    for l in lines:
+        out += ("." + l if l.startswith(".") else l) + "\r\n"
+    return out + ".\r\n"
+
+
+MSG1 = ["From: a@example.org", "Subject: hi", "Date: Tue, 1 Jul 2003 10:52:37 +0200", "", "body", ".dot line", "From here"]
+MSG2 = ["Message-ID: <x@y>", "", "short"]
+
+# POP3 session: opts byte (bit 0 allow pipelining, bit 1 PIPELINING before
+# login, bit 2 stop after two messages, bits 3.. chunking), then the server.
+pop3 = (pop3_multi(["PIPELINING", "UIDL", "TOP"]) + pop3_multi(["1 uid-one", "2 uid-two", "3 uid-3"])
+        + pop3_multi(["1 120", "2 30", "3 10"]) + pop3_multi(MSG1) + "-ERR no such message\r\n" + pop3_multi(MSG2)
+        + pop3_multi(MSG1[:4]) + pop3_multi(MSG2[:1]) + "-ERR gone\r\n"
+        + "+OK\r\n+OK\r\n-ERR locked\r\n+OK bye\r\n")
+put("pop3_session", "pipelined", b"\x03" + pop3.encode())
+put("pop3_session", "one-at-a-time-chunks", b"\x28" + pop3.encode())
+put("pop3_session", "no-uidl", b"\x00" + (pop3_multi(["USER"]) + "-ERR no UIDL\r\n" + pop3_multi([])).encode())
+
+# POP3 codec: multi-line mask, chunking, then greeting and eight replies.
+codec = ("+OK POP3 ready\r\n" + pop3_multi(["CAPA", "SASL PLAIN"]) + "+OK 2 200\r\n" + pop3_multi(["1 a", "2 b"])
+         + pop3_multi(["1 100 extra", "2  20 "]) + "-ERR no\r\n" + pop3_multi(["..", ".x", ""]) + "+OK\n"
+         + "+OK\r\n.\r\n")
+put("pop3_codec", "mixed", b"\xf5\x07" + codec.encode())
+put("pop3_codec", "bare-lf", b"\xff\x00" + codec.replace("\r\n", "\n").encode())
+
+# IMAP session: opts byte (bit 0 LIST "*", bit 1 folder "Lists/ü", bit 2
+# EXAMINE; bits 3.. chunking), then the server from the first command on.
+def imap_session(opts, folder_tag_base):
+    t = folder_tag_base
+    s = "* CAPABILITY IMAP4rev1 UIDPLUS LITERAL+\r\nP1 OK done\r\n* LIST (\\Noselect) \".\" \"\"\r\nP2 OK\r\n"
+    if opts & 1:
+        s += "* LIST () \".\" INBOX\r\n* LIST (\\HasNoChildren) \".\" \"Lists.&APw-\"\r\n* LIST () \".\" {5}\r\nA\r\nB\r\nP3 OK\r\n"
+    body = "Subject: x\r\n\r\nhello\r\n"
+    s += ("* 2 EXISTS\r\n* OK [UIDVALIDITY 7] ok\r\n* OK [UIDNEXT 9] next\r\n"
+          "* 1 FETCH (UID 3 RFC822.SIZE %d)\r\n* 2 FETCH (UID 8 RFC822.SIZE 4)\r\nP%d OK selected\r\nP%d OK listed\r\n"
+          % (len(body), t, t + 1))
+    s += ("* 1 FETCH (UID 3 RFC822.SIZE %d FLAGS (\\Seen $Label) INTERNALDATE \"01-Jan-2020 00:00:00 +0000\" BODY[] {%d}\r\n%s)\r\n"
+          "* 2 FETCH (UID 8 BODY[] {4}\r\nA1 O)\r\n* 1 FETCH (FLAGS (\\Seen))\r\nP%d OK fetched\r\n" % (len(body), len(body), body, t + 2))
+    s += ("* 1 FETCH (UID 3 BODY[HEADER.FIELDS (MESSAGE-ID DATE FROM SUBJECT)] {12}\r\nSubject: x\r\n)\r\n"
+          "P%d OK\r\n" % (t + 3))
+    s += "* 1 EXPUNGE\r\nP%d OK\r\n* 1 EXPUNGE\r\nP%d OK\r\nP%d OK bye\r\n" % (t + 4, t + 5, t + 6)
+    return bytes([opts]) + s.encode()
+
+
+put("imap_session", "inbox", imap_session(0x00, 3))
+put("imap_session", "list-utf7-examine", imap_session(0x07, 4))
+put("imap_session", "chunks", imap_session(0x30, 3))
+
+# IMAP codec: chunking, astring flag, then responses.
+imap = ("* OK [CAPABILITY IMAP4rev1] ready\r\n* 1 FETCH (UID 5 BODY[] {5}\r\nab\r\nc FLAGS (\\Seen))\r\n"
+        "* LIST (\\HasChildren) \"/\" \"a \\\"q\\\" \\\\ b\"\r\n* 2 FETCH (BODY[HEADER.FIELDS (A B)] ~{3+}\r\nx\r\n)\r\n"
+        "+ \r\n+\r\nA1 NO [ALERT] no {x}\r\n* SEARCH 1 2 18446744073709551615 18446744073709551616\r\n"
+        "* 3 FETCH (X {0}\r\n NIL \"{3}\")\nP1 OK done\r\n")
+put("imap_codec", "responses", b"\x05\x00" + imap.encode())
+put("imap_codec", "astring", b"\x00\x01" + "Sent \"Items\"\\x".encode())
+put("imap_codec", "astring-8bit", b"\x00\x01" + "Entw\u00fcrfe\r\n".encode())
+
+put("mutf7", "ascii", "INBOX/Sent & Drafts")
+put("mutf7", "encoded", "Entw&APw-rfe-&ZeVnLIqe-")
+put("mutf7", "surrogates", "&2D3eAA-")
+put("mutf7", "utf8", "Entw\u00fcrfe \U0001F600 \u65e5\u672c")
+
+def uids(max_len, start, values):
+    return struct.pack(">H", max_len) + bytes([start]) + b"".join(struct.pack("<I", v) for v in values)
+
+
+put("uid_set", "runs", uids(4000, 0x80, [1, 2, 3, 5, 7, 8, 9, 4000, 4001]))
+put("uid_set", "short", uids(7, 0x01, [9, 10, 11, 12, 13, 99999, 100000]))
+put("uid_set", "max", uids(30, 0x00, [4294967294, 4294967295, 1]))
+
+put("config", "full", """[defaults]
+keep = true
+timeout = 30
+
+[accounts.home]
+url = "pop3s://pop.example.org"
+user = "me@example.org"
+password_command = "pass show mail/home"
+deliver = "maildir:~/Mail/inbox"
+keep = false
+
+[accounts.work]
+url = "imaps://imap.example.com:993"
+user = "jdoe"
+password_file = "~/.config/pullmail/work.password"
+folders = ["INBOX", "Lists/cpp"]
+deliver = "mbox:~/Mail/work.mbox"
+connections = 2
+
+[accounts.alice]
+url = "pop3s://pop.old-isp.example"
+user = "alice"
+password = "x"
+deliver = { url = "imaps://imap.new.example/INBOX", user = "a@new.example", password_command = "pass new/alice" }
+""")
+put("config", "mda", '[accounts.m]\nurl = "imap://h"\nuser = "u"\npassword = "p"\ndeliver = "mda:procmail -d %T"\nenabled = false\n')
+
+put("headers", "message", b"\x03" + ("Received: from x by y; Tue, 1 Jul 2003 10:52:37 +0200\r\n"
+                                     "Date: 2 Jul 2003 01:02 GMT (comment)\r\nFrom: A <a@b>\r\nSubject: one\r\n two\r\n"
+                                     "Message-ID: <id@h>\r\n\r\nFrom the body\n>From quoted\n>>From  x\nFrom").encode())
+put("headers", "date", b"\x00Tue, 1 Jul 03 10:52:37 EDT")
+put("headers", "lf", b"\x11Subject: s\n\nFrom \n\r\n\r")
+
+
+def crc_line(rec):
+    import zlib
+    return "%08x %s\n" % (zlib.crc32(rec.encode()) & 0xffffffff, rec)
+
+
+# Seen state: byte 0 bit 0 = raw file, else lines get checksums ('#' = raw).
+put("seen_state", "records", b"\x00" + ("V INBOX 7\nS pop3:a 120 0123456789abcdef0123456789abcdef\n"
+                                        "S imap:INBOX:7:3 10 - appenduid:9:4\nI pop3:b maildir new/x\nR pop3:b\n"
+                                        "F pop3:a\nI pop3:c mbox 0 100\nS pop3:d\n#garbage\nS pop3:e 1 -").encode())
+put("seen_state", "raw", b"\x01pullmail-state 1\n" + crc_line("S pop3:a 5 -").encode() + b"0000 torn")
+put("seen_state", "torn", b"\x00S pop3:a 5 -\nS pop3:b 6 -\nS pop3:c")
