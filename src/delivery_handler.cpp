@@ -304,6 +304,15 @@ void DeliveryHandler::commit_batch(std::vector<Prepared>& batch, bool fine_locki
         record_failure(e);
         return;
     }
+    record_published(batch, committed, fine_locking);
+}
+
+// Seen records for the published messages of a batch (after
+// sync_committed): only now may the server forget them.
+void DeliveryHandler::record_published(std::vector<Prepared>& batch, std::size_t committed, bool fine_locking) {
+    auto hold = [&] {
+        return fine_locking ? std::unique_lock<std::mutex>(*state_mu_) : std::unique_lock<std::mutex>();
+    };
     std::vector<Error> refused;
     {
         auto lock = hold();

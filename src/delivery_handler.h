@@ -85,6 +85,7 @@ private:
     // can go on preparing messages while the disk syncs; otherwise the
     // caller holds it throughout.
     void commit_batch(std::vector<Prepared>& batch, bool fine_locking);
+    void record_published(std::vector<Prepared>& batch, std::size_t committed, bool fine_locking);
     void hand_off();          // the full batch_ to the committer thread
     void wait_committer();    // until no batch is in commit
     void committer_loop();

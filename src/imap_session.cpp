@@ -370,6 +370,25 @@ ImapSession::FolderInfo ImapSession::select(const std::string& folder, bool read
     return info;
 }
 
+// The message a FETCH response starts streaming: the one asked for when its
+// UID is known before the body, with the flags and date given so far.
+RemoteMessage ImapSession::starting_message(const std::string& text,
+                                            const std::unordered_map<std::uint32_t, const RemoteMessage*>& wanted,
+                                            const std::string& folder, std::uint64_t literal_size) {
+    RemoteMessage current;
+    if (auto a = parse_fetch(text, true, reader_->literals())) {
+        current.number = a->seq;
+        current.uid = a->uid;
+        auto it = wanted.find(a->uid);
+        if (it != wanted.end()) current = *it->second;
+        current.flags = a->flags;
+        current.internal_date = a->internal_date;
+    }
+    if (current.folder.empty()) current.folder = folder;
+    if (!current.size) current.size = literal_size;
+    return current;
+}
+
 void ImapSession::fetch(const std::vector<RemoteMessage>& msgs, MessageHandler& handler) {
     if (msgs.empty()) return;
     std::unordered_map<std::uint32_t, const RemoteMessage*> wanted;
@@ -401,17 +420,7 @@ void ImapSession::fetch(const std::vector<RemoteMessage>& msgs, MessageHandler& 
         // One body per FETCH response: a second would start a message while
         // the handler still has this one open.
         if (in_message) throw_protocol_error("the server sent two message bodies in one FETCH response");
-        current = RemoteMessage{};
-        if (auto a = parse_fetch(text, true, reader_->literals())) {
-            current.number = a->seq;
-            current.uid = a->uid;
-            auto it = wanted.find(a->uid);
-            if (it != wanted.end()) current = *it->second;
-            current.flags = a->flags;
-            current.internal_date = a->internal_date;
-        }
-        if (current.folder.empty() && !msgs.empty()) current.folder = msgs.front().folder;
-        current.size = current.size ? current.size : size;
+        current = starting_message(text, wanted, msgs.front().folder, size);
         handler.begin(current);
         in_message = true;
         return true;

@@ -11,6 +11,7 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "imap_append_args.h"
@@ -116,6 +117,9 @@ private:
     // The literal of the APPEND tagged `tag`, once the server may have it.
     void send_literal(const std::string& tag, int fd, std::uint64_t size, bool literal_plus);
     void wait_appends();
+    RemoteMessage starting_message(const std::string& text,
+                                   const std::unordered_map<std::uint32_t, const RemoteMessage*>& wanted,
+                                   const std::string& folder, std::uint64_t literal_size);
     void on_append_response(std::string& text);
     void abandon(const std::string& why);
 

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <optional>
 #include <thread>
@@ -24,6 +25,21 @@ namespace pullmail {
 
 std::string state_path(const std::string& state_dir, const std::string& account) {
     return state_dir + "/" + account + ".state";
+}
+
+std::pair<unsigned, unsigned> parse_shard(const std::string& text) {
+    unsigned k = 0, n = 0;
+    char extra = 0;
+    if (std::sscanf(text.c_str(), "%u/%u%c", &k, &n, &extra) != 2 || n == 0 || k == 0 || k > n)
+        throw Error(ErrorKind::Usage, "--shard wants K/N with 1 <= K <= N, e.g. --shard 2/8");
+    return {k, n};
+}
+
+std::vector<const Account*> shard_of(const std::vector<const Account*>& accounts, unsigned k, unsigned n) {
+    std::vector<const Account*> mine;
+    for (const Account* a : accounts)
+        if (crc32(a->name) % n == k - 1) mine.push_back(a);
+    return mine;
 }
 
 std::string lock_path(const std::string& state_dir, const std::string& account) {

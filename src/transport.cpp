@@ -220,25 +220,12 @@ std::string mask_credentials(std::string_view line) {
     return w.size() > cmd + 1 ? prefix + " ****" : prefix;
 }
 
-std::unique_ptr<Connection> connect_and_login(const Endpoint& ep, const std::string& password,
-                                              const ConnectOptions& opts) {
-    std::call_once(curl_init_once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
-    CURL* h = curl_easy_init();
-    if (!h) throw Error(ErrorKind::Internal, "cannot initialise libcurl");
-    CurlContext ctx{&opts, {}, {}, {}};
-    ctx.trust.ca_file = ep.ca_file;
-    // libcurl's built-in CA locations, loaded by ssl_ctx_cb into the shared
-    // store instead of into every connection's own.
-    char* default_file = nullptr;
-    char* default_dir = nullptr;
-    if (curl_easy_getinfo(h, CURLINFO_CAINFO, &default_file) == CURLE_OK && default_file)
-        ctx.trust.system_file = default_file;
-    if (curl_easy_getinfo(h, CURLINFO_CAPATH, &default_dir) == CURLE_OK && default_dir)
-        ctx.trust.system_dir = default_dir;
-    char errbuf[CURL_ERROR_SIZE] = {0};
+namespace {
 
-    std::string host = ep.host.find(':') != std::string::npos ? "[" + ep.host + "]" : ep.host;
-    std::string url = std::string(scheme_of(ep)) + "://" + host + ":" + std::to_string(ep.port) + "/";
+// Every option of a CONNECT_ONLY login: TLS policy, certificate checks
+// through the shared trust store (ssl_ctx_cb), timeouts, tracing.
+void set_login_options(CURL* h, const Endpoint& ep, const std::string& password, const ConnectOptions& opts,
+                       CurlContext& ctx, const std::string& url, char* errbuf) {
     curl_easy_setopt(h, CURLOPT_URL, url.c_str());
     curl_easy_setopt(h, CURLOPT_CONNECT_ONLY, 1L);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
@@ -269,14 +256,106 @@ std::unique_ptr<Connection> connect_and_login(const Endpoint& ep, const std::str
         std::string lo = "AUTH=" + ep.auth;
         curl_easy_setopt(h, CURLOPT_LOGIN_OPTIONS, lo.c_str());
     }
-    if (!ep.ca_file.empty() && ::access(ep.ca_file.c_str(), R_OK) != 0) {
-        curl_easy_cleanup(h);
-        throw Error(ErrorKind::Config, "cannot read ca_file " + ep.ca_file + ": " + std::strerror(errno));
-    }
     curl_easy_setopt(h, CURLOPT_CAINFO, nullptr);
     curl_easy_setopt(h, CURLOPT_CAPATH, nullptr);
     curl_easy_setopt(h, CURLOPT_SSL_CTX_FUNCTION, ssl_ctx_cb);
     curl_easy_setopt(h, CURLOPT_SSL_CTX_DATA, &ctx);
+}
+
+bool dropped_mid_handshake(const std::string& detail, long os_errno) {
+    return os_errno == ECONNRESET || os_errno == EPIPE || detail.find("SSL_ERROR_SYSCALL") != std::string::npos ||
+           detail.find("unexpected eof") != std::string::npos ||
+           detail.find("Connection reset") != std::string::npos ||
+           detail.find("Recv failure") != std::string::npos || detail.find("Send failure") != std::string::npos;
+}
+
+// The TLS failures of a login, as the user should read them.
+[[noreturn]] void throw_tls_error(CURLcode rc, const Endpoint& ep, const CurlContext& ctx, const std::string& detail,
+                                  long os_errno) {
+    const std::string where = ep.display();
+    if (rc == CURLE_SSL_CACERT_BADFILE && !ctx.trust_error.message.empty())
+        throw Error(ctx.trust_error.ca_file ? ErrorKind::Config : ErrorKind::Tls,
+                    ctx.trust_error.message + " for " + where);
+    if (rc != CURLE_SSL_CONNECT_ERROR)
+        throw Error(ErrorKind::Tls, "the TLS certificate of " + where + " could not be verified (" + detail +
+                                        "); if the server uses a private CA, set ca_file to its certificate");
+    if (refused_old_tls(detail))
+        throw Error(ErrorKind::Tls, "TLS handshake with " + where + " failed: " + detail + tls_floor_hint);
+    // A peer that vanishes mid-handshake is a dropped connection (retry
+    // later), not a TLS policy failure.
+    if (dropped_mid_handshake(detail, os_errno))
+        throw Error(ErrorKind::Temporary, "connection to " + where + " dropped during the TLS handshake: " + detail,
+                    true);
+    throw Error(ErrorKind::Tls, "TLS handshake with " + where + " failed: " + detail);
+}
+
+// Maps a failed login to the one Error a user should see.
+[[noreturn]] void throw_login_error(CURLcode rc, const Endpoint& ep, const ConnectOptions& opts,
+                                    const CurlContext& ctx, const std::string& detail, long os_errno) {
+    const std::string where = ep.display();
+    auto server = [&](Error e) {
+        if (!ctx.last_server_line.empty()) e.set_server_text(ctx.last_server_line);
+        return e;
+    };
+    switch (rc) {
+        case CURLE_COULDNT_RESOLVE_HOST:
+            throw Error(ErrorKind::Unreachable, "cannot resolve host name " + ep.host + ": " + detail);
+        case CURLE_COULDNT_CONNECT:
+            throw Error(ErrorKind::Unreachable, "cannot connect to " + where + ": " + detail);
+        case CURLE_ABORTED_BY_CALLBACK:
+            throw Error(ErrorKind::Temporary, "interrupted by a signal while connecting to " + where, true);
+        case CURLE_OPERATION_TIMEDOUT:
+            throw Error(ErrorKind::Temporary,
+                        "no answer from " + where + " within " + std::to_string(opts.connect_timeout) +
+                            " s while connecting and logging in",
+                        true);
+        case CURLE_SSL_CACERT_BADFILE:
+        case CURLE_PEER_FAILED_VERIFICATION:
+        case CURLE_SSL_CERTPROBLEM:
+        case CURLE_SSL_ISSUER_ERROR:
+        case CURLE_SSL_CONNECT_ERROR:
+            throw_tls_error(rc, ep, ctx, detail, os_errno);
+        case CURLE_USE_SSL_FAILED:
+            throw server(Error(ErrorKind::Tls, "the server " + where +
+                                                   " does not offer STARTTLS; refusing to log in without encryption "
+                                                   "(use pop3s:// or imaps://, or tls = \"off\" only on a trusted "
+                                                   "network)"));
+        case CURLE_LOGIN_DENIED:
+            throw server(Error(ErrorKind::Auth, "the server " + where + " refused the login of user '" + ep.user +
+                                                    "' (wrong user name or password?)"));
+        case CURLE_GOT_NOTHING:
+        case CURLE_RECV_ERROR:
+        case CURLE_SEND_ERROR:
+            throw server(
+                Error(ErrorKind::Temporary, "connection to " + where + " dropped while logging in: " + detail, true));
+        default:
+            throw server(Error(ErrorKind::Protocol, "cannot log in to " + where + ": " + detail));
+    }
+}
+
+}  // namespace
+
+std::unique_ptr<Connection> connect_and_login(const Endpoint& ep, const std::string& password,
+                                              const ConnectOptions& opts) {
+    std::call_once(curl_init_once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+    if (!ep.ca_file.empty() && ::access(ep.ca_file.c_str(), R_OK) != 0)
+        throw Error(ErrorKind::Config, "cannot read ca_file " + ep.ca_file + ": " + std::strerror(errno));
+    CURL* h = curl_easy_init();
+    if (!h) throw Error(ErrorKind::Internal, "cannot initialise libcurl");
+    CurlContext ctx{&opts, {}, {}, {}};
+    ctx.trust.ca_file = ep.ca_file;
+    // libcurl's built-in CA locations, loaded by ssl_ctx_cb into the shared
+    // store instead of into every connection's own.
+    char* default_file = nullptr;
+    char* default_dir = nullptr;
+    if (curl_easy_getinfo(h, CURLINFO_CAINFO, &default_file) == CURLE_OK && default_file)
+        ctx.trust.system_file = default_file;
+    if (curl_easy_getinfo(h, CURLINFO_CAPATH, &default_dir) == CURLE_OK && default_dir)
+        ctx.trust.system_dir = default_dir;
+    char errbuf[CURL_ERROR_SIZE] = {0};
+    std::string host = ep.host.find(':') != std::string::npos ? "[" + ep.host + "]" : ep.host;
+    std::string url = std::string(scheme_of(ep)) + "://" + host + ":" + std::to_string(ep.port) + "/";
+    set_login_options(h, ep, password, opts, ctx, url, errbuf);
 
     CURLcode rc = curl_easy_perform(h);
     // Detach the callbacks: ctx lives on this stack frame only.
@@ -286,67 +365,10 @@ std::unique_ptr<Connection> connect_and_login(const Endpoint& ep, const std::str
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, nullptr);
     if (rc != CURLE_OK) {
         std::string detail = errbuf[0] ? errbuf : curl_easy_strerror(rc);
-        std::string where = ep.display();
         long os_errno = 0;
         curl_easy_getinfo(h, CURLINFO_OS_ERRNO, &os_errno);
         curl_easy_cleanup(h);
-        auto server = [&](Error e) {
-            if (!ctx.last_server_line.empty()) e.set_server_text(ctx.last_server_line);
-            return e;
-        };
-        switch (rc) {
-            case CURLE_COULDNT_RESOLVE_HOST:
-                throw Error(ErrorKind::Unreachable, "cannot resolve host name " + ep.host + ": " + detail);
-            case CURLE_COULDNT_CONNECT:
-                throw Error(ErrorKind::Unreachable, "cannot connect to " + where + ": " + detail);
-            case CURLE_ABORTED_BY_CALLBACK:
-                throw Error(ErrorKind::Temporary, "interrupted by a signal while connecting to " + where, true);
-            case CURLE_OPERATION_TIMEDOUT:
-                throw Error(ErrorKind::Temporary,
-                            "no answer from " + where + " within " + std::to_string(opts.connect_timeout) +
-                                " s while connecting and logging in",
-                            true);
-            case CURLE_SSL_CACERT_BADFILE:
-                if (!ctx.trust_error.message.empty())
-                    throw Error(ctx.trust_error.ca_file ? ErrorKind::Config
-                                                                                     : ErrorKind::Tls,
-                                ctx.trust_error.message + " for " + where);
-                [[fallthrough]];
-            case CURLE_PEER_FAILED_VERIFICATION:
-            case CURLE_SSL_CERTPROBLEM:
-            case CURLE_SSL_ISSUER_ERROR:
-                throw Error(ErrorKind::Tls, "the TLS certificate of " + where +
-                                                " could not be verified (" + detail +
-                                                "); if the server uses a private CA, set ca_file to its "
-                                                "certificate");
-            case CURLE_SSL_CONNECT_ERROR:
-                // A peer that vanishes mid-handshake is a dropped connection
-                // (retry later), not a TLS policy failure.
-                if (refused_old_tls(detail))
-                    throw Error(ErrorKind::Tls, "TLS handshake with " + where + " failed: " + detail + tls_floor_hint);
-                if (os_errno == ECONNRESET || os_errno == EPIPE || detail.find("SSL_ERROR_SYSCALL") != std::string::npos ||
-                    detail.find("unexpected eof") != std::string::npos ||
-                    detail.find("Connection reset") != std::string::npos ||
-                    detail.find("Recv failure") != std::string::npos || detail.find("Send failure") != std::string::npos)
-                    throw Error(ErrorKind::Temporary,
-                                "connection to " + where + " dropped during the TLS handshake: " + detail, true);
-                throw Error(ErrorKind::Tls, "TLS handshake with " + where + " failed: " + detail);
-            case CURLE_USE_SSL_FAILED:
-                throw server(Error(ErrorKind::Tls,
-                                   "the server " + where +
-                                       " does not offer STARTTLS; refusing to log in without encryption "
-                                       "(use pop3s:// or imaps://, or tls = \"off\" only on a trusted network)"));
-            case CURLE_LOGIN_DENIED:
-                throw server(Error(ErrorKind::Auth, "the server " + where + " refused the login of user '" +
-                                                        ep.user + "' (wrong user name or password?)"));
-            case CURLE_GOT_NOTHING:
-            case CURLE_RECV_ERROR:
-            case CURLE_SEND_ERROR:
-                throw server(Error(ErrorKind::Temporary, "connection to " + where + " dropped while logging in: " + detail,
-                                   true));
-            default:
-                throw server(Error(ErrorKind::Protocol, "cannot log in to " + where + ": " + detail));
-        }
+        throw_login_error(rc, ep, opts, ctx, detail, os_errno);
     }
     curl_socket_t sock = CURL_SOCKET_BAD;
     curl_easy_getinfo(h, CURLINFO_ACTIVESOCKET, &sock);

@@ -183,6 +183,31 @@ class NeverDelete(util.IntegrationCase):
         self.assertEqual(self.d.count(user), 3)
         self.note("an MDA refusing 3 messages: '3 new message(s): 0 delivered, 3 failed', all kept")
 
+    def test_adopt_records_without_fetching_or_deleting(self):
+        for proto in ("pop3s", "imaps"):
+            user, pw = self.new_user()
+            old = [message("a%d" % i, "copied by other means %d" % i) for i in range(4)]
+            self.d.add_messages(user, old)
+            maildir = self.path("M-adopt-" + proto)
+            self.config({"acc": self.account(user, pw, proto, keep=False, deliver="maildir:" + maildir)})
+            mark = self.d.log_mark()
+            r = self.run_config("adopt", "acc", "--json", expect=EX_OK)
+            a = self.json_account(r, "acc")
+            self.assertEqual((a["recognised"], a["delivered"], a["deleted"]), (4, 0, 0), a)
+            self.assertEqual(self.d.count(user), 4, "adopt deleted mail")
+            self.assertEqual(util.count_maildir(maildir), 0)
+            stats = self.d.logout_stats(self.d.settled_log(mark, user), user=user)
+            self.assertTrue(stats, "no session of pullmail's in Dovecot's log")
+            self.assertEqual(sum(s[2].get("body_count", 0) + s[2].get("retr", (0, 0))[0] for s in stats), 0, stats)
+            new = message("a-new", "arrived after the adoption")
+            self.d.add_message(user, new)
+            r = self.run_config("--json", expect=EX_OK)
+            a = self.json_account(r, "acc")
+            self.assertEqual((a["new"], a["delivered"], a["deleted"]), (1, 1, 5), a)
+            self.assertEqual(util.maildir_messages(maildir), [lf(new)])
+            self.note("%s: adopt recorded 4 messages without downloading or deleting them; the next run "
+                      "delivered only the new one, then deleted all 5 (keep = false)" % proto)
+
 
 if __name__ == "__main__":
     util.main()
