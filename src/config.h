@@ -48,7 +48,7 @@ struct DeliveryTarget {
     enum class Kind { Maildir, Mbox, Mda, Imap } kind = Kind::Maildir;
     std::string path;                 // Maildir directory or mbox file, '~' expanded
     std::string command;              // MDA command line, run by /bin/sh -c, message on stdin
-    std::optional<Endpoint> imap;     // IMAP target (issue 5); path = target folder with '/' separators
+    std::optional<Endpoint> imap;     // IMAP target; path = target folder with '/' separators
 };
 
 struct Account {
@@ -111,10 +111,11 @@ struct OneOffOptions {
     std::string url, user, deliver, password_command, ca_file, tls, auth;
     std::vector<std::string> folders;
     bool keep = true;
-    // IMAP delivery target credentials (issue 5)
+    // IMAP delivery target credentials
     std::string deliver_user, deliver_password_command, deliver_ca_file;
 };
-// Builds an account named "cli" with the same validation as the file. The
+// Builds an account named "user@host:port" (its own state file per mailbox)
+// with the same validation as the file. The
 // password comes from password_command when given, else from the environment
 // variable PULLMAIL_PASSWORD (PULLMAIL_DELIVER_PASSWORD for the target): a
 // PasswordSource of kind Env naming the variable, read when connecting. The

@@ -1,5 +1,5 @@
 // deliver.h — where fetched messages go: the interface every delivery target
-// implements (deliver_maildir, deliver_mbox, deliver_mda, later deliver_imap).
+// implements (deliver_maildir, deliver_mbox, deliver_mda, deliver_imap).
 //
 // Contract, in the order the runner calls it for one message:
 //   sink = deliverer.begin(meta)
@@ -118,7 +118,6 @@ struct DeliveryOptions {
     // Where the MDA target spools each message before it starts the MDA (the
     // state directory); $TMPDIR or /tmp when empty or unusable.
     std::string spool_dir;
-    // Test-only switch passed through from the runner: none here yet.
 };
 
 // Creates the deliverer for a Maildir, mbox or MDA target. (IMAP targets are
@@ -129,8 +128,9 @@ std::unique_ptr<Deliverer> make_file_deliverer(const DeliveryTarget& target, con
 // Sets SIGPIPE and SIGXFSZ to "ignore" for the whole process, so that writing
 // to an MDA that has exited fails with EPIPE, and writing past RLIMIT_FSIZE
 // fails with EFBIG, instead of killing pullmail in the middle of a delivery.
-// Both then surface as clean errors. main() calls it at start-up, before any
-// thread exists; make_file_deliverer() calls it again as a safety net.
+// Both then surface as clean errors. The command line installs the same
+// dispositions before any thread exists (install_signals in cli.cpp);
+// make_file_deliverer() calls this again as a safety net.
 // Processes we start (MDAs) get the default dispositions back.
 void ignore_delivery_signals();
 

@@ -130,14 +130,11 @@ public:
         if (state_ == State::Committed || state_ == State::Aborted) return;
         fd_.reset();
         ::unlink(tmp_path().c_str());
-        // commit() failed after the rename: the runner will deliver again, so
-        // the copy in new/ must go (best effort; recover() would find it).
-        if (state_ == State::Published) ::unlink(new_path().c_str());
         state_ = State::Aborted;
     }
 
 private:
-    enum class State { Writing, Prepared, Published, Committed, Failed, Aborted };
+    enum class State { Writing, Prepared, Committed, Failed, Aborted };
 
     std::string tmp_path() const { return root_ + "/tmp/" + name_; }
     std::string new_path() const { return root_ + "/new/" + name_; }

@@ -36,7 +36,6 @@ DeliveryHandler::DeliveryHandler(const Account& account, Deliverer& deliverer, S
       state_(state),
       log_(log),
       interrupted_(interrupted),
-      shared_(shared),
       state_mu_(shared ? shared : &own_),
       background_(deliverer.concurrent_commit() && deliverer.max_batch() > 1) {}
 

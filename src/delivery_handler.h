@@ -99,7 +99,6 @@ private:
     SeenState& state_;
     Logger& log_;
     const std::atomic<bool>* interrupted_;
-    std::mutex* shared_;   // guards state and deliverer across handlers, or null
     std::mutex own_;       // the same for a handler of its own
     std::mutex* state_mu_;
     const bool background_;

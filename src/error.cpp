@@ -26,10 +26,6 @@ std::string Error::detail() const {
     return out;
 }
 
-std::string Error::describe() const {
-    return account_.empty() ? detail() : "account '" + sanitize(account_, std::string::npos) + "': " + detail();
-}
-
 void throw_protocol_error(const std::string& message, std::string_view server_text) {
     Error e(ErrorKind::Protocol, message);
     if (!server_text.empty()) e.set_server_text(server_text);

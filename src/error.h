@@ -51,8 +51,6 @@ public:
     // "<message> (server said: ...)", sanitised: safe to print anywhere.
     // (what() is the raw message.)
     std::string detail() const;
-    // "account 'home': <message> (server said: ...)"
-    std::string describe() const;
 
 private:
     ErrorKind kind_;

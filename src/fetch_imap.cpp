@@ -52,6 +52,8 @@ public:
         for (auto& m : o.listing) m.key = imap_key(folder, info.uidvalidity, m.uid);
         test_step("selected");
         o.identity = {SourceProtocol::Imap, folder, info.uidvalidity};
+        o.uidnext = info.uidnext;
+        o.exists = info.exists;
         folder_ = folder;
         uidvalidity_ = info.uidvalidity;
         return o;

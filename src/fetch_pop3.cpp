@@ -24,6 +24,7 @@ public:
         o.identity.protocol = SourceProtocol::Pop3;
         o.listing = pop_.start_and_list(link_.conn->login_lines());
         for (auto& m : o.listing) m.key = pop3_key(m.uidl);
+        o.exists = static_cast<std::uint32_t>(o.listing.size());
         test_step("listed");
         return o;
     }

@@ -24,6 +24,8 @@ public:
     struct Opened {
         SourceIdentity identity;
         std::vector<RemoteMessage> listing;  // every message, with key and size
+        std::uint32_t uidnext = 0;           // IMAP UIDNEXT, 0 when unknown or POP3
+        std::uint32_t exists = 0;            // messages in the folder as the server counts them
     };
     // Opens a folder ("" for POP3) and lists it. Throws Error; a folder that
     // does not exist is Error(ErrorKind::Protocol) with missing_folder set.

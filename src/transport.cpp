@@ -494,7 +494,6 @@ void Channel::pump(const std::function<void(std::string_view)>& sink, const std:
             bool eof = false;
             std::size_t n = conn_.try_recv(buf.data(), buf.size(), eof);
             if (n > 0) {
-                bytes_in_ += n;
                 progress = true;
                 charge(answered, mark, n);
                 answered = true;

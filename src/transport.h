@@ -4,8 +4,9 @@
 // host verification, SASL login — with CURLOPT_CONNECT_ONLY, and then hands
 // the authenticated connection over. From there our own codecs speak POP3 and
 // IMAP through curl_easy_send/curl_easy_recv, which lets us pipeline, use
-// BODY.PEEK and parse literals safely (see ../shared/notes/libcurl-7.88.md for
-// why the URL-driven operations of 7.88.1 cannot be used).
+// BODY.PEEK and parse literals safely: libcurl 7.88.1's URL-driven POP3/IMAP
+// operations cannot pipeline, fetch IMAP mail only with BODY[] (setting \Seen),
+// do not parse literals in custom requests, and send POP3 QUIT unreliably.
 //
 // Connection is abstract so that sessions can be tested over an in-memory
 // fake. Channel adds the output queue, timeouts and protocol tracing that both
@@ -99,7 +100,6 @@ public:
     void flush();
     // Trace a server line at -vv.
     void trace_in(std::string_view line);
-    std::uint64_t bytes_in() const { return bytes_in_; }
 
 private:
     using Clock = std::chrono::steady_clock;
@@ -124,7 +124,6 @@ private:
     int verbosity_;
     std::string out_;
     std::size_t out_pos_ = 0;
-    std::uint64_t bytes_in_ = 0;
     std::vector<char> buf_;
 };
 

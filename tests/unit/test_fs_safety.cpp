@@ -325,11 +325,11 @@ TEST_CASE("sanitize: control characters are escaped, valid UTF-8 kept, invalid U
     CHECK(sanitize("\xc3\xa9\xc3\xa9\xc3\xa9", 3) == "\xc3\xa9...");
 }
 
-TEST_CASE("errors: detail() and describe() are safe to print whatever the message holds") {
+TEST_CASE("errors: detail() is safe to print whatever the message holds") {
     Error e(ErrorKind::Protocol, "cannot open folder '\x1b[31mRED\x1b[0m\r\nX'");
     e.set_server_text("NO [\x1b[2J] no such \xff folder");
     e.set_account("home");
-    for (const std::string& s : {e.detail(), e.describe()}) {
+    for (const std::string& s : {e.detail()}) {
         CAPTURE(s);
         CHECK_FALSE(has_control_bytes(s));
         CHECK(s.find("\\x1b[31mRED") != std::string::npos);
