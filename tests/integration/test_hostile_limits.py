@@ -108,7 +108,8 @@ class HostileLimits(util.IntegrationCase):
             r, peak = self._measured(["adopt", "hostile"] + self._args("pop3", srv, keep=True))
             self.assertEqual(r.rc, util.EX_OK, r.describe())
             self.assertLess(peak, RSS_BOUND_MB, "peak RSS %.0f MB for 500 MB of TOP replies" % peak)
-            self.assertEqual(len(util.state_records(self.state_dir).get("hostile", [])), 100, "not every message adopted")
+            seen = [l for l in util.state_records(self.state_dir).get("hostile", []) if l.split(b" ")[1] == b"S"]
+            self.assertEqual(len(seen), 100, "not every message adopted")
             self.assertEqual(srv.commands("RETR"), [], "adopt downloaded bodies")
             self.note("adopt over 100 TOP replies of 5 MB: exit 0, peak RSS %.0f MB" % peak)
 
