@@ -62,7 +62,10 @@ struct PlanOptions {
 using StateEntries = std::unordered_map<std::string, SeenEntry>;
 
 struct Plan {
-    std::vector<RemoteMessage> listed;     // the listing less `untouched`
+    // The listing less `untouched`, pointing into the listing given to
+    // plan_folder(), which must outlive the plan (8 bytes a message: a
+    // listing of a million messages is held once, not copied).
+    std::vector<const RemoteMessage*> listed;
     std::vector<RemoteMessage> fetch;      // new messages to retrieve, in listing order
     std::vector<RemoteMessage> untouched;  // shared UIDLs: never fetched, never removed
     // Old-identity entries with a fingerprint that may vouch for messages of
@@ -87,6 +90,9 @@ struct Plan {
 // under the same UIDVALIDITY).
 Plan plan_folder(const std::vector<RemoteMessage>& listing, const SourceIdentity& id, const StateEntries& state,
                  bool synced_before, const PlanOptions& opts);
+// The plan points into the listing: a temporary one would dangle.
+Plan plan_folder(std::vector<RemoteMessage>&& listing, const SourceIdentity& id, const StateEntries& state,
+                 bool synced_before, const PlanOptions& opts) = delete;
 
 // The header id of a message: its IMAP UID, or its POP3 message number.
 std::uint32_t header_id(const RemoteMessage& m);

@@ -117,7 +117,8 @@ TEST_CASE("plan: stale entries of the same identity never vouch, they are pruned
         StateEntries state{{a.key, entry(500, fp)}};
         for (bool keep : {true, false}) {
             PlanOptions o = keep ? keep_opts() : delete_opts();
-            auto plan = plan_folder({b}, id, state, true, o);
+            std::vector<RemoteMessage> listing{b};  // outlives the plan, which points into it
+            auto plan = plan_folder(listing, id, state, true, o);
             CHECK(keys(plan.fetch) == std::set<std::string>{b.key});
             CHECK_FALSE(plan.need_headers);
             CHECK(plan.recognise_against.empty());
@@ -174,7 +175,8 @@ TEST_CASE("plan: POP3 to IMAP and back; sizes may differ by the final line break
     CHECK(keys(plan.fetch) == std::set<std::string>{imap_key("INBOX", 5, 3)});
     CHECK(set_of(plan.prune) == std::set<std::string>{pop3_key("u1"), pop3_key("u2")});
     // Another folder does not match POP3 entries (POP3 only ever saw INBOX).
-    auto lists = plan_folder({imap("Lists", 5, 1, 500)}, {SourceProtocol::Imap, "Lists", 5}, pop, false, keep_opts());
+    std::vector<RemoteMessage> lists_listing{imap("Lists", 5, 1, 500)};
+    auto lists = plan_folder(lists_listing, {SourceProtocol::Imap, "Lists", 5}, pop, false, keep_opts());
     CHECK_FALSE(lists.need_headers);
     CHECK(lists.prune.empty());
 
