@@ -126,68 +126,6 @@ void throw_local_io(const std::string& what, int err) {
     throw Error(ErrorKind::LocalIO, what + ": " + errno_text(err));
 }
 
-std::string dir_name(const std::string& path) {
-    std::size_t end = path.size();
-    while (end > 1 && path[end - 1] == '/') --end;  // "a/b/" names "a/b"
-    std::size_t slash = path.rfind('/', end - 1);
-    if (slash == std::string::npos) return ".";
-    while (slash > 0 && path[slash - 1] == '/') --slash;
-    return slash == 0 ? "/" : path.substr(0, slash);
-}
-
-int fsync_dir(const std::string& path) {
-    UniqueFd fd(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    if (!fd) return errno;
-    if (::fsync(fd.get()) != 0) return errno;
-    return 0;
-}
-
-int make_dirs(const std::string& path, mode_t mode) {
-    struct stat st {};
-    if (::stat(path.c_str(), &st) == 0) return S_ISDIR(st.st_mode) ? 0 : ENOTDIR;
-    if (errno != ENOENT) return errno;
-    std::string parent = dir_name(path);
-    if (parent != path) {
-        if (int err = make_dirs(parent, mode)) return err;
-    }
-    if (::mkdir(path.c_str(), mode) != 0) {
-        if (errno != EEXIST) return errno;
-        // Lost a race with another creator: fine if it made a directory.
-        if (::stat(path.c_str(), &st) != 0) return errno;
-        return S_ISDIR(st.st_mode) ? 0 : ENOTDIR;
-    }
-    // The new entry lives in the parent directory: without this fsync a crash
-    // could forget the directory, and with it a message committed inside it.
-    return fsync_dir(parent);
-}
-
-int write_all(int fd, const char* data, std::size_t len) {
-    while (len > 0) {
-        ssize_t n = ::write(fd, data, len);
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            return errno;
-        }
-        data += n;
-        len -= static_cast<std::size_t>(n);
-    }
-    return 0;
-}
-
-int pwrite_all(int fd, const char* data, std::size_t len, off_t offset) {
-    while (len > 0) {
-        ssize_t n = ::pwrite(fd, data, len, offset);
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            return errno;
-        }
-        data += n;
-        len -= static_cast<std::size_t>(n);
-        offset += n;
-    }
-    return 0;
-}
-
 ssize_t pread_full(int fd, char* data, std::size_t len, off_t offset) {
     std::size_t done = 0;
     while (done < len) {

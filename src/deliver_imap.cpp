@@ -12,6 +12,7 @@
 
 #include "error.h"
 #include "fingerprint.h"
+#include "fs_util.h"
 #include "imap_append_args.h"
 #include "imap_session.h"
 #include "log.h"
@@ -71,16 +72,10 @@ public:
             out_ += "\r\n";
             i = nl + 1;
         }
-        std::string_view rest = out_;
-        while (!rest.empty()) {
-            ssize_t n = ::write(fd_, rest.data(), rest.size());
-            if (n < 0 && errno == EINTR) continue;
-            if (n < 0)
-                throw Error(ErrorKind::LocalIO, std::string("cannot spool a message for the IMAP target: ") +
-                                                    std::strerror(errno));
-            rest.remove_prefix(static_cast<std::size_t>(n));
-            size_ += static_cast<std::uint64_t>(n);
-        }
+        if (int err = write_all(fd_, out_.data(), out_.size()))
+            throw Error(ErrorKind::LocalIO, std::string("cannot spool a message for the IMAP target: ") +
+                                                std::strerror(err));
+        size_ += out_.size();
     }
 
     std::string prepare() override;

@@ -17,6 +17,7 @@
 
 #include "deliver.h"
 #include "error.h"
+#include "fs_util.h"
 
 typedef struct evp_md_ctx_st EVP_MD_CTX;
 
@@ -56,23 +57,7 @@ std::string errno_text(int err);
 // Throws Error(LocalIO, what + ": " + errno_text(err)).
 [[noreturn]] void throw_local_io(const std::string& what, int err);
 
-// The directory part of a path: "a/b" -> "a", "b" -> ".", "/b" -> "/".
-std::string dir_name(const std::string& path);
-
-// mkdir -p with `mode` for every directory it creates. The parent of each
-// created directory is fsynced, so the new directory survives a crash once
-// this returns. Returns 0 or an errno (ENOTDIR when a component is a file).
-int make_dirs(const std::string& path, mode_t mode);
-
-// fsync of a directory: makes entries created, renamed or removed in it
-// durable. Returns 0 or an errno.
-int fsync_dir(const std::string& path);
-
-// write()/pwrite() until everything is written, retrying on EINTR and short
-// writes. Returns 0 or an errno (EFBIG past RLIMIT_FSIZE, given that SIGXFSZ
-// is ignored; ENOSPC; EDQUOT; EAGAIN on a non-blocking fd).
-int write_all(int fd, const char* data, std::size_t len);
-int pwrite_all(int fd, const char* data, std::size_t len, off_t offset);
+// dir_name, try_make_dirs, try_fsync_dir, write_all, pwrite_all: fs_util.h.
 // pread() until `len` bytes are read or end of file. Returns the count, or
 // -1 with errno set.
 ssize_t pread_full(int fd, char* data, std::size_t len, off_t offset);

@@ -239,13 +239,13 @@ public:
             if (!pending_.committed) return;
             pending_.committed = false;
         }
-        if (int err = fsync_dir(root_ + "/new")) throw_local_io("cannot sync Maildir " + root_ + "/new", err);
+        if (int err = try_fsync_dir(root_ + "/new")) throw_local_io("cannot sync Maildir " + root_ + "/new", err);
     }
 
 private:
     void ensure_maildir() {
         for (const char* sub : {"", "/tmp", "/new", "/cur"}) {
-            if (int err = make_dirs(root_ + sub, 0700)) throw_local_io("cannot create Maildir " + root_ + sub, err);
+            if (int err = try_make_dirs(root_ + sub, 0700)) throw_local_io("cannot create Maildir " + root_ + sub, err);
         }
         check_dirs(false);
         remove_orphans();

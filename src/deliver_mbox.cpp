@@ -222,7 +222,7 @@ LockedMbox open_locked(const std::string& path, bool create, int timeout_s) {
             if (errno != ENOENT)
                 throw Error(ErrorKind::LocalIO, "cannot open mbox " + path + ": " + open_error_text(errno));
             if (!create) return m;
-            if (int err = make_dirs(dir_name(path), 0700))
+            if (int err = try_make_dirs(dir_name(path), 0700))
                 throw_local_io("cannot create the directory of mbox " + path, err);
             check_mbox_dir(path);
             m.fd.reset(open_no_follow(path, O_RDWR | O_CREAT | O_EXCL, 0600));
@@ -232,7 +232,7 @@ LockedMbox open_locked(const std::string& path, bool create, int timeout_s) {
             }
             // The new directory entry must survive a crash together with the
             // first message appended to it.
-            if (int err = fsync_dir(dir_name(path))) throw_local_io("cannot sync the directory of mbox " + path, err);
+            if (int err = try_fsync_dir(dir_name(path))) throw_local_io("cannot sync the directory of mbox " + path, err);
         } else {
             check_mbox_dir(path);
         }
@@ -453,7 +453,7 @@ public:
     MboxDeliverer(std::string path, int lock_timeout_s) : path_(std::move(path)), lock_timeout_s_(lock_timeout_s) {}
 
     std::unique_ptr<DeliverySink> begin(const MessageMeta&) override {
-        if (int err = make_dirs(dir_name(path_), 0700))
+        if (int err = try_make_dirs(dir_name(path_), 0700))
             throw_local_io("cannot create the directory of mbox " + path_, err);
         check_mbox_dir(path_);
         return std::make_unique<MboxSink>(path_, open_spool(path_), lock_timeout_s_);

@@ -20,21 +20,74 @@ namespace {
 }
 }  // namespace
 
+std::string dir_name(const std::string& path) {
+    std::size_t end = path.size();
+    while (end > 1 && path[end - 1] == '/') --end;  // "a/b/" names "a/b"
+    std::size_t slash = path.rfind('/', end - 1);
+    if (slash == std::string::npos) return ".";
+    while (slash > 0 && path[slash - 1] == '/') --slash;
+    return slash == 0 ? "/" : path.substr(0, slash);
+}
+
+int try_fsync_dir(const std::string& path) {
+    int fd = ::open(path.empty() ? "." : path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return errno;
+    int err = ::fsync(fd) != 0 ? errno : 0;
+    ::close(fd);
+    return err;
+}
+
+int try_make_dirs(const std::string& path, unsigned mode) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) == 0) return S_ISDIR(st.st_mode) ? 0 : ENOTDIR;
+    if (errno != ENOENT) return errno;
+    std::string parent = dir_name(path);
+    if (parent != path) {
+        if (int err = try_make_dirs(parent, mode)) return err;
+    }
+    if (::mkdir(path.c_str(), mode) != 0) {
+        if (errno != EEXIST) return errno;
+        // Lost a race with another creator: fine if it made a directory.
+        if (::stat(path.c_str(), &st) != 0) return errno;
+        return S_ISDIR(st.st_mode) ? 0 : ENOTDIR;
+    }
+    // The new entry lives in the parent directory: without this fsync a crash
+    // could forget the directory, and with it a message committed inside it.
+    return try_fsync_dir(parent);
+}
+
+int write_all(int fd, const char* data, std::size_t len) {
+    while (len > 0) {
+        ssize_t n = ::write(fd, data, len);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            return errno;
+        }
+        data += n;
+        len -= static_cast<std::size_t>(n);
+    }
+    return 0;
+}
+
+int pwrite_all(int fd, const char* data, std::size_t len, off_t offset) {
+    while (len > 0) {
+        ssize_t n = ::pwrite(fd, data, len, offset);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            return errno;
+        }
+        data += n;
+        len -= static_cast<std::size_t>(n);
+        offset += n;
+    }
+    return 0;
+}
+
 void make_dirs(const std::string& path, unsigned mode) {
     if (path.empty()) return;
-    std::string cur;
-    std::size_t pos = 0;
-    while (pos != std::string::npos) {
-        pos = path.find('/', pos + 1);
-        cur = path.substr(0, pos);
-        if (cur.empty()) continue;
-        if (::mkdir(cur.c_str(), mode) != 0 && errno != EEXIST) fail("cannot create directory", cur);
-    }
-    struct stat st {};
-    if (::stat(path.c_str(), &st) != 0) fail("cannot create directory", path);
-    if (!S_ISDIR(st.st_mode)) {
-        errno = ENOTDIR;
-        fail("cannot use", path);
+    if (int err = try_make_dirs(path, mode)) {
+        errno = err;
+        fail(err == ENOTDIR ? "cannot use" : "cannot create directory", path);
     }
 }
 
@@ -63,26 +116,17 @@ bool read_file_if_exists(const std::string& path, std::string& out, bool follow_
 }
 
 void write_all_fd(int fd, std::string_view data, const std::string& path_for_errors) {
-    while (!data.empty()) {
-        ssize_t n = ::write(fd, data.data(), data.size());
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            fail("cannot write", path_for_errors);
-        }
-        data.remove_prefix(static_cast<std::size_t>(n));
+    if (int err = write_all(fd, data.data(), data.size())) {
+        errno = err;
+        fail("cannot write", path_for_errors);
     }
 }
 
 void fsync_dir(const std::string& dir) {
-    int fd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) fail("cannot open directory", dir);
-    if (::fsync(fd) != 0) {
-        int e = errno;
-        ::close(fd);
-        errno = e;
+    if (int err = try_fsync_dir(dir)) {
+        errno = err;
         fail("cannot sync directory", dir);
     }
-    ::close(fd);
 }
 
 void write_file_atomic(const std::string& path, std::string_view data, unsigned mode) {

@@ -1,13 +1,33 @@
-// fs_util.h — small file-system helpers with the durability rules pullmail
-// relies on. All throw Error(LocalIO) with the path and strerror on failure.
+// fs_util.h — the file-system helpers, with the durability rules pullmail
+// relies on, in one place. The try_/errno forms return 0 or an errno (the
+// delivery targets turn it into their own message); the others throw
+// Error(LocalIO) with the path and strerror.
 #pragma once
 
+#include <sys/types.h>
+
+#include <cstddef>
 #include <string>
 #include <string_view>
 
 namespace pullmail {
 
-// mkdir -p with the given mode for created directories.
+// The directory part of a path: "a/b" -> "a", "b" -> ".", "/b" -> "/".
+std::string dir_name(const std::string& path);
+// mkdir -p with `mode` for every directory it creates. The parent of each
+// created directory is fsynced, so the new directory survives a crash once
+// this returns. Returns 0 or an errno (ENOTDIR when a component is a file).
+int try_make_dirs(const std::string& path, unsigned mode);
+// fsync of a directory: makes entries created, renamed or removed in it
+// durable. Returns 0 or an errno.
+int try_fsync_dir(const std::string& path);
+// write()/pwrite() until everything is written, retrying on EINTR and short
+// writes. Returns 0 or an errno (EFBIG past RLIMIT_FSIZE, given that SIGXFSZ
+// is ignored; ENOSPC; EDQUOT; EAGAIN on a non-blocking fd).
+int write_all(int fd, const char* data, std::size_t len);
+int pwrite_all(int fd, const char* data, std::size_t len, off_t offset);
+
+// try_make_dirs, throwing.
 void make_dirs(const std::string& path, unsigned mode);
 // Reads a whole (small) file. Returns false when it does not exist. With
 // follow_symlinks = false a symbolic link is an error (see open_no_follow).

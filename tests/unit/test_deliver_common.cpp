@@ -9,6 +9,7 @@
 
 #include "deliver.h"
 #include "deliver_impl.h"
+#include "fs_util.h"
 #include "error.h"
 
 using namespace pullmail;
@@ -101,7 +102,7 @@ TEST_CASE("Maildir names of this process are unique, across threads too") {
 }
 
 TEST_CASE("dir_name") {
-    using detail::dir_name;
+    using pullmail::dir_name;
     CHECK(dir_name("a/b") == "a");
     CHECK(dir_name("a/b/") == "a");
     CHECK(dir_name("b") == ".");
