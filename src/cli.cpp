@@ -13,7 +13,7 @@
 #include "log.h"
 #include "report.h"
 #include "runner.h"
-#include "seen_state.h"
+#include "state_journal.h"
 #include "transport.h"
 
 namespace pullmail {
@@ -190,7 +190,7 @@ int run_command(CliArgs& a, Logger& log) {
     if (!a.repair.empty()) {
         if (!config.find(a.repair)) throw Error(ErrorKind::Usage, "no account named '" + a.repair + "'");
         std::string backup;
-        std::size_t kept = SeenState::repair(state_path(sdir, a.repair), &backup);
+        std::size_t kept = StateJournal::repair(state_path(sdir, a.repair), &backup);
         log.info(a.repair, "state file rebuilt with " + std::to_string(kept) +
                                " valid record(s); the damaged file was kept as " + backup);
         return 0;

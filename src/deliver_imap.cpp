@@ -18,7 +18,7 @@
 #include "log.h"
 #include "mail_date.h"
 #include "secrets.h"
-#include "seen_state.h"
+#include "state_journal.h"
 #include "text_util.h"
 #include "credentials.h"
 #include "transport.h"

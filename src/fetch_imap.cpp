@@ -9,8 +9,8 @@
 #include <unordered_map>
 #include <unordered_set>
 
-#include "account_run.h"
-#include "delivery_handler.h"
+#include "account_context.h"
+#include "intake.h"
 #include "fingerprint.h"
 #include "folder_sync.h"
 #include "message_key.h"
@@ -106,13 +106,13 @@ std::size_t connection_count(const Account& acc, std::size_t folders) {
 // refused login is not an error: the server may limit connections per user,
 // and the connections that did log in share the folders.
 template <class Serve>
-void serve_extra(const AccountRun& run, std::size_t k, std::size_t n, Serve& serve, std::exception_ptr& error,
+void serve_extra(const AccountContext& ctx, std::size_t k, std::size_t n, Serve& serve, std::exception_ptr& error,
                  std::atomic<bool>& failed) {
     ServerLink more;
     try {
-        more = connect_account(run);
+        more = connect_account(ctx);
     } catch (const Error& e) {
-        run.log.detail(run.account.name, "connection " + std::to_string(k + 1) + " of " + std::to_string(n) +
+        ctx.log.detail(ctx.account.name, "connection " + std::to_string(k + 1) + " of " + std::to_string(n) +
                                              " not opened (" + e.detail() + "); going on with fewer");
         return;
     }
@@ -128,9 +128,9 @@ void serve_extra(const AccountRun& run, std::size_t k, std::size_t n, Serve& ser
 
 }  // namespace
 
-void fetch_imap(AccountRun& run, SyncShared& shared) {
-    const Account& acc = run.account;
-    auto link = connect_account(run);
+void fetch_imap(AccountContext& ctx, SyncShared& shared) {
+    const Account& acc = ctx.account;
+    auto link = connect_account(ctx);
     ImapSession imap(*link.channel);
     imap.start();
     const auto folders = expand_folders(acc.folders, imap);
@@ -138,10 +138,10 @@ void fetch_imap(AccountRun& run, SyncShared& shared) {
     // Folders go to whichever connection is free next. The first connection
     // starts at once; the others (connections = N) log in meanwhile and join.
     const std::size_t n = connection_count(acc, folders.size());
-    std::vector<std::unique_ptr<DeliveryHandler>> handlers;
+    std::vector<std::unique_ptr<Intake>> handlers;
     for (std::size_t k = 0; k < n; ++k)
-        handlers.push_back(std::make_unique<DeliveryHandler>(acc, run.deliverer, run.state, run.log,
-                                                             run.opts.interrupted, &shared.mu));
+        handlers.push_back(std::make_unique<Intake>(acc, ctx.deliverer, ctx.state, ctx.log,
+                                                             ctx.opts.interrupted, &shared.mu));
     std::vector<std::exception_ptr> errors(n);
     std::atomic<std::size_t> next_folder{0};
     std::atomic<bool> failed{false};  // one connection failed or stopped: the others take no new folder
@@ -165,7 +165,7 @@ void fetch_imap(AccountRun& run, SyncShared& shared) {
         }
     };
     std::vector<std::thread> extra;
-    for (std::size_t k = 1; k < n; ++k) extra.emplace_back([&, k] { serve_extra(run, k, n, serve, errors[k], failed); });
+    for (std::size_t k = 1; k < n; ++k) extra.emplace_back([&, k] { serve_extra(ctx, k, n, serve, errors[k], failed); });
     serve(imap, 0);
     for (auto& t : extra) t.join();
 

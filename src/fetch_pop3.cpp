@@ -1,7 +1,7 @@
 // fetch_pop3.cpp — the POP3 side of an account run: a MailSource over a
 // Pop3Session, synced by the common executor (folder_sync.h).
-#include "account_run.h"
-#include "delivery_handler.h"
+#include "account_context.h"
+#include "intake.h"
 #include "folder_sync.h"
 #include "message_key.h"
 #include "pop3_session.h"
@@ -73,9 +73,9 @@ private:
 
 }  // namespace
 
-void fetch_pop3(AccountRun& run, SyncShared& shared) {
-    Pop3Source source(connect_account(run), run.account.pipelining);
-    DeliveryHandler handler(run.account, run.deliverer, run.state, run.log, run.opts.interrupted, &shared.mu);
+void fetch_pop3(AccountContext& ctx, SyncShared& shared) {
+    Pop3Source source(connect_account(ctx), ctx.account.pipelining);
+    Intake handler(ctx.account, ctx.deliverer, ctx.state, ctx.log, ctx.opts.interrupted, &shared.mu);
     try {
         sync_folder(source, "", handler, shared);
     } catch (...) {

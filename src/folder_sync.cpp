@@ -1,6 +1,6 @@
 #include "folder_sync.h"
 
-#include "delivery_handler.h"
+#include "intake.h"
 #include "log.h"
 #include "test_hooks.h"
 
@@ -15,7 +15,7 @@ std::string describe(const RemoteMessage& m) {
     return "message " + std::to_string(m.number) + " (UIDL " + m.uidl + ")";
 }
 
-bool synced_before(const SeenState& state, const SourceIdentity& id) {
+bool synced_before(const StateJournal& state, const SourceIdentity& id) {
     if (id.protocol == SourceProtocol::Pop3) return state.pop3_synced();
     auto v = state.uidvalidity(id.folder);
     return v && *v == id.uidvalidity;
@@ -99,7 +99,7 @@ void remove_delivered(MailSource& source, const Plan& plan, SyncShared& sh) {
 
 }  // namespace
 
-void sync_folder(MailSource& source, const std::string& folder, DeliveryHandler& handler, SyncShared& sh) {
+void sync_folder(MailSource& source, const std::string& folder, Intake& handler, SyncShared& sh) {
     bool read_only = sh.options.keep || sh.options.check || sh.options.dry_run || sh.options.adopt;
     MailSource::Opened opened;
     try {
@@ -144,7 +144,7 @@ void sync_folder(MailSource& source, const std::string& folder, DeliveryHandler&
     remove_delivered(source, plan, sh);
 }
 
-void account_for(const DeliveryHandler& handler, SyncShared& sh) {
+void account_for(const Intake& handler, SyncShared& sh) {
     std::lock_guard<std::mutex> lock(sh.mu);
     sh.result.delivered += handler.delivered();
     sh.result.already_present += handler.already_present();

@@ -18,12 +18,12 @@
 #include "deliver.h"
 #include "mail_source.h"
 #include "run_types.h"
-#include "seen_state.h"
+#include "state_journal.h"
 #include "sync_plan.h"
 
 namespace pullmail {
 
-class DeliveryHandler;
+class Intake;
 class Logger;
 
 // What the folder syncs of one account run share. `mu` guards the state,
@@ -32,7 +32,7 @@ struct SyncShared {
     const Account& account;
     PlanOptions options;
     Logger& log;
-    SeenState& state;
+    StateJournal& state;
     Deliverer& deliverer;
     AccountResult& result;
     std::mutex mu;
@@ -43,10 +43,10 @@ struct SyncShared {
 // the account (the connection broke, the state cannot be written); a folder
 // the server refuses to open is reported and skipped when the error says
 // it is scoped to that folder.
-void sync_folder(MailSource& source, const std::string& folder, DeliveryHandler& handler, SyncShared& shared);
+void sync_folder(MailSource& source, const std::string& folder, Intake& handler, SyncShared& shared);
 
 // Adds a handler's counts and errors to the account result (after flush()).
-void account_for(const DeliveryHandler& handler, SyncShared& shared);
+void account_for(const Intake& handler, SyncShared& shared);
 
 // Forgets the keys collected by the folder syncs (state compaction). Not
 // with --check / --dry-run.

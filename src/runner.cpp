@@ -11,7 +11,7 @@
 #include <optional>
 #include <thread>
 
-#include "account_run.h"
+#include "account_context.h"
 #include "credentials.h"
 #include "deliver_imap.h"
 #include "folder_sync.h"
@@ -91,7 +91,7 @@ private:
 };
 
 // Resolves the intents left by a run that was killed (see deliver.h).
-void recover_intents(SeenState& state, Deliverer& deliverer, Logger& log, const std::string& account) {
+void recover_intents(StateJournal& state, Deliverer& deliverer, Logger& log, const std::string& account) {
     auto pending = state.pending_intents();
     if (pending.empty()) return;
     std::size_t done = 0, rolled_back = 0;
@@ -154,7 +154,7 @@ void run_locked(const Account& account, const std::string& state_dir, const RunO
         check_dir_safe(state_dir, DirTrust::Private, "state directory");
         lock.emplace(lock_path(state_dir, account.name), account.name, opts.wait_lock);
     }
-    SeenState state(state_path(state_dir, account.name), read_only);
+    StateJournal state(state_path(state_dir, account.name), read_only);
     if (!state.load_warning().empty()) log.warn(account.name, state.load_warning());
     auto deliverer = make_deliverer(account, state_dir, opts, log);
     if (!read_only) recover_intents(state, *deliverer, log, account.name);
@@ -163,13 +163,13 @@ void run_locked(const Account& account, const std::string& state_dir, const RunO
         log.warn(account.name, "tls = \"off\": the password and all mail travel unencrypted to " +
                                    account.server.display());
     bool keep = opts.keep.value_or(account.keep);
-    AccountRun run{account, opts, log, state, *deliverer, keep, result,
+    AccountContext ctx{account, opts, log, state, *deliverer, keep, result,
                    resolve_password(account.server.password, account.name, account.connect_timeout)};
     SyncShared shared{account, plan_options(opts, keep), log, state, *deliverer, result, {}, {}};
     if (account.server.protocol == Protocol::Pop3)
-        fetch_pop3(run, shared);
+        fetch_pop3(ctx, shared);
     else
-        fetch_imap(run, shared);
+        fetch_imap(ctx, shared);
     finish_sync(shared);
     if (!opts.check && !opts.dry_run && !opts.adopt) log.info(account.name, summary_line(result, deliverer->describe(), keep));
     if (opts.interrupted && opts.interrupted->load())

@@ -37,7 +37,7 @@
 #include <vector>
 
 #include "retrieval.h"
-#include "seen_state.h"
+#include "state_journal.h"
 
 namespace pullmail {
 

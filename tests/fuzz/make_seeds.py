@@ -127,8 +127,8 @@ def crc_line(rec):
 
 
 # Seen state: byte 0 bit 0 = raw file, else lines get checksums ('#' = raw).
-put("seen_state", "records", b"\x00" + ("V INBOX 7\nS pop3:a 120 0123456789abcdef0123456789abcdef\n"
+put("state_journal", "records", b"\x00" + ("V INBOX 7\nS pop3:a 120 0123456789abcdef0123456789abcdef\n"
                                         "S imap:INBOX:7:3 10 - appenduid:9:4\nI pop3:b maildir new/x\nR pop3:b\n"
                                         "F pop3:a\nI pop3:c mbox 0 100\nS pop3:d\n#garbage\nS pop3:e 1 -").encode())
-put("seen_state", "raw", b"\x01pullmail-state 1\n" + crc_line("S pop3:a 5 -").encode() + b"0000 torn")
-put("seen_state", "torn", b"\x00S pop3:a 5 -\nS pop3:b 6 -\nS pop3:c")
+put("state_journal", "raw", b"\x01pullmail-state 1\n" + crc_line("S pop3:a 5 -").encode() + b"0000 torn")
+put("state_journal", "torn", b"\x00S pop3:a 5 -\nS pop3:b 6 -\nS pop3:c")

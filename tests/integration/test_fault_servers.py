@@ -11,7 +11,7 @@ POP3:
   a message listed, then missing (RETR -ERR "no such message") and a RETR
     refused for server trouble: that one is skipped with a warning naming
     it, not deleted, the others delivered and deleted; pullmail's contract
-    (delivery_handler.cpp failed(): "not an account error") is exit 0;
+    (intake.cpp failed(): "not an account error") is exit 0;
     once the server hands it out, the next run delivers it;
   QUIT answered -ERR after the DELEs: the deletions were not committed, so
     --json "deleted" must be 0 and the exit status non-zero; a rerun against

@@ -5,11 +5,11 @@
 #include <map>
 #include <set>
 
-#include "delivery_handler.h"
+#include "intake.h"
 #include "folder_sync.h"
 #include "log.h"
 #include "mail_source.h"
-#include "seen_state.h"
+#include "state_journal.h"
 #include "test_support.h"
 
 using namespace pullmail;
@@ -132,7 +132,7 @@ struct Run {
 bool run_once(const std::string& state_path, MemorySource& src, MemoryDeliverer& dst, bool keep) {
     Run r;
     r.account.name = "acct";
-    SeenState state(state_path);
+    StateJournal state(state_path);
     for (const auto& p : state.pending_intents()) {
         if (dst.recover(p.intent) == Deliverer::Recovery::Delivered)
             state.record_seen(p.key, 0, "-");
@@ -142,7 +142,7 @@ bool run_once(const std::string& state_path, MemorySource& src, MemoryDeliverer&
     PlanOptions o;
     o.keep = keep;
     SyncShared sh{r.account, o, r.log, state, dst, r.result, {}, {}};
-    DeliveryHandler handler(r.account, dst, state, r.log, nullptr, &sh.mu);
+    Intake handler(r.account, dst, state, r.log, nullptr, &sh.mu);
     try {
         sync_folder(src, "", handler, sh);
         finish_sync(sh);
@@ -223,11 +223,11 @@ TEST_CASE("executor: a message the server announced larger than it sent is deliv
     } shortsrc(src);
     Run r;
     r.account.name = "acct";
-    SeenState state(dir.path + "/acct.state");
+    StateJournal state(dir.path + "/acct.state");
     PlanOptions o;
     o.keep = false;
     SyncShared sh{r.account, o, r.log, state, dst, r.result, {}, {}};
-    DeliveryHandler handler(r.account, dst, state, r.log, nullptr, &sh.mu);
+    Intake handler(r.account, dst, state, r.log, nullptr, &sh.mu);
     sync_folder(shortsrc, "", handler, sh);
     finish_sync(sh);
     account_for(handler, sh);

@@ -16,7 +16,7 @@
 #include "error.h"
 #include "fs_util.h"
 #include "log.h"
-#include "seen_state.h"
+#include "state_journal.h"
 #include "test_support.h"
 
 using namespace pullmail;
@@ -97,7 +97,7 @@ TEST_CASE("safety: a state directory others can write is refused with the chmod 
     for (mode_t mode : {0777, 0770, 0702, 01777}) {
         CAPTURE(mode);
         REQUIRE(::chmod(dir.c_str(), mode) == 0);
-        Error e = thrown_by([&] { SeenState s(dir + "/acct.state"); });
+        Error e = thrown_by([&] { StateJournal s(dir + "/acct.state"); });
         CHECK(e.kind() == ErrorKind::LocalIO);
         std::string msg = e.what();
         CHECK(msg.find(dir) != std::string::npos);
@@ -106,9 +106,9 @@ TEST_CASE("safety: a state directory others can write is refused with the chmod 
         CHECK_FALSE(fs::exists(dir + "/acct.state"));
     }
     REQUIRE(::chmod(dir.c_str(), 0700) == 0);
-    CHECK_NOTHROW(SeenState(dir + "/acct.state"));
+    CHECK_NOTHROW(StateJournal(dir + "/acct.state"));
     REQUIRE(::chmod(dir.c_str(), 0755) == 0);  // readable by others is fine
-    CHECK_NOTHROW(SeenState(dir + "/acct.state"));
+    CHECK_NOTHROW(StateJournal(dir + "/acct.state"));
 }
 
 TEST_CASE("safety: a state directory owned by another user is refused") {
@@ -117,7 +117,7 @@ TEST_CASE("safety: a state directory owned by another user is refused") {
     std::string dir = d.path + "/state";
     fs::create_directory(dir);
     REQUIRE(::chown(dir.c_str(), 4242, 4242) == 0);
-    Error e = thrown_by([&] { SeenState s(dir + "/acct.state"); });
+    Error e = thrown_by([&] { StateJournal s(dir + "/acct.state"); });
     CHECK(e.kind() == ErrorKind::LocalIO);
     CHECK(std::string(e.what()).find(dir) != std::string::npos);
     CHECK(std::string(e.what()).find("4242") != std::string::npos);
@@ -131,7 +131,7 @@ TEST_CASE("safety: a state file that is a symlink is refused and its target unto
     fs::create_directory(dir);
     fs::create_symlink(victim, dir + "/acct.state");
     try {
-        SeenState s(dir + "/acct.state");
+        StateJournal s(dir + "/acct.state");
         s.record_seen(pop3_key("x"), 1, "-");
         s.sync();
         s.compact([](const std::string&) { return true; }, true);
@@ -153,12 +153,12 @@ TEST_CASE("safety: a symlink planted at the old temporary name is never followed
     // The name the rewrite used to use: <state>.tmp.<pid>, opened with O_TRUNC.
     fs::create_symlink(victim, p + ".tmp." + std::to_string(::getpid()));
     {
-        SeenState s(p);  // a new state: written through the atomic rewrite
+        StateJournal s(p);  // a new state: written through the atomic rewrite
         s.record_seen(pop3_key("x"), 1, "-");
         s.compact([](const std::string&) { return true; }, true);
     }
     CHECK(read_file(victim) == kVictim);
-    SeenState again(p);
+    StateJournal again(p);
     CHECK(again.seen(pop3_key("x")));
     // The temporary never stays behind under any name.
     for (const auto& ent : fs::directory_iterator(dir)) {

@@ -66,7 +66,7 @@ struct Calls final : MessageHandler {
 
 TEST_CASE("imap session: a FETCH response with two BODY[] items is a protocol error, not two messages") {
     // Found by fuzz_imap_session: the second BODY[] literal began a second
-    // message while the first was still open, so DeliveryHandler replaced
+    // message while the first was still open, so Intake replaced
     // the first's sink and delivered the second body under the first's UID.
     const std::string server =
         "* CAPABILITY IMAP4rev1 UIDPLUS\r\nP1 OK\r\n* LIST () \".\" \"\"\r\nP2 OK\r\n"

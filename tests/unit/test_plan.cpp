@@ -6,7 +6,7 @@
 #include <set>
 
 #include "fingerprint.h"
-#include "seen_state.h"
+#include "state_journal.h"
 #include "sync_plan.h"
 
 using namespace pullmail;

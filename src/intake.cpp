@@ -1,4 +1,4 @@
-#include "delivery_handler.h"
+#include "intake.h"
 
 #include <ctime>
 
@@ -29,7 +29,7 @@ Error message_error(std::string_view key, const std::exception& e) {
 
 }  // namespace
 
-DeliveryHandler::DeliveryHandler(const Account& account, Deliverer& deliverer, SeenState& state, Logger& log,
+Intake::Intake(const Account& account, Deliverer& deliverer, StateJournal& state, Logger& log,
                                  const std::atomic<bool>* interrupted, std::mutex* shared)
     : account_(account),
       deliverer_(deliverer),
@@ -39,7 +39,7 @@ DeliveryHandler::DeliveryHandler(const Account& account, Deliverer& deliverer, S
       state_mu_(shared ? shared : &own_),
       background_(deliverer.concurrent_commit() && deliverer.max_batch() > 1) {}
 
-DeliveryHandler::~DeliveryHandler() {
+Intake::~Intake() {
     if (!committer_.joinable()) return;
     {
         std::lock_guard<std::mutex> q(queue_mu_);
@@ -49,13 +49,13 @@ DeliveryHandler::~DeliveryHandler() {
     committer_.join();
 }
 
-std::unique_lock<std::mutex> DeliveryHandler::lock_state() { return std::unique_lock<std::mutex>(*state_mu_); }
+std::unique_lock<std::mutex> Intake::lock_state() { return std::unique_lock<std::mutex>(*state_mu_); }
 
-bool DeliveryHandler::stop_requested() const {
+bool Intake::stop_requested() const {
     return stop_.load() || (interrupted_ && interrupted_->load(std::memory_order_relaxed));
 }
 
-void DeliveryHandler::record_failure(const Error& e) {
+void Intake::record_failure(const Error& e) {
     Error err = e;
     err.set_account(account_.name);
     // A target's refusal of one message (MDA exit status, APPEND NO) is about
@@ -70,7 +70,7 @@ void DeliveryHandler::record_failure(const Error& e) {
     log_.error(account_.name, e.detail());
 }
 
-void DeliveryHandler::fail_current(const Error& e) {
+void Intake::fail_current(const Error& e) {
     if (sink_) {
         sink_->abort();
         sink_.reset();
@@ -79,7 +79,7 @@ void DeliveryHandler::fail_current(const Error& e) {
     record_failure(e);
 }
 
-void DeliveryHandler::begin(const RemoteMessage& m) {
+void Intake::begin(const RemoteMessage& m) {
     skipping_ = false;
     msg_bytes_ = 0;
     wire_bytes_ = 0;
@@ -112,7 +112,7 @@ void DeliveryHandler::begin(const RemoteMessage& m) {
     }
 }
 
-void DeliveryHandler::data(std::string_view chunk) {
+void Intake::data(std::string_view chunk) {
     if (skipping_ || !sink_) return;
     if (stop_requested()) {
         // SIGTERM/SIGINT: roll back the message in hand rather than finish a
@@ -136,7 +136,7 @@ void DeliveryHandler::data(std::string_view chunk) {
     }
 }
 
-void DeliveryHandler::end(const RemoteMessage& m) {
+void Intake::end(const RemoteMessage& m) {
     if (skipping_ || !sink_) {
         skipping_ = false;
         return;
@@ -184,7 +184,7 @@ void DeliveryHandler::end(const RemoteMessage& m) {
     }
 }
 
-void DeliveryHandler::flush() {
+void Intake::flush() {
     if (background_) {
         if (!batch_.empty()) hand_off();
         wait_committer();
@@ -196,7 +196,7 @@ void DeliveryHandler::flush() {
     batch_.clear();
 }
 
-void DeliveryHandler::hand_off() {
+void Intake::hand_off() {
     std::unique_lock<std::mutex> q(queue_mu_);
     if (!committer_.joinable()) committer_ = std::thread([this] { committer_loop(); });
     queue_cv_.wait(q, [this] { return !busy_; });  // one batch in commit at a time
@@ -207,7 +207,7 @@ void DeliveryHandler::hand_off() {
     queue_cv_.notify_all();
 }
 
-void DeliveryHandler::wait_committer() {
+void Intake::wait_committer() {
     std::unique_lock<std::mutex> q(queue_mu_);
     queue_cv_.wait(q, [this] { return !busy_; });
     if (committer_error_) {
@@ -217,7 +217,7 @@ void DeliveryHandler::wait_committer() {
     }
 }
 
-void DeliveryHandler::committer_loop() {
+void Intake::committer_loop() {
     std::unique_lock<std::mutex> q(queue_mu_);
     for (;;) {
         queue_cv_.wait(q, [this] { return busy_ || quit_; });
@@ -243,7 +243,7 @@ void DeliveryHandler::committer_loop() {
     }
 }
 
-void DeliveryHandler::commit_batch(std::vector<Prepared>& batch, bool fine_locking) {
+void Intake::commit_batch(std::vector<Prepared>& batch, bool fine_locking) {
     auto hold = [&] {
         return fine_locking ? std::unique_lock<std::mutex>(*state_mu_) : std::unique_lock<std::mutex>();
     };
@@ -308,7 +308,7 @@ void DeliveryHandler::commit_batch(std::vector<Prepared>& batch, bool fine_locki
 
 // Seen records for the published messages of a batch (after
 // sync_committed): only now may the server forget them.
-void DeliveryHandler::record_published(std::vector<Prepared>& batch, std::size_t committed, bool fine_locking) {
+void Intake::record_published(std::vector<Prepared>& batch, std::size_t committed, bool fine_locking) {
     auto hold = [&] {
         return fine_locking ? std::unique_lock<std::mutex>(*state_mu_) : std::unique_lock<std::mutex>();
     };
@@ -347,7 +347,7 @@ void DeliveryHandler::record_published(std::vector<Prepared>& batch, std::size_t
     for (const auto& e : refused) record_failure(e);
 }
 
-void DeliveryHandler::failed(const RemoteMessage& m, std::string_view server_text) {
+void Intake::failed(const RemoteMessage& m, std::string_view server_text) {
     if (sink_) {  // failed after begin(): roll back what was written
         sink_->abort();
         sink_.reset();

@@ -13,7 +13,7 @@
 #include "error.h"
 #include "test_support.h"
 #include "fingerprint.h"
-#include "seen_state.h"
+#include "state_journal.h"
 
 using namespace pullmail;
 using namespace pullmail::test;
@@ -29,7 +29,7 @@ TEST_CASE("state: records survive a reload, intents stay pending until seen") {
     TempDir d;
     std::string p = d.path + "/sub/acct.state";
     {
-        SeenState s(p);
+        StateJournal s(p);
         s.record_intent(pop3_key("a"), "maildir 1.M1P1Q1.host");
         s.record_seen(pop3_key("a"), 100, "ff");
         s.record_intent(pop3_key("b"), "mbox 0 10 abc");
@@ -37,7 +37,7 @@ TEST_CASE("state: records survive a reload, intents stay pending until seen") {
         s.record_uidvalidity("INBOX", 42);
         s.sync();
     }
-    SeenState s(p);
+    StateJournal s(p);
     CHECK(s.seen(pop3_key("a")));
     CHECK(s.find(pop3_key("a"))->size == 100);
     CHECK(s.find(pop3_key("a"))->fingerprint == "ff");
@@ -56,13 +56,13 @@ TEST_CASE("state: compact prunes and keeps intents; file stays loadable") {
     TempDir d;
     std::string p = d.path + "/acct.state";
     {
-        SeenState s(p);
+        StateJournal s(p);
         for (int i = 0; i < 50; ++i) s.record_seen(pop3_key("m" + std::to_string(i)), i, "-");
         s.record_intent(pop3_key("x"), "mda");
         s.compact([](const std::string& k) { return k != pop3_key("m7"); });
         s.record_seen(pop3_key("after"), 1, "-");
     }
-    SeenState s(p);
+    StateJournal s(p);
     CHECK(s.entries().size() == 50);  // 49 kept + "after"
     CHECK_FALSE(s.seen(pop3_key("m7")));
     CHECK(s.seen(pop3_key("after")));
@@ -73,7 +73,7 @@ TEST_CASE("state: a file truncated at every byte offset either loads a prefix or
     TempDir d;
     std::string p = d.path + "/acct.state";
     {
-        SeenState s(p);
+        StateJournal s(p);
         for (int i = 0; i < 5; ++i) {
             s.record_intent(pop3_key("k" + std::to_string(i)), "maildir name" + std::to_string(i));
             s.record_seen(pop3_key("k" + std::to_string(i)), 10, "-");
@@ -87,10 +87,10 @@ TEST_CASE("state: a file truncated at every byte offset either loads a prefix or
         write_file(p, full.substr(0, cut));
         if (cut < header_len) {
             // Header damaged: reported with the path, never silently reset.
-            CHECK_THROWS_WITH_AS(SeenState{p}, doctest::Contains(p.c_str()), Error);
+            CHECK_THROWS_WITH_AS(StateJournal{p}, doctest::Contains(p.c_str()), Error);
             continue;
         }
-        SeenState s(p);
+        StateJournal s(p);
         // Never claims more than was written: every seen key's S record is whole in the prefix.
         for (const auto& [key, e] : s.entries()) {
             std::string rec = "S " + key + " ";
@@ -103,7 +103,7 @@ TEST_CASE("state: a file truncated at every byte offset either loads a prefix or
         CHECK(s.load_warning().empty() == !torn);
         if (torn) CHECK(s.load_warning().find(p) != std::string::npos);
         // A second load after the repairing rewrite is clean.
-        SeenState again(p);
+        StateJournal again(p);
         CHECK(again.load_warning().empty());
         CHECK(again.entries().size() == s.entries().size());
     }
@@ -113,7 +113,7 @@ TEST_CASE("state: damage in the middle is an error naming the file; repair keeps
     TempDir d;
     std::string p = d.path + "/acct.state";
     {
-        SeenState s(p);
+        StateJournal s(p);
         for (int i = 0; i < 4; ++i) s.record_seen(pop3_key("k" + std::to_string(i)), 1, "-");
         s.sync();
     }
@@ -122,7 +122,7 @@ TEST_CASE("state: damage in the middle is an error naming the file; repair keeps
     data[second + 12] ^= 0x20;                                 // flip a bit in record 2
     write_file(p, data);
     try {
-        SeenState s(p);
+        StateJournal s(p);
         FAIL("damaged state loaded");
     } catch (const Error& e) {
         CHECK(e.kind() == ErrorKind::State);
@@ -130,9 +130,9 @@ TEST_CASE("state: damage in the middle is an error naming the file; repair keeps
         CHECK(std::string(e.what()).find("repair") != std::string::npos);
     }
     std::string backup;
-    CHECK(SeenState::repair(p, &backup) == 3);
+    CHECK(StateJournal::repair(p, &backup) == 3);
     CHECK(std::filesystem::exists(backup));
-    SeenState s(p);
+    StateJournal s(p);
     CHECK(s.entries().size() == 3);
 }
 
@@ -141,7 +141,7 @@ TEST_CASE("state: a newer format version is refused") {
     std::string p = d.path + "/acct.state";
     write_file(p, "pullmail-state 2\n");
     try {
-        SeenState s(p);
+        StateJournal s(p);
         FAIL("newer format loaded");
     } catch (const Error& e) {
         CHECK(e.kind() == ErrorKind::State);
@@ -156,7 +156,7 @@ TEST_CASE("state: an unusable state directory is a local I/O error naming the pa
     write_file(d.path + "/file", "x");
     std::string dir = d.path + "/file/state";
     try {
-        SeenState s(dir + "/acct.state");
+        StateJournal s(dir + "/acct.state");
         FAIL("state opened below a regular file");
     } catch (const Error& e) {
         CHECK(e.kind() == ErrorKind::LocalIO);
@@ -166,7 +166,7 @@ TEST_CASE("state: an unusable state directory is a local I/O error naming the pa
         std::string ro = d.path + "/ro";
         std::filesystem::create_directory(ro);
         ::chmod(ro.c_str(), 0500);
-        CHECK_THROWS_AS(SeenState(ro + "/acct.state"), Error);
+        CHECK_THROWS_AS(StateJournal(ro + "/acct.state"), Error);
     }
 }
 
@@ -203,12 +203,12 @@ TEST_CASE("state: compact writes nothing when nothing changed, and keeps the jou
         REQUIRE(::stat(p.c_str(), &st) == 0);
         return std::make_pair(st.st_ino, st.st_size);
     };
-    auto live_bytes = [&](const SeenState& s) {
+    auto live_bytes = [&](const StateJournal& s) {
         std::size_t n = 40;  // header
         for (const auto& [k, e] : s.entries()) n += k.size() + e.fingerprint.size() + 40;
         return n;
     };
-    SeenState s(p);
+    StateJournal s(p);
     for (int i = 0; i < 20; ++i) {
         s.record_intent(pop3_key("a" + std::to_string(i)), "maildir x" + std::to_string(i), false);
         s.record_seen(pop3_key("a" + std::to_string(i)), 100, std::string(64, 'f'));
@@ -241,7 +241,7 @@ TEST_CASE("state: compact writes nothing when nothing changed, and keeps the jou
     CHECK(rewrites > 0);
     CHECK(rewrites < 30);  // most runs append, not rewrite
 
-    SeenState again(p);
+    StateJournal again(p);
     CHECK(again.entries().size() == on_server.size());
     for (const auto& key : on_server) CHECK(again.seen(key));
     CHECK_FALSE(again.seen(pop3_key("a0")));

@@ -1,4 +1,4 @@
-// account_run.h — what the protocol flows (fetch_pop3.cpp, fetch_imap.cpp)
+// account_context.h — what the protocol flows (fetch_pop3.cpp, fetch_imap.cpp)
 // get from the runner for one account's run. Internal to the runner.
 #pragma once
 
@@ -11,24 +11,24 @@
 #include "retrieval.h"
 #include "run_types.h"
 #include "secrets.h"
-#include "seen_state.h"
+#include "state_journal.h"
 #include "transport.h"
 
 namespace pullmail {
 
 class Logger;
 
-struct AccountRun {
+struct AccountContext {
     const Account& account;
     const RunOptions& opts;
     Logger& log;
-    SeenState& state;
+    StateJournal& state;
     Deliverer& deliverer;
     bool keep;                 // effective keep after -k/-K
     AccountResult& result;
     std::string password;      // resolved once per run; never logged; wiped at the end of the run
 
-    ~AccountRun() { wipe(password); }
+    ~AccountContext() { wipe(password); }
 };
 
 // The account's server, connected and logged in, with its channel.
@@ -36,13 +36,13 @@ struct ServerLink {
     std::unique_ptr<Connection> conn;
     std::unique_ptr<Channel> channel;
 };
-ServerLink connect_account(const AccountRun& run);
+ServerLink connect_account(const AccountContext& ctx);
 
 // Protocol flows: connect, then sync each folder with the common executor
 // (folder_sync.h). They throw Error for account-level failures; per-message
 // failures are counted in shared.result.
 struct SyncShared;
-void fetch_pop3(AccountRun& run, SyncShared& shared);
-void fetch_imap(AccountRun& run, SyncShared& shared);
+void fetch_pop3(AccountContext& ctx, SyncShared& shared);
+void fetch_imap(AccountContext& ctx, SyncShared& shared);
 
 }  // namespace pullmail

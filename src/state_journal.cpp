@@ -1,4 +1,4 @@
-#include "seen_state.h"
+#include "state_journal.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -94,7 +94,7 @@ bool check_state_dir(const std::string& state_path, bool create) {
 }
 }  // namespace
 
-SeenState::SeenState(std::string path, bool read_only) : path_(std::move(path)), read_only_(read_only) {
+StateJournal::StateJournal(std::string path, bool read_only) : path_(std::move(path)), read_only_(read_only) {
     check_state_dir(path_, !read_only_);
     load();
     if (read_only_ || !created_) return;
@@ -106,14 +106,14 @@ SeenState::SeenState(std::string path, bool read_only) : path_(std::move(path)),
         open_for_append();
 }
 
-void SeenState::ensure_created() {
+void StateJournal::ensure_created() {
     if (created_ || read_only_) return;
     // A new state file is written whole, through the same atomic path as
     // compact(), when there is first something to keep.
     compact([](const std::string&) { return true; }, true);
 }
 
-SeenState::~SeenState() {
+StateJournal::~StateJournal() {
     try {
         if (!buffer_.empty() || dirty_) sync();
     } catch (...) {
@@ -121,24 +121,24 @@ SeenState::~SeenState() {
     if (fd_ >= 0) ::close(fd_);
 }
 
-const SeenEntry* SeenState::find(const std::string& key) const {
+const SeenEntry* StateJournal::find(const std::string& key) const {
     auto it = seen_.find(key);
     return it == seen_.end() ? nullptr : &it->second;
 }
 
-std::vector<PendingIntent> SeenState::pending_intents() const {
+std::vector<PendingIntent> StateJournal::pending_intents() const {
     std::vector<PendingIntent> out;
     for (const auto& [k, v] : intents_) out.push_back({k, v});
     return out;
 }
 
-std::optional<std::uint32_t> SeenState::uidvalidity(const std::string& folder) const {
+std::optional<std::uint32_t> StateJournal::uidvalidity(const std::string& folder) const {
     auto it = uidvalidity_.find(encode_folder(folder));
     if (it == uidvalidity_.end()) return std::nullopt;
     return it->second;
 }
 
-void SeenState::load() {
+void StateJournal::load() {
     std::string data;
     if (!read_file_if_exists(path_, data, false)) {
         created_ = false;  // written at the first sync (ensure_created)
@@ -213,7 +213,7 @@ void SeenState::load() {
     }
 }
 
-void SeenState::open_for_append() {
+void StateJournal::open_for_append() {
     fd_ = open_no_follow(path_, O_WRONLY | O_APPEND);
     if (fd_ < 0) throw Error(ErrorKind::LocalIO, "cannot open state file " + path_ + ": " + open_error_text(errno));
     // A torn tail must not glue itself to the next record: start on a new line.
@@ -224,17 +224,17 @@ void SeenState::open_for_append() {
     }
 }
 
-void SeenState::append(const std::string& record) {
+void StateJournal::append(const std::string& record) {
     if (!read_only_) buffer_ += checked_line(record);
 }
 
-void SeenState::record_intent(const std::string& key, const std::string& intent, bool sync_now) {
+void StateJournal::record_intent(const std::string& key, const std::string& intent, bool sync_now) {
     append("I " + key + " " + intent);
     intents_[key] = intent;
     if (sync_now) sync();
 }
 
-void SeenState::record_seen(const std::string& key, std::uint64_t size, const std::string& fingerprint,
+void StateJournal::record_seen(const std::string& key, std::uint64_t size, const std::string& fingerprint,
                             const std::string& where, bool keep_on_server) {
     SeenEntry e{size, fingerprint.empty() ? "-" : fingerprint, where, keep_on_server};
     append(seen_record(key, e));
@@ -250,15 +250,15 @@ void SeenState::record_seen(const std::string& key, std::uint64_t size, const st
     }
 }
 
-void SeenState::drop_intent(const std::string& key) {
+void StateJournal::drop_intent(const std::string& key) {
     if (intents_.erase(key)) append("R " + key);
 }
 
-void SeenState::forget(const std::string& key) {
+void StateJournal::forget(const std::string& key) {
     if (seen_.erase(key)) append("F " + key);
 }
 
-void SeenState::record_uidvalidity(const std::string& folder, std::uint32_t uidvalidity) {
+void StateJournal::record_uidvalidity(const std::string& folder, std::uint32_t uidvalidity) {
     auto enc = encode_folder(folder);
     auto it = uidvalidity_.find(enc);
     if (it != uidvalidity_.end() && it->second == uidvalidity) return;
@@ -266,11 +266,11 @@ void SeenState::record_uidvalidity(const std::string& folder, std::uint32_t uidv
     append("V " + enc + " " + std::to_string(uidvalidity));
 }
 
-void SeenState::record_pop3_synced() {
+void StateJournal::record_pop3_synced() {
     if (uidvalidity_.emplace(":pop3", 1).second) append("V :pop3 1");
 }
 
-void SeenState::sync() {
+void StateJournal::sync() {
     if (read_only_) return;
     if (!created_) {
         ensure_created();  // writes every record so far
@@ -289,7 +289,7 @@ void SeenState::sync() {
     }
 }
 
-void SeenState::compact(const std::function<bool(const std::string&)>& keep, bool rewrite) {
+void StateJournal::compact(const std::function<bool(const std::string&)>& keep, bool rewrite) {
     if (read_only_) return;
     std::string out = std::string(kHeaderPrefix) + std::to_string(kFormatVersion) + "\n";
     for (const auto& [folder, v] : uidvalidity_) out += checked_line("V " + folder + " " + std::to_string(v));
@@ -326,7 +326,7 @@ void SeenState::compact(const std::function<bool(const std::string&)>& keep, boo
     open_for_append();
 }
 
-std::size_t SeenState::repair(const std::string& path, std::string* backup_path) {
+std::size_t StateJournal::repair(const std::string& path, std::string* backup_path) {
     std::string data;
     if (!check_state_dir(path, false) || !read_file_if_exists(path, data, false)) return 0;
     std::string backup = path + ".damaged-" + std::to_string(std::time(nullptr));

@@ -1,4 +1,4 @@
-// DeliveryHandler with a deliverer that allows background commits: the
+// Intake with a deliverer that allows background commits: the
 // session goes on receiving while a batch is being made durable, and nothing
 // is recorded as seen before its batch is durable.
 #include <chrono>
@@ -6,9 +6,9 @@
 #include <mutex>
 #include <stdexcept>
 
-#include "delivery_handler.h"
+#include "intake.h"
 #include "log.h"
-#include "seen_state.h"
+#include "state_journal.h"
 #include "test_support.h"
 
 using namespace pullmail;
@@ -101,7 +101,7 @@ RemoteMessage message(int i) {
     return m;
 }
 
-void feed(DeliveryHandler& h, int i) {
+void feed(Intake& h, int i) {
     auto m = message(i);
     h.begin(m);
     h.data("Subject: " + std::to_string(i) + "\r\n\r\nbody\r\n");
@@ -122,8 +122,8 @@ TEST_CASE("a full batch is committed in the background while the next one is rec
     Logger log(0);
     GatedDeliverer d;
     d.gate_open = false;
-    SeenState state(dir.path + "/acct.state");
-    DeliveryHandler h(acc, d, state, log, nullptr);
+    StateJournal state(dir.path + "/acct.state");
+    Intake h(acc, d, state, log, nullptr);
 
     for (int i = 1; i <= 4; ++i) feed(h, i);  // the 4th fills the batch: handed off
     d.wait_until_syncing();
@@ -143,7 +143,7 @@ TEST_CASE("a full batch is committed in the background while the next one is rec
     CHECK(d.index_of("sync_committed") > d.index_of("commit " + pop3_key("u4")));
 
     state.sync();  // the flows sync seen records at the end of a run
-    SeenState again(dir.path + "/acct.state");
+    StateJournal again(dir.path + "/acct.state");
     for (int i = 1; i <= 7; ++i) CHECK(again.seen(message(i).key));
     CHECK(again.pending_intents().empty());
 }
@@ -154,9 +154,9 @@ TEST_CASE("a message the background commit cannot publish is not recorded, the o
     Logger log(-1);
     GatedDeliverer d;
     d.refuse_key = pop3_key("u3");
-    SeenState state(dir.path + "/acct.state");
+    StateJournal state(dir.path + "/acct.state");
     {
-        DeliveryHandler h(acc, d, state, log, nullptr);
+        Intake h(acc, d, state, log, nullptr);
         for (int i = 1; i <= 6; ++i) feed(h, i);
         h.flush();
         // u1 and u2 committed; u3 failed, u4 (same batch, after it) never
@@ -182,9 +182,9 @@ TEST_CASE("an exception other than Error fails its message only, never the ones 
         Logger log(-1);
         GatedDeliverer d;
         (in_commit ? d.bug_key : d.prepare_bug_key) = pop3_key("u3");
-        SeenState state(dir.path + "/acct.state");
+        StateJournal state(dir.path + "/acct.state");
         {
-            DeliveryHandler h(acc, d, state, log, nullptr);
+            Intake h(acc, d, state, log, nullptr);
             for (int i = 1; i <= 6; ++i) feed(h, i);
             CHECK_FALSE(h.stop_requested());
             h.flush();
@@ -205,9 +205,9 @@ TEST_CASE("a handler destroyed without flush() finishes the batch in commit, rec
     Account acc = fake_account();
     Logger log(0);
     GatedDeliverer d;
-    SeenState state(dir.path + "/acct.state");
+    StateJournal state(dir.path + "/acct.state");
     {
-        DeliveryHandler h(acc, d, state, log, nullptr);
+        Intake h(acc, d, state, log, nullptr);
         for (int i = 1; i <= 5; ++i) feed(h, i);  // 1-4 handed off; 5 in hand
     }
     for (int i = 1; i <= 4; ++i) CHECK(state.seen(message(i).key));
@@ -218,7 +218,7 @@ TEST_CASE("an MDA that exits 75 (try later) is started once: the handler stops, 
     TempDir dir;
     Account acc = fake_account();
     Logger log(-1);
-    SeenState state(dir.path + "/acct.state");
+    StateJournal state(dir.path + "/acct.state");
     std::string starts = dir.path + "/starts";
     DeliveryTarget t;
     t.kind = DeliveryTarget::Kind::Mda;
@@ -226,7 +226,7 @@ TEST_CASE("an MDA that exits 75 (try later) is started once: the handler stops, 
     DeliveryOptions opts;
     opts.spool_dir = dir.path;
     auto d = make_file_deliverer(t, opts);
-    DeliveryHandler h(acc, *d, state, log, nullptr);
+    Intake h(acc, *d, state, log, nullptr);
     for (int i = 1; i <= 5 && !h.stop_requested(); ++i) feed(h, i);
     for (int i = 1; i <= 5; ++i) feed(h, i);  // a pipelined session may still hand some over
     h.flush();

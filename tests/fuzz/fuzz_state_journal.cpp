@@ -1,13 +1,13 @@
 // The state journal loader. The input becomes a state file in a private
 // temporary directory (on /dev/shm when there is one: the loader fsyncs),
-// which SeenState loads. Byte 0 bit 0 = write the input as it is; otherwise
+// which StateJournal loads. Byte 0 bit 0 = write the input as it is; otherwise
 // the file is "pullmail-state 1" and each input line gets its correct
 // checksum (so the fuzzer reaches the record parser), except lines starting
 // with '#', written without it and unchecked.
 // Only pullmail::Error may escape. When the file loads, rewriting it
 // (compact with rewrite) and loading again must give the same entries and
 // intents; appending a record and loading again must add just that record.
-// A file that does not load must load after SeenState::repair().
+// A file that does not load must load after StateJournal::repair().
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -16,7 +16,7 @@
 #include <fstream>
 
 #include "fuzz_support.h"
-#include "seen_state.h"
+#include "state_journal.h"
 
 using namespace pullmail;
 
@@ -64,7 +64,7 @@ struct Snapshot {
     bool operator==(const Snapshot&) const = default;
 };
 
-Snapshot snapshot(const SeenState& s) {
+Snapshot snapshot(const StateJournal& s) {
     Snapshot out;
     for (const auto& [k, e] : s.entries()) out.seen[k] = {e.size, e.fingerprint, e.where};
     for (const auto& i : s.pending_intents()) out.intents[i.key] = i.intent;
@@ -87,30 +87,30 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
 
     Snapshot first;
     bool loaded = fuzz::only_error([&] {
-        SeenState s(path);
+        StateJournal s(path);
         first = snapshot(s);
     });
     if (!loaded) {
         std::size_t kept = 0;
-        FUZZ_ASSERT(fuzz::only_error([&] { kept = SeenState::repair(path, nullptr); }));
-        FUZZ_ASSERT(fuzz::only_error([&] { SeenState s(path); }));
+        FUZZ_ASSERT(fuzz::only_error([&] { kept = StateJournal::repair(path, nullptr); }));
+        FUZZ_ASSERT(fuzz::only_error([&] { StateJournal s(path); }));
         return 0;
     }
     // A file that loaded once keeps loading: any Error from here is a finding.
     FUZZ_ASSERT(fuzz::only_error([&] {
-        SeenState s(path);
+        StateJournal s(path);
         FUZZ_ASSERT(snapshot(s) == first);
         s.compact([](const std::string&) { return true; }, true);
         FUZZ_ASSERT(snapshot(s) == first);
     }));
     FUZZ_ASSERT(fuzz::only_error([&] {
-        SeenState s(path);
+        StateJournal s(path);
         FUZZ_ASSERT(snapshot(s) == first);
         s.record_seen("pop3:fuzz-new", 42, "-");
         s.sync();
     }));
     FUZZ_ASSERT(fuzz::only_error([&] {
-        SeenState s(path);
+        StateJournal s(path);
         Snapshot expect = first;
         expect.seen["pop3:fuzz-new"] = {42, "-", ""};
         expect.intents.erase("pop3:fuzz-new");

@@ -1,6 +1,6 @@
-// delivery_handler.h — the MessageHandler that turns streamed server bytes
+// intake.h — the MessageHandler that turns streamed server bytes
 // into durable deliveries and state records, in the order deliver.h and
-// seen_state.h require (write, prepare, intent+fsync, commit, seen).
+// state_journal.h require (write, prepare, intent+fsync, commit, seen).
 //
 // Overlap of network and disk: for deliverers that allow it
 // (Deliverer::concurrent_commit, Maildir), a full batch is committed by a
@@ -28,23 +28,23 @@
 #include "error.h"
 #include "fingerprint.h"
 #include "retrieval.h"
-#include "seen_state.h"
+#include "state_journal.h"
 
 namespace pullmail {
 
 class Logger;
 
-class DeliveryHandler final : public MessageHandler {
+class Intake final : public MessageHandler {
 public:
     // `shared`, when given, is held whenever the handler touches the
     // deliverer or the state: several handlers (one per IMAP connection of
     // an account) then share both. Message bytes are written to their own
     // sink without it.
-    DeliveryHandler(const Account& account, Deliverer& deliverer, SeenState& state, Logger& log,
+    Intake(const Account& account, Deliverer& deliverer, StateJournal& state, Logger& log,
                     const std::atomic<bool>* interrupted, std::mutex* shared = nullptr);
-    ~DeliveryHandler() override;
-    DeliveryHandler(const DeliveryHandler&) = delete;
-    DeliveryHandler& operator=(const DeliveryHandler&) = delete;
+    ~Intake() override;
+    Intake(const Intake&) = delete;
+    Intake& operator=(const Intake&) = delete;
 
     void begin(const RemoteMessage& m) override;
     void data(std::string_view chunk) override;
@@ -96,7 +96,7 @@ private:
 
     const Account& account_;
     Deliverer& deliverer_;
-    SeenState& state_;
+    StateJournal& state_;
     Logger& log_;
     const std::atomic<bool>* interrupted_;
     std::mutex own_;       // the same for a handler of its own

@@ -1,4 +1,4 @@
-// seen_state.h — the per-account state file: which messages were delivered,
+// state_journal.h — the per-account state file: which messages were delivered,
 // and which delivery was in flight when pullmail last stopped.
 //
 // Format (text, one record per line, each line "<crc32 hex> <record>"):
@@ -58,7 +58,7 @@ struct PendingIntent {
     std::string intent;
 };
 
-class SeenState {
+class StateJournal {
 public:
     static constexpr int kFormatVersion = 1;
 
@@ -69,10 +69,10 @@ public:
     // directory or file is created, and a missing file is an empty state.
     // Otherwise a missing file is created at the first sync(), so that a run
     // that fails before it has anything to record leaves no file behind.
-    explicit SeenState(std::string path, bool read_only = false);
-    ~SeenState();
-    SeenState(const SeenState&) = delete;
-    SeenState& operator=(const SeenState&) = delete;
+    explicit StateJournal(std::string path, bool read_only = false);
+    ~StateJournal();
+    StateJournal(const StateJournal&) = delete;
+    StateJournal& operator=(const StateJournal&) = delete;
 
     const std::string& path() const { return path_; }
     // Set when the load ignored a torn final record.
