@@ -48,7 +48,8 @@ struct MessageMeta {
 class DeliverySink {
 public:
     virtual ~DeliverySink() = default;
-    // Append message bytes (LF line endings). Throws Error(LocalIO/Delivery).
+    // Append message bytes, with the line endings the deliverer asked for
+    // (Deliverer::wants_crlf). Throws Error(LocalIO/Delivery).
     virtual void write(std::string_view chunk) = 0;
     // End of message. Makes the data durable where it is not yet seen as
     // delivered, and returns a one-line description (no '\n', no '\r') that
@@ -77,6 +78,13 @@ class Deliverer {
 public:
     virtual ~Deliverer() = default;
     virtual std::unique_ptr<DeliverySink> begin(const MessageMeta& meta) = 0;
+
+    // The line endings its sinks want. false (files, MDAs): LF, every CRLF
+    // of the server's bytes turned into LF. true (an IMAP target, whose
+    // message format is CRLF): the bytes exactly as the server sent them,
+    // so nothing is converted there and back; the sink itself turns a bare
+    // LF into CRLF.
+    virtual bool wants_crlf() const { return false; }
 
     enum class Recovery { Delivered, NotDelivered };
     // See the contract above. Throws Error(LocalIO) when it cannot tell (the

@@ -57,10 +57,15 @@ public:
         if (fd_ >= 0) ::close(fd_);
     }
 
+    // The server's bytes (Deliverer::wants_crlf): only a bare LF becomes CRLF,
+    // the IMAP message format; a CRLF split across chunks stays one.
     void write(std::string_view chunk) override {
-        header_.feed(chunk);
+        if (!header_.complete()) {
+            header_lf_.clear();
+            header_crlf_.convert(chunk, header_lf_);
+            header_.feed(header_lf_);
+        }
         out_.clear();
-        // Back to the wire form: the IMAP message format is CRLF.
         std::size_t i = 0;
         while (i < chunk.size()) {
             auto nl = chunk.find('\n', i);
@@ -69,9 +74,11 @@ public:
                 break;
             }
             out_.append(chunk.substr(i, nl - i));
-            out_ += "\r\n";
+            bool cr_before = nl > 0 ? chunk[nl - 1] == '\r' : last_cr_;
+            out_ += cr_before ? "\n" : "\r\n";
             i = nl + 1;
         }
+        if (!chunk.empty()) last_cr_ = chunk.back() == '\r';
         if (int err = write_all(fd_, out_.data(), out_.size()))
             throw Error(ErrorKind::LocalIO, std::string("cannot spool a message for the IMAP target: ") +
                                                 std::strerror(err));
@@ -102,7 +109,10 @@ private:
     int fd_;
     std::uint64_t size_ = 0;
     std::string fingerprint_;
-    HeaderCapture header_;
+    HeaderCapture header_;   // LF form, for the fingerprint and the arrival date
+    CrlfToLf header_crlf_;
+    std::string header_lf_;
+    bool last_cr_ = false;
     std::string out_;
 };
 
@@ -146,6 +156,7 @@ public:
     }
 
     std::string describe() const override { return ep_.display() + "/" + (ep_.path.empty() ? "INBOX" : ep_.path); }
+    bool wants_crlf() const override { return true; }
     std::size_t max_batch() const override { return literal_plus_ ? 64 : 1; }
 
     void sync_committed() override {

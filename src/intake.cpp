@@ -85,6 +85,7 @@ void Intake::begin(const RemoteMessage& m) {
     wire_bytes_ = 0;
     crlf_ = CrlfToLf();
     header_.reset();
+    raw_crlf_ = deliverer_.wants_crlf();
     if (stop_requested()) {
         skipping_ = true;  // in flight when we stopped: left on the server
         return;
@@ -103,6 +104,7 @@ void Intake::begin(const RemoteMessage& m) {
         sink_ = deliverer_.begin(meta);
         if (account_.received_header) {
             std::string line = received_line(account_.name, account_.server.host);
+            if (raw_crlf_) line.insert(line.size() - 1, "\r");
             sink_->write(line);
         }
     } catch (const Error& e) {
@@ -128,7 +130,7 @@ void Intake::data(std::string_view chunk) {
         crlf_.convert(chunk, buf_);
         header_.feed(buf_);
         msg_bytes_ += buf_.size();
-        sink_->write(buf_);
+        sink_->write(raw_crlf_ ? chunk : std::string_view(buf_));
     } catch (const Error& e) {
         fail_current(e);
     } catch (const std::exception& e) {
@@ -144,10 +146,10 @@ void Intake::end(const RemoteMessage& m) {
     try {
         buf_.clear();
         crlf_.finish(buf_);
-        if (!buf_.empty()) {
+        if (!buf_.empty()) {  // a final CR held back by the conversion
             header_.feed(buf_);
             msg_bytes_ += buf_.size();
-            sink_->write(buf_);
+            if (!raw_crlf_) sink_->write(buf_);  // raw sinks got it with its chunk
         }
         test_step("message received");
         std::string intent;

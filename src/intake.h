@@ -116,7 +116,8 @@ private:
 
     std::unique_ptr<DeliverySink> sink_;
     bool skipping_ = false;  // current message failed or is ignored; drop its data
-    CrlfToLf crlf_;
+    CrlfToLf crlf_;        // LF form: for the header, the byte count and LF sinks
+    bool raw_crlf_ = false;  // the deliverer wants the server's CRLF bytes (Deliverer::wants_crlf)
     HeaderCapture header_;
     std::string buf_;
     std::uint64_t msg_bytes_ = 0;
