@@ -342,7 +342,7 @@ std::unique_ptr<Connection> connect_and_login(const Endpoint& ep, const std::str
         throw Error(ErrorKind::Config, "cannot read ca_file " + ep.ca_file + ": " + std::strerror(errno));
     CURL* h = curl_easy_init();
     if (!h) throw Error(ErrorKind::Internal, "cannot initialise libcurl");
-    CurlContext ctx{&opts, {}, {}, {}};
+    CurlContext ctx{&opts, {}, {}, {}, nullptr, {}};
     ctx.trust.ca_file = ep.ca_file;
     // libcurl's built-in CA locations, loaded by ssl_ctx_cb into the shared
     // store instead of into every connection's own.
