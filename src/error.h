@@ -10,6 +10,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "text_util.h"  // sanitize(), for the users of server text
+
 namespace pullmail {
 
 enum class ErrorKind {
@@ -76,13 +78,5 @@ int worse_status(int a, int b);
 // Short lowercase word for a kind, used in --json output ("auth", "tls", ...).
 const char* kind_name(ErrorKind kind);
 
-// Text from outside (server replies, folder names, file names) made safe for
-// a terminal or a log line, cut to about max_len bytes (then "..." is
-// appended; an escape or a UTF-8 sequence is never split). Valid UTF-8 is
-// kept; CR, LF and tab become \r \n \t, other control characters and each
-// byte of invalid UTF-8 \xNN, C1 controls, line separators and bidi
-// overrides \uNNNN. The result has no control bytes, is valid UTF-8, and
-// sanitising it again changes nothing.
-std::string sanitize(std::string_view text, std::size_t max_len = 300);
 
 }  // namespace pullmail

@@ -46,6 +46,10 @@ class ImapSource final : public MailSource {
 public:
     explicit ImapSource(ImapSession& imap) : imap_(imap) {}
 
+    std::vector<std::string> folders(const std::vector<std::string>& configured) override {
+        return expand_folders(configured, imap_);
+    }
+
     Opened open(const std::string& folder, bool read_only) override {
         Opened o;
         auto info = imap_.select(folder, read_only, &o.listing);
@@ -133,7 +137,7 @@ void fetch_imap(AccountContext& ctx, SyncShared& shared) {
     auto link = connect_account(ctx);
     ImapSession imap(*link.channel);
     imap.start();
-    const auto folders = expand_folders(acc.folders, imap);
+    const auto folders = ImapSource(imap).folders(acc.folders);
 
     // Folders go to whichever connection is free next. The first connection
     // starts at once; the others (connections = N) log in meanwhile and join.

@@ -19,6 +19,8 @@ public:
         : link_(std::move(link)), pop_(*link_.channel, pipelining) {}
     ~Pop3Source() override { close(); }
 
+    std::vector<std::string> folders(const std::vector<std::string>&) override { return {""}; }
+
     Opened open(const std::string&, bool) override {
         Opened o;
         o.identity.protocol = SourceProtocol::Pop3;
@@ -77,7 +79,7 @@ void fetch_pop3(AccountContext& ctx, SyncShared& shared) {
     Pop3Source source(connect_account(ctx), ctx.account.pipelining);
     Intake handler(ctx.account, ctx.deliverer, ctx.state, ctx.log, ctx.opts.interrupted, &shared.mu);
     try {
-        sync_folder(source, "", handler, shared);
+        for (const auto& folder : source.folders({})) sync_folder(source, folder, handler, shared);
     } catch (...) {
         account_for(handler, shared);
         throw;

@@ -21,6 +21,10 @@ class MailSource {
 public:
     virtual ~MailSource() = default;
 
+    // The folders to sync of the configured ones ("*": every selectable
+    // folder), each once. POP3: the one maildrop, "".
+    virtual std::vector<std::string> folders(const std::vector<std::string>& configured) = 0;
+
     struct Opened {
         SourceIdentity identity;
         std::vector<RemoteMessage> listing;  // every message, with key and size

@@ -19,16 +19,6 @@ namespace {
 
 constexpr const char* kHeaderPrefix = "pullmail-state ";
 
-std::array<std::uint32_t, 256> make_crc_table() {
-    std::array<std::uint32_t, 256> t{};
-    for (std::uint32_t i = 0; i < 256; ++i) {
-        std::uint32_t c = i;
-        for (int k = 0; k < 8; ++k) c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
-        t[i] = c;
-    }
-    return t;
-}
-
 std::string hex8(std::uint32_t v) {
     char buf[9];
     std::snprintf(buf, sizeof buf, "%08x", v);
@@ -72,12 +62,6 @@ std::vector<std::string_view> split_words(std::string_view s, std::size_t max_wo
 
 }  // namespace
 
-std::uint32_t crc32(std::string_view data) {
-    static const auto table = make_crc_table();
-    std::uint32_t c = 0xFFFFFFFFu;
-    for (unsigned char b : data) c = table[(c ^ b) & 0xFF] ^ (c >> 8);
-    return c ^ 0xFFFFFFFFu;
-}
 
 namespace {
 // The state directory holds files pullmail rewrites and truncates: nobody

@@ -133,7 +133,5 @@ private:
     std::map<std::string, std::uint32_t> uidvalidity_;
 };
 
-// CRC-32 (IEEE), for record checksums.
-std::uint32_t crc32(std::string_view data);
 
 }  // namespace pullmail

@@ -1,5 +1,11 @@
 #include "text_util.h"
 
+#include <cstdio>
+
+#include <cstdint>
+
+#include <array>
+
 namespace pullmail {
 
 std::string ascii_upper(std::string_view s) {
@@ -60,6 +66,88 @@ void for_each_header_field(std::string_view block,
         have = true;
     }
     emit();
+}
+
+namespace {
+
+std::array<std::uint32_t, 256> make_crc_table() {
+    std::array<std::uint32_t, 256> t{};
+    for (std::uint32_t i = 0; i < 256; ++i) {
+        std::uint32_t c = i;
+        for (int k = 0; k < 8; ++k) c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+        t[i] = c;
+    }
+    return t;
+}
+
+}  // namespace
+
+std::uint32_t crc32(std::string_view data) {
+    static const auto table = make_crc_table();
+    std::uint32_t c = 0xFFFFFFFFu;
+    for (unsigned char b : data) c = table[(c ^ b) & 0xFF] ^ (c >> 8);
+    return c ^ 0xFFFFFFFFu;
+}
+
+namespace {
+
+// Length of the well-formed UTF-8 sequence at the start of s (RFC 3629: no
+// overlong forms, no surrogates, nothing above U+10FFFF), 0 when there is
+// none; *cp receives the code point.
+std::size_t utf8_sequence(std::string_view s, char32_t* cp) {
+    auto b = [&](std::size_t i) { return static_cast<unsigned char>(s[i]); };
+    unsigned char c = b(0);
+    std::size_t len = c >= 0xF0 && c <= 0xF4 ? 4 : c >= 0xE0 ? 3 : c >= 0xC2 && c <= 0xDF ? 2 : 0;
+    if (len == 0 || s.size() < len) return 0;
+    char32_t v = c & (len == 2 ? 0x1F : len == 3 ? 0x0F : 0x07);
+    for (std::size_t i = 1; i < len; ++i) {
+        if ((b(i) & 0xC0) != 0x80) return 0;
+        v = (v << 6) | (b(i) & 0x3F);
+    }
+    if ((len == 3 && v < 0x800) || (len == 4 && (v < 0x10000 || v > 0x10FFFF)) || (v >= 0xD800 && v <= 0xDFFF))
+        return 0;
+    *cp = v;
+    return len;
+}
+
+// Code points that steer a terminal or a viewer although they are valid
+// text: C1 controls (U+009B is CSI on some terminals), line and paragraph
+// separators, and the bidirectional overrides and isolates.
+bool steering(char32_t cp) {
+    return (cp >= 0x80 && cp <= 0x9F) || cp == 0x2028 || cp == 0x2029 || (cp >= 0x202A && cp <= 0x202E) ||
+           (cp >= 0x2066 && cp <= 0x2069);
+}
+
+}  // namespace
+
+std::string sanitize(std::string_view text, std::size_t max_len) {
+    static const char* hex = "0123456789abcdef";
+    std::string out;
+    out.reserve(std::min(text.size(), max_len) + 3);
+    std::string piece;
+    std::size_t i = 0;
+    while (i < text.size()) {
+        unsigned char c = static_cast<unsigned char>(text[i]);
+        char32_t cp = 0;
+        std::size_t len = c < 0x80 ? 1 : utf8_sequence(text.substr(i), &cp);
+        if (c == '\r' || c == '\n' || c == '\t') {
+            piece = c == '\r' ? "\\r" : c == '\n' ? "\\n" : "\\t";
+        } else if (c < 0x20 || c == 0x7f || len == 0) {
+            piece = {'\\', 'x', hex[c >> 4], hex[c & 15]};
+            len = 1;
+        } else if (len > 1 && steering(cp)) {
+            piece = {'\\', 'u', hex[(cp >> 12) & 15], hex[(cp >> 8) & 15], hex[(cp >> 4) & 15], hex[cp & 15]};
+        } else {
+            piece.assign(text.substr(i, len));
+        }
+        if (out.size() + piece.size() > max_len) {
+            out += "...";
+            break;
+        }
+        out += piece;
+        i += len;
+    }
+    return out;
 }
 
 }  // namespace pullmail

@@ -1,6 +1,8 @@
 // text_util.h — small text helpers shared by the protocol and header code.
 #pragma once
 
+#include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <string>
 #include <string_view>
@@ -21,5 +23,17 @@ bool ascii_istarts_with(std::string_view s, std::string_view prefix);
 // with one space.
 void for_each_header_field(std::string_view block,
                            const std::function<void(const std::string& name, const std::string& value)>& fn);
+
+// Text from outside (server replies, folder names, file names) made safe for
+// a terminal or a log line, cut to about max_len bytes (then "..." is
+// appended; an escape or a UTF-8 sequence is never split). Valid UTF-8 is
+// kept; CR, LF and tab become \r \n \t, other control characters and each
+// byte of invalid UTF-8 \xNN, C1 controls, line separators and bidi
+// overrides \uNNNN. The result has no control bytes, is valid UTF-8, and
+// sanitising it again changes nothing.
+std::string sanitize(std::string_view text, std::size_t max_len = 300);
+
+// CRC-32 (IEEE), for the state journal's record checksums and --shard.
+std::uint32_t crc32(std::string_view data);
 
 }  // namespace pullmail

@@ -41,6 +41,7 @@ public:
     Failure fail;
     std::size_t retrieved = 0;
 
+    std::vector<std::string> folders(const std::vector<std::string>&) override { return {""}; }
     Opened open(const std::string&, bool) override {
         if (fail.step == Step::Open) throw Error(ErrorKind::Temporary, "open broke", true);
         Opened o;
@@ -205,6 +206,7 @@ TEST_CASE("executor: a message the server announced larger than it sent is deliv
     class ShortSource final : public MailSource {
     public:
         explicit ShortSource(MemorySource& s) : s_(s) {}
+        std::vector<std::string> folders(const std::vector<std::string>& c) override { return s_.folders(c); }
         Opened open(const std::string& f, bool ro) override {
             auto o = s_.open(f, ro);
             for (auto& m : o.listing)
