@@ -17,7 +17,7 @@ using pullmail::test::TempDir;
 
 namespace {
 
-enum class Step { None, Open, Headers, Retrieve, Remove, RemoveUnconfirmed, Commit };
+enum class Step { None, Open, Headers, Retrieve, Remove, RemoveUnconfirmed, Commit, SyncCommitted };
 
 struct Failure {
     Step step = Step::None;
@@ -117,6 +117,10 @@ public:
     std::unique_ptr<DeliverySink> begin(const MessageMeta& meta) override {
         return std::make_unique<Sink>(*this, meta.key);
     }
+    // Published but not known to be durable: nothing may be recorded.
+    void sync_committed() override {
+        if (fail.step == Step::SyncCommitted) throw Error(ErrorKind::LocalIO, "cannot sync");
+    }
     Recovery recover(std::string_view intent) override {
         return by_key.count(std::string(intent.substr(4))) ? Recovery::Delivered : Recovery::NotDelivered;
     }
@@ -161,7 +165,7 @@ TEST_CASE("executor: a failure at any step removes nothing undelivered; a rerun 
     std::vector<Failure> failures{{Step::None, 0},   {Step::Open, 0},     {Step::Headers, 0},
                                   {Step::Retrieve, 0}, {Step::Retrieve, 2}, {Step::Retrieve, 4},
                                   {Step::Remove, 0},   {Step::RemoveUnconfirmed, 0}, {Step::Commit, 0},
-                                  {Step::Commit, 3}};
+                                  {Step::Commit, 3},   {Step::SyncCommitted, 0}};
     for (bool keep : {true, false}) {
         for (const auto& f : failures) {
             CAPTURE(static_cast<int>(f.step));
@@ -175,7 +179,7 @@ TEST_CASE("executor: a failure at any step removes nothing undelivered; a rerun 
             std::set<std::string> all;
             for (const auto& [u, d] : src.server) all.insert(lf(d));  // targets get LF line endings
             src.fail = f;
-            if (f.step == Step::Commit) dst.fail = f;
+            if (f.step == Step::Commit || f.step == Step::SyncCommitted) dst.fail = f;
             run_once(path, src, dst, keep);
             // Whatever is gone from the server was delivered.
             for (const auto& d : all)
