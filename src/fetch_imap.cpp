@@ -59,7 +59,6 @@ public:
         o.uidnext = info.uidnext;
         o.exists = info.exists;
         folder_ = folder;
-        uidvalidity_ = info.uidvalidity;
         return o;
     }
 
@@ -96,7 +95,6 @@ private:
     }
     ImapSession& imap_;
     std::string folder_;
-    std::uint32_t uidvalidity_ = 0;
 };
 
 // How many connections to use: `connections`, but never more than there

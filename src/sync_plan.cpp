@@ -31,26 +31,28 @@ KeyParts parse_key(const std::string& key) {
 
 bool is_inbox(const std::string& folder) { return ascii_upper(folder) == "INBOX"; }
 
-// Entries of another identity that this listing may be recognised against:
-// the same folder under another UIDVALIDITY, or the other protocol's INBOX.
-bool old_identity(const std::string& key, const SourceIdentity& id) {
+// How a state entry relates to the identity being synced; each key is
+// parsed once (this runs for every entry on every poll).
+enum class Relation {
+    Current,  // this identity: pruned when no longer listed
+    Old,      // an old identity it may be recognised against; retired by this sync
+    Retired,  // no longer meaningful (POP3 sync: another IMAP folder); retired
+    Other,    // another folder of the account: left alone
+};
+
+Relation relation(const std::string& key, const SourceIdentity& id, const std::string& enc_folder,
+                  const std::string& validity) {
     bool pop3_key = key.rfind("pop3:", 0) == 0;
     if (id.protocol == SourceProtocol::Pop3) {
-        if (pop3_key) return false;
+        if (pop3_key) return Relation::Current;
         KeyParts p = parse_key(key);
-        return p.imap && is_inbox(decode_folder(p.folder));
+        if (!p.imap) return Relation::Other;
+        return is_inbox(decode_folder(p.folder)) ? Relation::Old : Relation::Retired;
     }
-    if (pop3_key) return is_inbox(id.folder);
+    if (pop3_key) return is_inbox(id.folder) ? Relation::Old : Relation::Other;
     KeyParts p = parse_key(key);
-    return p.imap && p.folder == encode_folder(id.folder) && p.uidvalidity != std::to_string(id.uidvalidity);
-}
-
-// Retired with the old identity: for POP3 every IMAP entry (the account is
-// no longer IMAP), for IMAP the old UIDVALIDITY's entries and, in INBOX,
-// the POP3 ones.
-bool retired_by(const std::string& key, const SourceIdentity& id) {
-    if (id.protocol == SourceProtocol::Pop3) return key.rfind("imap:", 0) == 0;
-    return old_identity(key, id);
+    if (!p.imap || p.folder != enc_folder) return Relation::Other;
+    return p.uidvalidity == validity ? Relation::Current : Relation::Old;
 }
 
 bool sizes_match(const RemoteMessage& m, const std::string& old_key, const SeenEntry& old, const SourceIdentity& id) {
@@ -63,12 +65,6 @@ bool sizes_match(const RemoteMessage& m, const std::string& old_key, const SeenE
 }
 
 }  // namespace
-
-bool key_of_identity(const std::string& key, const SourceIdentity& id) {
-    if (id.protocol == SourceProtocol::Pop3) return key.rfind("pop3:", 0) == 0;
-    KeyParts p = parse_key(key);
-    return p.imap && p.folder == encode_folder(id.folder);
-}
 
 std::uint32_t header_id(const RemoteMessage& m) { return m.uid ? m.uid : m.number; }
 
@@ -97,12 +93,21 @@ Plan plan_folder(const std::vector<RemoteMessage>& listing, const SourceIdentity
         plan.listed.push_back(&m);
         if (opts.all || !state.count(m.key)) plan.fetch.push_back(m);
     }
+    const std::string enc_folder = encode_folder(id.folder), validity = std::to_string(id.uidvalidity);
     for (const auto& [key, e] : state) {
-        if (key_of_identity(key, id) && !old_identity(key, id)) {
-            if (listed_times(key) == 0) plan.prune.push_back(key);
-        } else if (retired_by(key, id)) {
-            plan.prune.push_back(key);
-            if (old_identity(key, id) && e.fingerprint != "-") plan.recognise_against.push_back(key);
+        switch (relation(key, id, enc_folder, validity)) {
+            case Relation::Current:
+                if (listed_times(key) == 0) plan.prune.push_back(key);
+                break;
+            case Relation::Old:
+                plan.prune.push_back(key);
+                if (e.fingerprint != "-") plan.recognise_against.push_back(key);
+                break;
+            case Relation::Retired:
+                plan.prune.push_back(key);
+                break;
+            case Relation::Other:
+                break;
         }
     }
     plan.need_headers = !opts.all && !plan.fetch.empty() && (opts.adopt || !plan.recognise_against.empty());

@@ -115,8 +115,5 @@ std::vector<Recognised> recognise_delivered(Plan& plan, const SourceIdentity& id
 // removed. Empty with keep, check, dry run or adopt.
 std::vector<RemoteMessage> plan_removal(const Plan& plan, const StateEntries& state, const PlanOptions& opts);
 
-// True when a state key belongs to the identity (any UIDVALIDITY of the
-// folder for IMAP).
-bool key_of_identity(const std::string& key, const SourceIdentity& id);
 
 }  // namespace pullmail
