@@ -33,6 +33,7 @@
 namespace pullmail {
 
 class Logger;
+struct AccountProgress;
 
 class Intake final : public MessageHandler {
 public:
@@ -102,6 +103,7 @@ private:
     std::mutex own_;       // the same for a handler of its own
     std::mutex* state_mu_;
     const bool background_;
+    AccountProgress* const progress_;  // the live progress line's counters, or nullptr (progress.h)
 
     // The committer thread and its one batch in commit.
     std::thread committer_;
