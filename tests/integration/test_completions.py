@@ -2,11 +2,12 @@
 """Shell completions (scripts/completions): every option `pullmail --help`
 lists is completed by the bash, zsh and fish scripts; account names come
 from the configuration named with -f (pullmail --list-accounts); the
-subcommands adopt and import-fetchmailrc; values of --tls. bash is run for
-real (COMP_WORDS/COMP_CWORD, the function the script registers); fish too
-(`complete -C`), when installed; zsh's script is checked for syntax
-(`zsh -n`) and its option list against --help. `cmake --install` puts the
-three where the shells look for them."""
+subcommands adopt and import-fetchmailrc; values of --tls. Each shell runs
+its script for real: bash through COMP_WORDS/COMP_CWORD and the function the
+script registers, fish with `complete -C`, zsh in a pseudo-terminal (zpty)
+with compinit, a TAB and compadd wrapped to print the matches. (Without fish
+or zsh installed, only their option lists are checked against --help.)
+`cmake --install` puts the three where the shells look for them."""
 
 import os
 import re
@@ -126,24 +127,37 @@ class Completions(unittest.TestCase):
         self.assertEqual(fish("pullmail --tls "), {"off", "starttls", "implicit"})
         util.log("    checked: fish completes all %d options of --help, accounts, subcommands" % len(self.options))
 
+    def zsh(self, line):
+        """The matches zsh's completion system offers for `line`: an interactive
+        zsh in a pseudo-terminal (zpty) with compinit and the script in fpath,
+        sent the line and a TAB, with compadd wrapped to print its matches."""
+        script = os.path.join(self.tmp, "capture.zsh")
+        with open(script, "w") as f:
+            f.write(ZSH_CAPTURE)
+        r = subprocess.run(["zsh", "-f", script, COMPLETIONS, line], capture_output=True, text=True,
+                           env=self.env, cwd=self.tmp, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return set(x for x in r.stdout.splitlines() if x)
+
     def test_zsh(self):
         script = os.path.join(COMPLETIONS, "_pullmail")
         with open(script) as f:
             text = f.read()
         listed = set(re.findall(r"(?<![\w-])(--?[A-Za-z][\w-]*)(?=[\[}',])", text))
         self.assertEqual(self.options - listed, set(), "options of --help missing in _pullmail")
-        self.assertIn("--list-accounts", text)
-        if shutil.which("zsh"):
-            r = subprocess.run(["zsh", "-n", script], capture_output=True, text=True)
-            self.assertEqual(r.returncode, 0, r.stderr)
-            # Loaded by compinit from an fpath directory, as installed.
-            prog = ("fpath=(%s $fpath); autoload -Uz compinit; compinit -u -d %s/zcompdump; "
-                    "print -r -- ${_comps[pullmail]}" % (COMPLETIONS, self.tmp))
-            r = subprocess.run(["zsh", "-f", "-c", prog], capture_output=True, text=True, env=self.env)
-            self.assertEqual(r.stdout.strip(), "_pullmail", r.stderr)
-            util.log("    checked: zsh parses _pullmail and compinit binds it to pullmail")
-        else:
-            util.log("    zsh not installed: option list checked only")
+        if not shutil.which("zsh"):
+            util.log("    zsh not installed: option list checked, completion not run")
+            return
+        r = subprocess.run(["zsh", "-n", script], capture_output=True, text=True)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        got = self.zsh("pullmail -")
+        self.assertEqual(self.options - got, set(), "options of --help zsh does not complete")
+        self.assertNotIn("--list-accounts", got)
+        self.assertEqual(self.zsh("pullmail -f %s " % self.config),
+                         {"adopt", "import-fetchmailrc", "home", "work.example"})
+        self.assertEqual(self.zsh("pullmail -f %s adopt " % self.config), {"home", "work.example"})
+        self.assertEqual(self.zsh("pullmail --tls "), {"off", "starttls", "implicit"})
+        util.log("    checked: zsh completes all %d options of --help, accounts, subcommands" % len(self.options))
 
     def test_cmake_install(self):
         build = os.path.dirname(os.path.abspath(util.BIN))
@@ -157,6 +171,40 @@ class Completions(unittest.TestCase):
             self.assertTrue(os.path.isfile(os.path.join(prefix, rel)), "not installed: " + rel)
         got = self.bash("pullmail", "--st", script=os.path.join(prefix, "share/bash-completion/completions/pullmail"))
         self.assertEqual(got, {"--state-dir"})
+
+
+ZSH_CAPTURE = r'''zmodload zsh/zpty
+zpty z zsh -f -i
+init=$(mktemp)
+cat > $init <<INIT
+PROMPT=
+fpath=($1 \$fpath)
+autoload -Uz compinit
+compinit -u -d $init.dump
+bindkey '^I' complete-word
+zstyle ':completion:*' list-grouped false
+zstyle ':completion:*' insert-tab false
+null-line() { echo -E - \$'\0' }
+compprefuncs=(null-line)
+comppostfuncs=(null-line exit)
+compadd() {
+    if [[ \${@[1,(i)(-|--)]} == *-(O|A|D)\ * ]]; then builtin compadd "\$@"; return \$?; fi
+    typeset -a __hits
+    builtin compadd -A __hits "\$@"
+    local h; for h in \$__hits; do echo -E - "MATCH:\$h"; done
+}
+echo ok
+INIT
+zpty -w z "source $init"
+repeat 10; do zpty -r z line; [[ $line == ok* ]] && break; done
+zpty -w z "$2"$'\t'
+integer tog=0
+while zpty -r z; do :; done | while IFS= read -r line; do
+    if [[ $line == *$'\0\r' ]]; then (( tog++ )) && break || continue; fi
+    (( tog )) && [[ $line == MATCH:* ]] && print -r -- ${${line#MATCH:}%$'\r'}
+done
+rm -f $init $init.dump
+'''
 
 
 def shquote(s):
