@@ -14,14 +14,33 @@ function __pullmail_accounts
     $tokens[1] $file --list-accounts 2>/dev/null
 end
 
+# True while no word that is not an option (or an option's value) has been
+# typed: the place of a subcommand.
+function __pullmail_first_word
+    set -l tokens (commandline -opc)
+    set -l skip 0
+    for t in $tokens[2..-1]
+        if test $skip -eq 1
+            set skip 0
+        else if contains -- $t -f --file --state-dir -j --jobs --repair-state --shard --url --user --deliver \
+                --password-command --ca-file --folder --tls --auth --deliver-user --deliver-ca-file \
+                --deliver-password-command
+            set skip 1
+        else if not string match -q -- '-*' $t
+            return 1
+        end
+    end
+    return 0
+end
+
 function __pullmail_importing
     contains -- import-fetchmailrc (commandline -opc)
 end
 
 complete -c pullmail -f
 complete -c pullmail -n 'not __pullmail_importing' -a '(__pullmail_accounts)' -d account
-complete -c pullmail -n '__fish_is_first_arg' -a adopt -d 'mark what is on the server as seen, without fetching it'
-complete -c pullmail -n '__fish_is_first_arg' -a import-fetchmailrc -d 'convert a fetchmailrc to a pullmail configuration'
+complete -c pullmail -n '__pullmail_first_word' -a adopt -d 'mark what is on the server as seen, without fetching it'
+complete -c pullmail -n '__pullmail_first_word' -a import-fetchmailrc -d 'convert a fetchmailrc to a pullmail configuration'
 complete -c pullmail -n '__pullmail_importing' -F
 complete -c pullmail -s f -l file -r -F -d 'Configuration file'
 complete -c pullmail -s k -l keep -d 'Keep fetched messages on the server'

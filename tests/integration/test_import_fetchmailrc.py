@@ -64,7 +64,7 @@ poll 127.0.0.1 proto imap port {imaps} ssl   # carol's IMAP
         with open(self.config_path, "w") as f:
             f.write(toml)
         os.chmod(self.config_path, 0o600)
-        self.note("imported:\n" + "\n".join("      " + l for l in toml.splitlines()))
+        self.note("imported:\n" + "\n".join("      " + l for l in toml.splitlines() if not l.startswith("password")))
         r = self.run_config("--state-dir", self.state_dir, "--json", expect=0)
         for user, want in expected.items():
             got = []
