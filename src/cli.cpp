@@ -5,12 +5,20 @@
 
 #include <CLI/CLI.hpp>
 #include <atomic>
+#include <pwd.h>
+
 #include <cstdio>
+#include <cstdlib>
+#include <fstream>
 #include <iostream>
+#include <sstream>
 
 #include "config.h"
 #include "error.h"
+#include "fetchmailrc.h"
+#include "fetchmailrc_toml.h"
 #include "log.h"
+#include "progress.h"
 #include "report.h"
 #include "runner.h"
 #include "state_journal.h"
@@ -50,6 +58,7 @@ Examples:
   pullmail -n -v                 show what would be fetched and where it would go
   pullmail -K home               fetch 'home' and delete what was delivered from the server
   pullmail adopt home            mark everything now on the server as seen, without fetching it
+  pullmail import-fetchmailrc > ~/.config/pullmail/config.toml   convert ~/.fetchmailrc
   pullmail -f migrate.toml -j 8 --shard 1/4 --json   one quarter of a long list of migrations
   PULLMAIL_PASSWORD=... pullmail --url pop3s://pop.example.com --user me --deliver maildir:~/Mail/inbox
   pullmail --url imaps://imap.example.com --user me --password-command 'pass mail' \
@@ -68,7 +77,8 @@ struct CliArgs {
     std::string config_file, state_dir, repair, shard;
     std::vector<std::string> names;
     bool keep = false, no_keep = false, all = false, check = false, dry_run = false, json = false,
-         version = false, wait_lock = false, quiet = false;
+         version = false, wait_lock = false, quiet = false, progress = false, no_progress = false,
+         list_accounts = false;
     int verbose = 0, jobs = 4;
     OneOffOptions one;
 };
@@ -90,6 +100,10 @@ void add_options(CLI::App& app, CliArgs& a) {
     app.add_option("--repair-state", a.repair, "Rebuild ACCOUNT's damaged state file from its valid records");
     app.add_option("--shard", a.shard, "Run only shard K of N (K/N, 1-based): a stable split of the accounts "
                                        "for several machines or job runners");
+    app.add_flag("--progress", a.progress, "Show live progress lines on stderr even when it is not a terminal");
+    app.add_flag("--no-progress", a.no_progress, "No live progress lines, even on a terminal");
+    // For the shell completions (scripts/completions): the account names, one a line.
+    app.add_flag("--list-accounts", a.list_accounts, "")->group("");
     app.add_flag("-V,--version", a.version, "Print the version");
     const char* g = "One-off account (no config file)";
     OneOffOptions& one = a.one;
@@ -162,7 +176,10 @@ int run_selected(const std::vector<const Account*>& selected, const std::string&
     opts.wait_lock = a.wait_lock;
     opts.adopt = adopt;
     opts.interrupted = &g_interrupted;
+    ProgressDisplay progress(2);
+    if (!a.check && !a.dry_run && want_progress(2, log.level(), a.progress, a.no_progress)) progress.start();
     auto results = run_accounts(selected, sdir, opts, log);
+    progress.stop();
     int status = run_exit_status(results, a.check);
     if (a.check && !a.json && log.level() >= 1) {
         for (const auto& r : results)
@@ -170,6 +187,23 @@ int run_selected(const std::vector<const Account*>& selected, const std::string&
     }
     if (a.json) std::cout << json_report(results, status) << std::flush;
     return status;
+}
+
+// "pullmail import-fetchmailrc [FILE]": the equivalent configuration on stdout.
+int import_fetchmailrc(const CliArgs& a, const ConfigEnv& env) {
+    if (a.names.size() > 2) throw Error(ErrorKind::Usage, "import-fetchmailrc takes one file at most");
+    std::string path = a.names.size() == 2 ? a.names[1] : expand_home("~/.fetchmailrc", env);
+    std::ifstream in(path, std::ios::binary);
+    if (!in) throw Error(ErrorKind::Config, path + ": cannot read the fetchmail run control file");
+    std::ostringstream text;
+    text << in.rdbuf();
+    const char* user = std::getenv("USER");
+    std::string login = user ? user : "";
+    if (login.empty())
+        if (const struct passwd* pw = ::getpwuid(::geteuid())) login = pw->pw_name;
+    std::cout << fetchmailrc_to_toml(parse_fetchmailrc(text.str(), path), path, login.empty() ? "me" : login)
+              << std::flush;
+    return 0;
 }
 
 // Everything after parsing; throws Error.
@@ -185,7 +219,13 @@ int run_command(CliArgs& a, Logger& log) {
             throw Error(ErrorKind::Usage, "adopt needs the accounts to adopt: pullmail adopt ACCOUNT...");
     }
     ConfigEnv env = ConfigEnv::from_process();
+    if (!a.names.empty() && a.names.front() == "import-fetchmailrc") return import_fetchmailrc(a, env);
+    if (a.progress && a.no_progress) throw Error(ErrorKind::Usage, "--progress and --no-progress contradict each other");
     Config config = load_accounts(a, env);
+    if (a.list_accounts) {
+        for (const auto& acc : config.accounts) std::cout << acc.name << "\n";
+        return 0;
+    }
     std::string sdir = a.state_dir.empty() ? config.state_dir : expand_home(a.state_dir, env);
     if (!a.repair.empty()) {
         if (!config.find(a.repair)) throw Error(ErrorKind::Usage, "no account named '" + a.repair + "'");

@@ -861,6 +861,14 @@ DeliveryTarget parse_delivery(const std::string& text, const std::string& where,
     std::string lower = to_lower(text);
     DeliveryTarget t;
     auto body = [&](std::size_t prefix) { return text.substr(prefix); };
+    if (lower.starts_with("maildir++:")) {
+        std::string path = body(10);
+        if (path.empty()) fail(where, "maildir++: needs a path, as in maildir++:~/Mail");
+        t.kind = DeliveryTarget::Kind::Maildir;
+        t.maildir_plus_plus = true;
+        t.path = absolute_path(path, env, where);
+        return t;
+    }
     if (lower.starts_with("maildir:") || lower.starts_with("mbox:")) {
         bool maildir = lower.starts_with("maildir:");
         std::string path = body(maildir ? 8 : 5);
@@ -881,7 +889,7 @@ DeliveryTarget parse_delivery(const std::string& text, const std::string& where,
         lower.starts_with("pop3s://"))
         return imap_target(parse_url(text, where), where);
     fail(where, "unknown delivery " + quoted(text) +
-                    ": use maildir:PATH, mbox:PATH, mda:COMMAND or an IMAP target deliver = { url = \"imaps://host/Folder\", ... }");
+                    ": use maildir:PATH, maildir++:PATH, mbox:PATH, mda:COMMAND or an IMAP target deliver = { url = \"imaps://host/Folder\", ... }");
 }
 
 Account make_oneoff_account(const OneOffOptions& opts, const ConfigEnv& env) {

@@ -47,6 +47,7 @@ struct Endpoint {
 struct DeliveryTarget {
     enum class Kind { Maildir, Mbox, Mda, Imap } kind = Kind::Maildir;
     std::string path;                 // Maildir directory or mbox file, '~' expanded
+    bool maildir_plus_plus = false;   // Maildir: "maildir++:PATH", one Maildir++ subfolder per source folder
     std::string command;              // MDA command line, run by /bin/sh -c, message on stdin
     std::optional<Endpoint> imap;     // IMAP target; path = target folder with '/' separators
 };

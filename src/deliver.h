@@ -179,6 +179,13 @@ std::string mboxrd_unquote(std::string_view body);
 // A Maildir file name following the Maildir convention
 // (https://cr.yp.to/proto/maildir.html): "<sec>.M<usec>P<pid>Q<counter>.<host>"
 // with '/' and ':' in the host name replaced as the convention says.
+// The directory of IMAP folder `folder` ('/' separated, UTF-8) in a
+// Maildir++ tree (deliver_maildirpp.cpp): "." for INBOX and for POP3 (""),
+// ".Lists.cpp" for "Lists/cpp"; modified UTF-7, '.' '\\' and a leading '~'
+// of a level escaped as Dovecot's listescape does ("\\2e"). Throws
+// Error(Delivery) for an empty level ("a//b").
+std::string maildirpp_dir_name(std::string_view folder);
+
 std::string maildir_unique_name(std::uint64_t sec, std::uint64_t usec, long pid, std::uint64_t counter,
                                 std::string_view host);
 

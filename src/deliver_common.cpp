@@ -23,7 +23,9 @@ namespace pullmail {
 std::unique_ptr<Deliverer> make_file_deliverer(const DeliveryTarget& target, const DeliveryOptions& opts) {
     ignore_delivery_signals();
     switch (target.kind) {
-        case DeliveryTarget::Kind::Maildir: return detail::make_maildir_deliverer(target.path);
+        case DeliveryTarget::Kind::Maildir:
+            return target.maildir_plus_plus ? detail::make_maildirpp_deliverer(target.path)
+                                            : detail::make_maildir_deliverer(target.path);
         case DeliveryTarget::Kind::Mbox: return detail::make_mbox_deliverer(target.path, opts);
         case DeliveryTarget::Kind::Mda: return detail::make_mda_deliverer(target.command, opts);
         case DeliveryTarget::Kind::Imap: break;

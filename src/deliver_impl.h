@@ -95,6 +95,7 @@ std::string next_maildir_name();
 std::string maildir_host_part();
 
 std::unique_ptr<Deliverer> make_maildir_deliverer(const std::string& path);
+std::unique_ptr<Deliverer> make_maildirpp_deliverer(const std::string& path);
 std::unique_ptr<Deliverer> make_mbox_deliverer(const std::string& path, const DeliveryOptions& opts);
 std::unique_ptr<Deliverer> make_mda_deliverer(const std::string& command, const DeliveryOptions& opts);
 

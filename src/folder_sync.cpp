@@ -2,6 +2,7 @@
 
 #include "intake.h"
 #include "log.h"
+#include "progress.h"
 #include "test_hooks.h"
 
 namespace pullmail {
@@ -191,6 +192,11 @@ void sync_folder(MailSource& source, const std::string& folder, Intake& handler,
         o.dry_run = false;  // what a real run would remove before fetching
         report_dry_run(plan, plan_removal(plan, sh.state.entries(), o), sh);
         return;
+    }
+    if (AccountProgress* p = progress_for(sh.account.name)) {
+        std::uint64_t bytes = 0;
+        for (const auto& m : plan.fetch) bytes += m.size;
+        p->plan(plan.fetch.size(), bytes);
     }
     handler.set_target_may_hold(plan.target_may_hold);
     try {

@@ -3,6 +3,7 @@
 #include <ctime>
 
 #include "log.h"
+#include "progress.h"
 #include "test_hooks.h"
 
 namespace pullmail {
@@ -37,7 +38,8 @@ Intake::Intake(const Account& account, Deliverer& deliverer, StateJournal& state
       log_(log),
       interrupted_(interrupted),
       state_mu_(shared ? shared : &own_),
-      background_(deliverer.concurrent_commit() && deliverer.max_batch() > 1) {}
+      background_(deliverer.concurrent_commit() && deliverer.max_batch() > 1),
+      progress_(progress_for(account.name)) {}
 
 Intake::~Intake() {
     if (!committer_.joinable()) return;
@@ -115,6 +117,7 @@ void Intake::begin(const RemoteMessage& m) {
 }
 
 void Intake::data(std::string_view chunk) {
+    if (progress_) progress_->received(chunk.size());
     if (skipping_ || !sink_) return;
     if (stop_requested()) {
         // SIGTERM/SIGINT: roll back the message in hand rather than finish a
@@ -139,6 +142,7 @@ void Intake::data(std::string_view chunk) {
 }
 
 void Intake::end(const RemoteMessage& m) {
+    if (progress_) progress_->message_done();
     if (skipping_ || !sink_) {
         skipping_ = false;
         return;
@@ -352,6 +356,7 @@ void Intake::record_published(std::vector<Prepared>& batch, std::size_t committe
 }
 
 void Intake::failed(const RemoteMessage& m, std::string_view server_text) {
+    if (progress_) progress_->message_done();
     if (sink_) {  // failed after begin(): roll back what was written
         sink_->abort();
         sink_.reset();

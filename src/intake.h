@@ -34,6 +34,7 @@
 namespace pullmail {
 
 class Logger;
+struct AccountProgress;
 
 class Intake final : public MessageHandler {
 public:
@@ -109,6 +110,7 @@ private:
     std::mutex own_;       // the same for a handler of its own
     std::mutex* state_mu_;
     const bool background_;
+    AccountProgress* const progress_;  // the live progress line's counters, or nullptr (progress.h)
 
     // The committer thread and its one batch in commit.
     std::thread committer_;

@@ -2,9 +2,17 @@
 
 #include <unistd.h>
 
+#include <atomic>
+
 #include "error.h"
 
 namespace pullmail {
+
+namespace {
+std::atomic<StderrOverlay*> g_overlay{nullptr};
+}  // namespace
+
+void set_stderr_overlay(StderrOverlay* overlay) { g_overlay.store(overlay); }
 
 // Every line is sanitised here, once for all callers: messages quote folder
 // names, server replies and paths, and a line must stay one line with no
@@ -20,6 +28,10 @@ void Logger::write(std::string_view prefix, std::string_view account, std::strin
     line += sanitize(msg, std::string::npos);
     line += '\n';
     std::lock_guard<std::mutex> lock(mu_);
+    if (StderrOverlay* overlay = g_overlay.load()) {
+        overlay->write_line(line);
+        return;
+    }
     std::size_t off = 0;
     while (off < line.size()) {
         ssize_t n = ::write(2, line.data() + off, line.size() - off);

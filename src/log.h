@@ -11,6 +11,17 @@
 
 namespace pullmail {
 
+// While a progress display runs (progress.h), every log line is handed to
+// it instead of being written directly: it erases its lines, writes the log
+// line, and draws them again. Called with the Logger's mutex held.
+class StderrOverlay {
+public:
+    virtual ~StderrOverlay() = default;
+    virtual void write_line(std::string_view line) = 0;
+};
+// nullptr: lines go straight to stderr (the default).
+void set_stderr_overlay(StderrOverlay* overlay);
+
 class Logger {
 public:
     explicit Logger(int level) : level_(level) {}

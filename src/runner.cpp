@@ -18,6 +18,7 @@
 #include "fs_util.h"
 #include "intake.h"
 #include "log.h"
+#include "progress.h"
 #include "report.h"
 #include "test_hooks.h"
 #include "transport.h"
@@ -200,6 +201,12 @@ AccountResult run_account(const Account& account, const std::string& state_dir, 
                           Logger& log) {
     AccountResult result;
     result.name = account.name;
+    // The account's live progress line, while a display runs (progress.h).
+    struct ProgressScope {
+        const std::string& name;
+        explicit ProgressScope(const std::string& n) : name(n) { progress_begin(name); }
+        ~ProgressScope() { progress_end(name); }
+    } progress_scope(account.name);
     try {
         run_locked(account, state_dir, opts, log, result);
     } catch (Error& e) {

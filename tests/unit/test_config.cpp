@@ -405,7 +405,7 @@ TEST_CASE("config: deliver strings") {
     };
     const std::string at = "config.toml:5:11: accounts.home.deliver: ";
     CHECK(config_error(with("maildr:/x")) ==
-          at + "unknown delivery \"maildr:/x\": use maildir:PATH, mbox:PATH, mda:COMMAND or an IMAP target "
+          at + "unknown delivery \"maildr:/x\": use maildir:PATH, maildir++:PATH, mbox:PATH, mda:COMMAND or an IMAP target "
                "deliver = { url = \"imaps://host/Folder\", ... }");
     CHECK(config_error(with("~/Mail")) != "");
     CHECK(config_error(with("maildir:")) == at + "maildir: needs a path, as in maildir:~/Mail/inbox");

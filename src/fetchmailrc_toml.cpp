@@ -1,0 +1,286 @@
+#include "fetchmailrc_toml.h"
+
+#include <cctype>
+#include <cstdio>
+#include <map>
+#include <set>
+#include <vector>
+
+namespace pullmail {
+
+namespace {
+
+using Options = std::vector<RcOption>;
+
+// The last of `names` in opts (later options win, as in fetchmail).
+const RcOption* last(const Options& opts, std::initializer_list<const char*> names) {
+    for (auto it = opts.rbegin(); it != opts.rend(); ++it)
+        for (const char* n : names)
+            if (it->name == n) return &*it;
+    return nullptr;
+}
+
+std::string joined(const std::vector<std::string>& v) {
+    std::string out;
+    for (const auto& s : v) out += (out.empty() ? "" : " ") + (s.find_first_of(" \t\"") == std::string::npos ? s : toml_quote(s));
+    return out;
+}
+
+std::string shown(const RcOption& o) {
+    std::string name = o.name;
+    if (name[0] == '?') name = name.substr(1);
+    else if (name.starts_with("no") && name != "nodetach") name = "no " + name.substr(2);
+    if (o.name == "pass" || o.name == "password" || o.name == "esmtppassword") return name + " ...";
+    return o.args.empty() ? name : name + " " + joined(o.args);
+}
+
+// Why an option has no pullmail equivalent, for its comment.
+std::string reason(const std::string& name) {
+    static const std::map<std::string, std::string> r = {
+        {"smtphost", "pullmail delivers itself (deliver = ...), it does not forward by SMTP"},
+        {"smtp", "pullmail delivers itself (deliver = ...), it does not forward by SMTP"},
+        {"smtpname", "pullmail does not forward by SMTP"},
+        {"smtpaddress", "pullmail does not forward by SMTP"},
+        {"fetchall", "pullmail fetches every message it has not delivered yet; `pullmail -a` fetches all once"},
+        {"flush", "pullmail never deletes a message it has not delivered"},
+        {"limitflush", "the nearest is max_size with oversize = \"delete\""},
+        {"sslcertck", "always on in pullmail"},
+        {"nosslcertck", "pullmail always verifies certificates; for a self-signed server put its certificate in ca_file"},
+        {"sslcertpath", "put the one CA certificate in ca_file (the system store is trusted as well)"},
+        {"sslfingerprint", "pullmail verifies the certificate chain and host name instead"},
+        {"sslproto", "pullmail uses OpenSSL's default TLS versions"},
+        {"interval", "every account is polled at its poll_interval"},
+        {"uidl", "pullmail always remembers what it delivered"},
+        {"nouidl", "pullmail always remembers what it delivered"},
+        {"fetchsizelimit", "pullmail lists sizes itself"},
+        {"fastuidl", "pullmail lists sizes itself"},
+        {"mimedecode", "pullmail stores messages byte for byte"},
+        {"stripcr", "pullmail stores LF line endings in files"},
+        {"forcecr", "pullmail stores LF line endings in files"},
+        {"pass8bits", "pullmail stores messages byte for byte"},
+        {"dropstatus", "pullmail stores messages byte for byte"},
+        {"dropdelivered", "pullmail stores messages byte for byte"},
+        {"rewrite", "pullmail stores messages byte for byte"},
+        {"norewrite", "pullmail never rewrites headers"},
+        {"envelope", "single-drop delivery: there is no envelope recipient to look for"},
+        {"qvirtual", "single-drop delivery: there is no envelope recipient to look for"},
+        {"localdomains", "multidrop is not supported: every message goes to deliver"},
+        {"aka", "multidrop is not supported: every message goes to deliver"},
+        {"preconnect", "run the command before pullmail instead (cron, systemd ExecStartPre=)"},
+        {"postconnect", "run the command after pullmail instead (systemd ExecStartPost=)"},
+        {"plugin", "pullmail connects itself (TLS, STARTTLS)"},
+        {"plugout", "pullmail does not forward by SMTP"},
+        {"bsmtp", "use deliver = \"mbox:PATH\" or an MDA"},
+        {"lmtp", "use an MDA that speaks LMTP, e.g. deliver = \"mda:/usr/lib/dovecot/dovecot-lda\""},
+        {"antispam", "pullmail does not forward by SMTP"},
+        {"warnings", "oversized messages are reported once"},
+        {"expunge", "pullmail expunges once per folder, after the state is on disk"},
+        {"batchlimit", "pullmail does not forward by SMTP"},
+    };
+    auto it = r.find(name);
+    return it == r.end() ? "no equivalent in pullmail" : it->second;
+}
+
+std::string account_name(const std::string& host, const std::string& user, std::set<std::string>& used) {
+    std::string raw = user.empty() ? host : host + "-" + user;
+    std::string name;
+    for (char c : raw) name += (std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == '_') ? c : '_';
+    if (name.empty() || name == "." || name == "..") name = "account";
+    std::string unique = name;
+    for (int n = 2; !used.insert(unique).second; ++n) unique = name + "-" + std::to_string(n);
+    return unique;
+}
+
+std::string shell_word(const std::string& s) {
+    if (!s.empty() && s.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789@._+-") ==
+                          std::string::npos)
+        return s;
+    std::string out = "'";
+    for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+    return out + "'";
+}
+
+// One account. `opts` = defaults, then entry, then user options.
+class AccountWriter {
+public:
+    AccountWriter(std::string& out, const Options& opts) : out_(out), opts_(opts) {}
+
+    void key(const std::string& k, const std::string& value, const std::string& comment = "") {
+        out_ += k + " = " + value;
+        if (!comment.empty()) out_ += "  # " + comment;
+        out_ += '\n';
+    }
+    void note(const std::string& text) { out_ += "# fetchmail: " + text + "\n"; }
+    // Marks the names as handled; the others get a comment at the end.
+    const RcOption* take(std::initializer_list<const char*> names) {
+        for (const char* n : names) handled_.insert(n);
+        return last(opts_, names);
+    }
+    void comment_rest() {
+        std::set<std::string> done;
+        for (const auto& o : opts_) {
+            if (handled_.count(o.name)) continue;
+            std::string base = o.name[0] == '?' ? o.name.substr(1) : o.name;
+            note(shown(o) + " -- " + (o.name[0] == '?' ? "unknown option, not carried over" : reason(base)));
+        }
+    }
+
+private:
+    std::string& out_;
+    const Options& opts_;
+    std::set<std::string> handled_;
+};
+
+void write_server(AccountWriter& w, const RcEntry& e, bool& imap) {
+    const RcOption* proto = w.take({"proto", "protocol"});
+    std::string p = proto ? proto->args[0] : "auto";
+    for (auto& c : p) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    imap = p.starts_with("imap") || p == "auto";
+    if (p == "auto") w.note("proto auto -- IMAP assumed (fetchmail tried IMAP, then POP3)");
+    else if (p == "apop" || p == "kpop" || p == "sdps" || p == "rpop") w.note("proto " + p + " -- plain POP3 with SASL or USER/PASS instead");
+    else if (p != "pop3" && !imap) w.note("proto " + p + " -- not supported; POP3 assumed, check the server");
+    const RcOption* ssl = w.take({"ssl", "nossl"});
+    const RcOption* sslproto = w.take({"sslproto"});
+    bool tls_off = sslproto && sslproto->args[0].empty();
+    bool implicit = ssl && ssl->name == "ssl" && !tls_off;
+    const RcOption* port = w.take({"port", "service"});
+    const RcOption* via = w.take({"via"});
+    std::string host = via ? via->args[0] : e.host;
+    if (host.find(':') != std::string::npos && host.front() != '[') host = "[" + host + "]";
+    std::string url = std::string(imap ? "imap" : "pop3") + (implicit ? "s" : "") + "://" + host +
+                      (port ? ":" + port->args[0] : "");
+    w.key("url", toml_quote(url), via ? "fetchmail: via " + via->args[0] + " (poll name " + e.host + ")" : "");
+    if (tls_off)
+        w.key("tls", "\"off\"", "fetchmail: sslproto '' -- no TLS: the password travels unencrypted");
+    else if (!implicit)
+        w.note("no ssl -- pullmail requires STARTTLS on " + url + " (fetchmail used it when offered)");
+    if (sslproto && !tls_off && sslproto->args[0] != "auto") w.note("sslproto " + sslproto->args[0] + " -- " + reason("sslproto"));
+    if (const RcOption* f = w.take({"sslcertfile"})) w.key("ca_file", toml_quote(f->args[0]));
+    if (const RcOption* ck = w.take({"sslcertck", "nosslcertck"}); ck && ck->name == "nosslcertck")
+        w.note("no sslcertck -- " + reason("nosslcertck"));
+    if (const RcOption* a = w.take({"auth", "authenticate"})) {
+        std::string m = a->args[0];
+        for (auto& c : m) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+        if (m == "CRAM-MD5" || m == "NTLM" || m == "GSSAPI" || m == "EXTERNAL") w.key("auth", toml_quote(m));
+        else if (m != "PASSWORD" && m != "ANY") w.note("auth " + a->args[0] + " -- not supported; libcurl picks the mechanism");
+    }
+    if (const RcOption* t = w.take({"timeout"})) w.key("timeout", t->args[0]);
+}
+
+void write_delivery(AccountWriter& w, const std::string& local, const RcUser& u) {
+    if (u.local.size() > 1 || (u.local.size() == 1 && u.local[0] == "*"))
+        w.note("is " + joined(u.local) + " -- multidrop is not supported: every message goes to deliver");
+    if (const RcOption* mda = w.take({"mda"})) {
+        std::string cmd = mda->args[0], out;
+        for (std::size_t i = 0; i < cmd.size(); ++i) {
+            if (cmd[i] == '%' && i + 1 < cmd.size() && cmd[i + 1] == 'T') {
+                out += shell_word(local);
+                ++i;
+            } else {
+                out += cmd[i];
+            }
+        }
+        if (out.find("%F") != std::string::npos)
+            w.note("mda %F (the envelope sender) is not substituted by pullmail; edit the command");
+        w.key("deliver", toml_quote("mda:" + out));
+        return;
+    }
+    w.key("deliver", toml_quote("mda:/usr/sbin/sendmail -i -- " + shell_word(local)),
+          "fetchmail forwarded to the local MTA by SMTP; or \"maildir:~/Maildir\"");
+}
+
+void write_user_keys(AccountWriter& w, bool imap) {
+    const RcOption* keep = w.take({"keep", "nokeep"});
+    if (keep) w.key("keep", keep->name == "keep" ? "true" : "false");
+    else w.key("keep", "false", "fetchmail's default: delete what was delivered");
+    if (const RcOption* f = w.take({"folder", "folders"})) {
+        if (!imap) {
+            w.note("folder " + joined(f->args) + " -- POP3 has one mailbox only");
+        } else {
+            std::string list;
+            for (const auto& s : f->args) list += (list.empty() ? "" : ", ") + toml_quote(s);
+            bool dotted = false;
+            for (const auto& s : f->args) dotted = dotted || s.find('.') != std::string::npos;
+            w.key("folders", "[" + list + "]",
+                  dotted ? "pullmail separates levels with '/': \"INBOX.Lists\" may need to be \"INBOX/Lists\"" : "");
+        }
+    }
+    if (const RcOption* l = w.take({"limit"}); l && l->args[0] != "0")
+        w.key("max_size", toml_quote(l->args[0]), "fetchmail: limit " + l->args[0] + " (bytes); larger ones stay on the server");
+    if (const RcOption* l = w.take({"fetchlimit"}); l && l->args[0] != "0") w.key("max_messages", l->args[0]);
+    if (const RcOption* i = w.take({"idle", "noidle"})) w.key("idle", i->name == "idle" ? "true" : "false");
+}
+
+}  // namespace
+
+std::string toml_quote(const std::string& s) {
+    std::string out = "\"";
+    for (unsigned char c : s) {
+        if (c == '"' || c == '\\') {
+            out += '\\';
+            out += static_cast<char>(c);
+        } else if (c == '\n') out += "\\n";
+        else if (c == '\t') out += "\\t";
+        else if (c < 0x20 || c == 0x7f) {
+            char buf[8];
+            std::snprintf(buf, sizeof buf, "\\u%04X", c);
+            out += buf;
+        } else out += static_cast<char>(c);
+    }
+    return out + "\"";
+}
+
+std::string fetchmailrc_to_toml(const Fetchmailrc& rc, const std::string& source, const std::string& login) {
+    std::string out = "# pullmail configuration written by `pullmail import-fetchmailrc` from " + source +
+                      ".\n# Lines \"# fetchmail: ...\" are options without an exact equivalent: read them.\n"
+                      "# The file holds passwords: keep it private (chmod 600).\n";
+    std::string globals;
+    for (const auto& g : rc.globals) {
+        if (g.name == "daemon" && !g.args.empty())
+            globals += "poll_interval = " + toml_quote(g.args[0] + "s") + "  # fetchmail: set daemon " + g.args[0] + "\n";
+        else
+            globals += "# fetchmail: set " + shown(g) + " -- " +
+                       (g.name == "logfile" || g.name == "syslog" ? "pullmail logs to stderr (journald under systemd)"
+                        : g.name == "postmaster" || g.name == "nobouncemail" ? "pullmail does not forward or bounce mail"
+                                                                           : reason(g.name)) + "\n";
+    }
+    if (!globals.empty()) out += "\n[defaults]\n" + globals;
+    Options defaults;
+    std::set<std::string> used;
+    for (const auto& e : rc.entries) {
+        if (e.kind == RcEntry::Kind::Defaults) {
+            defaults.insert(defaults.end(), e.options.begin(), e.options.end());
+            for (const auto& u : e.users) defaults.insert(defaults.end(), u.options.begin(), u.options.end());
+            out += "\n# fetchmail: defaults (" + source + ":" + std::to_string(e.line) + ") -- folded into the accounts below\n";
+            continue;
+        }
+        std::vector<RcUser> users = e.users.empty() ? std::vector<RcUser>{RcUser{}} : e.users;
+        for (const auto& u : users) {
+            Options opts = defaults;
+            opts.insert(opts.end(), e.options.begin(), e.options.end());
+            opts.insert(opts.end(), u.options.begin(), u.options.end());
+            std::string remote = u.remote.empty() ? (u.local.size() == 1 ? u.local[0] : login) : u.remote;
+            std::string local = u.local.empty() || u.local[0] == "*" ? login : u.local[0];
+            std::string name = account_name(e.host, remote, used);
+            out += "\n# " + source + ":" + std::to_string(u.line ? u.line : e.line) + ": " +
+                   (e.kind == RcEntry::Kind::Skip ? "skip " : "poll ") + e.host + ", user " + remote + "\n";
+            out += "[accounts." + toml_quote(name) + "]\n";
+            AccountWriter w(out, opts);
+            bool imap = false;
+            write_server(w, e, imap);
+            w.key("user", toml_quote(remote));
+            if (const RcOption* p = w.take({"pass", "password"}))
+                w.key("password", toml_quote(p->args[0]));
+            else
+                w.key("password_command", "\"false\"",
+                      "fetchmail: no password in the file (asked, or ~/.netrc): set password_command or password_file");
+            write_delivery(w, local, u);
+            write_user_keys(w, imap);
+            if (e.kind == RcEntry::Kind::Skip) w.key("enabled", "false", "fetchmail: skip -- polled only when named");
+            w.comment_rest();
+        }
+    }
+    return out;
+}
+
+}  // namespace pullmail
