@@ -24,6 +24,7 @@
 #include <toml++/toml.h>
 
 #include "error.h"
+#include "text_util.h"
 
 namespace pullmail {
 
@@ -368,6 +369,8 @@ constexpr KeySpec kAccountKeys[] = {
     {"min_rate", Type::Int, 0, 1 << 30},
     {"min_rate_window", Type::Int, 1, kMaxSeconds},
     {"run_timeout", Type::Int, 0, 7 * kMaxSeconds},
+    {"delete", Type::String},
+    {"skip_special_use", Type::StringArray},
 };
 
 // The connection keys of an account, for deliver = { ... }.
@@ -653,7 +656,29 @@ private:
         number("min_rate", a.min_rate);
         number("min_rate_window", a.min_rate_window);
         number("run_timeout", a.run_timeout);
+        provider_quirks(fields, a);
         return a;
+    }
+
+    // delete = "expunge" | "trash"; skip_special_use = ["all", ...].
+    void provider_quirks(const Fields& fields, Account& a) const {
+        if (auto it = fields.find("delete"); it != fields.end()) {
+            const std::string& v = str(it->second);
+            if (v == "trash") a.delete_mode = Account::DeleteMode::Trash;
+            else if (v != "expunge") fail(where(it->second), "must be \"expunge\" or \"trash\", not " + quoted(v));
+        }
+        if (auto it = fields.find("skip_special_use"); it != fields.end()) {
+            a.skip_special_use.clear();
+            for (const toml::node& e : *it->second.node->as_array()) {
+                std::string v = ascii_lower(e.as_string()->get());
+                if (v.rfind('\\', 0) == 0) v.erase(0, 1);
+                static const char* kKnown[] = {"all", "archive", "drafts", "flagged", "junk", "sent", "trash", "important"};
+                if (std::find(std::begin(kKnown), std::end(kKnown), v) == std::end(kKnown))
+                    fail(where(e, it->second.label), "unknown SPECIAL-USE attribute " + quoted(e.as_string()->get()) +
+                                                         " (known: all, archive, drafts, flagged, important, junk, sent, trash)");
+                a.skip_special_use.push_back(v);
+            }
+        }
     }
 
     std::vector<std::string> folders(const Field& f) const {

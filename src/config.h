@@ -70,6 +70,12 @@ struct Account {
     int min_rate = 8;
     int min_rate_window = 60;
     int run_timeout = 0;               // seconds a connection may last after login; 0 = no limit
+    // IMAP provider quirks (issue 12). keep = false removes a message by
+    // EXPUNGE, or by moving it to the \Trash special-use folder (Gmail only
+    // drops a label on EXPUNGE). folders = ["*"] leaves out the folders with
+    // these SPECIAL-USE attributes (RFC 6154; lower case, no backslash).
+    enum class DeleteMode { Expunge, Trash } delete_mode = DeleteMode::Expunge;
+    std::vector<std::string> skip_special_use{"all", "junk", "trash"};
     std::string source;                // "file:line" of the account table, for messages; "command line" for one-off
 };
 

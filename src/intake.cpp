@@ -167,7 +167,7 @@ void Intake::end(const RemoteMessage& m) {
                                          (m.uid ? "UID " + std::to_string(m.uid) : "message " + m.uidl) +
                                          " but sent " + std::to_string(wire_bytes_) +
                                          "; delivered as received and kept on the server");
-        batch_.push_back(Prepared{std::move(sink_), m, std::move(intent), header_fingerprint(header_.header()),
+        batch_.push_back(Prepared{std::move(sink_), m, std::move(intent), message_fingerprint(header_.header(), m.internal_date),
                                   msg_bytes_, short_reply});
     } catch (const Error& e) {
         fail_current(e);

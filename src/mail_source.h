@@ -36,8 +36,10 @@ public:
     virtual Opened open(const std::string& folder, bool read_only) = 0;
 
     // Header blocks of the messages, by header_id(); messages the server
-    // refuses are left out.
-    virtual std::map<std::uint32_t, std::string> headers(const std::vector<RemoteMessage>& msgs) = 0;
+    // refuses are left out. IMAP also sets each message's internal_date
+    // (INTERNALDATE, for arrival fingerprints: fingerprint.h), in the same
+    // round trip.
+    virtual std::map<std::uint32_t, std::string> headers(std::vector<RemoteMessage>& msgs) = 0;
 
     // Streams the messages into the handler (handler.failed for one that
     // vanished); throws Error when the connection breaks.

@@ -64,6 +64,13 @@ bool sizes_match(const RemoteMessage& m, const std::string& old_key, const SeenE
     return pop == imap || pop == imap + 2;
 }
 
+// An arrival fingerprint (INTERNALDATE) vouches only within one IMAP
+// folder: another server, or POP3, has no such date for the message.
+bool same_folder_imap(const std::string& old_key, const SourceIdentity& id) {
+    KeyParts p = parse_key(old_key);
+    return id.protocol == SourceProtocol::Imap && p.imap && p.folder == encode_folder(id.folder);
+}
+
 }  // namespace
 
 std::uint32_t header_id(const RemoteMessage& m) { return m.uid ? m.uid : m.number; }
@@ -128,7 +135,9 @@ std::vector<Recognised> recognise_delivered(Plan& plan, const SourceIdentity& id
     std::vector<RemoteMessage> rest;
     for (auto& m : plan.fetch) {
         auto h = headers.find(header_id(m));
-        std::string fp = h == headers.end() ? "-" : header_fingerprint(h->second);
+        // Without the header block nothing is known: no arrival fingerprint
+        // either (it stands for "the header has none of the fields").
+        std::string fp = h == headers.end() ? "-" : message_fingerprint(h->second, m.internal_date);
         if (opts.adopt) {
             out.push_back({m, fp, {}});
             continue;
@@ -138,6 +147,7 @@ std::vector<Recognised> recognise_delivered(Plan& plan, const SourceIdentity& id
         if (k != known.end()) {
             for (auto it = k->second.begin(); it != k->second.end(); ++it) {
                 if (!sizes_match(m, *it, state.at(*it), id)) continue;
+                if (is_arrival_fingerprint(fp) && !same_folder_imap(*it, id)) continue;
                 out.push_back({m, fp, *it});
                 k->second.erase(it);
                 matched = true;
