@@ -272,8 +272,7 @@ int cli_main(int argc, char** argv) {
         log.error(e.account(), e.detail());
         int status = exit_status(e);
         if (a.json)
-            std::cout << "{\"accounts\":[],\"error\":\"" << json_escape(e.detail()) << "\",\"exit_status\":" << status
-                      << "}\n";
+            std::cout << json_error_report(e.detail(), status);
         return status;
     }
 }

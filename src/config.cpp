@@ -24,6 +24,7 @@
 #include <toml++/toml.h>
 
 #include "error.h"
+#include "text_util.h"
 
 namespace pullmail {
 
@@ -411,6 +412,8 @@ constexpr KeySpec kAccountKeys[] = {
     {"max_size", Type::String},
     {"oversize", Type::String},
     {"max_messages", Type::Int, 0, 1 << 30},
+    {"delete", Type::String},
+    {"skip_special_use", Type::StringArray},
 };
 
 // The connection keys of an account, for deliver = { ... }.
@@ -698,6 +701,7 @@ private:
         number("run_timeout", a.run_timeout);
         number("max_messages", a.max_messages);
         retention(fields, a);
+        provider_quirks(fields, a);
         return a;
     }
 
@@ -721,6 +725,27 @@ private:
             else if (v == "headers") a.oversize = Oversize::Headers;
             else if (v == "delete") a.oversize = Oversize::Delete;
             else fail(where(it->second), "must be \"skip\", \"headers\" or \"delete\", not " + quoted(v));
+        }
+    }
+
+    // delete = "expunge" | "trash"; skip_special_use = ["all", ...].
+    void provider_quirks(const Fields& fields, Account& a) const {
+        if (auto it = fields.find("delete"); it != fields.end()) {
+            const std::string& v = str(it->second);
+            if (v == "trash") a.delete_mode = Account::DeleteMode::Trash;
+            else if (v != "expunge") fail(where(it->second), "must be \"expunge\" or \"trash\", not " + quoted(v));
+        }
+        if (auto it = fields.find("skip_special_use"); it != fields.end()) {
+            a.skip_special_use.clear();
+            for (const toml::node& e : *it->second.node->as_array()) {
+                std::string v = ascii_lower(e.as_string()->get());
+                if (v.rfind('\\', 0) == 0) v.erase(0, 1);
+                static const char* kKnown[] = {"all", "archive", "drafts", "flagged", "junk", "sent", "trash", "important"};
+                if (std::find(std::begin(kKnown), std::end(kKnown), v) == std::end(kKnown))
+                    fail(where(e, it->second.label), "unknown SPECIAL-USE attribute " + quoted(e.as_string()->get()) +
+                                                         " (known: all, archive, drafts, flagged, important, junk, sent, trash)");
+                a.skip_special_use.push_back(v);
+            }
         }
     }
 

@@ -81,6 +81,12 @@ struct Account {
     std::uint64_t max_size = 0;
     Oversize oversize = Oversize::Skip;
     int max_messages = 0;
+    // IMAP provider quirks (issue 12). keep = false removes a message by
+    // EXPUNGE, or by moving it to the \Trash special-use folder (Gmail only
+    // drops a label on EXPUNGE). folders = ["*"] leaves out the folders with
+    // these SPECIAL-USE attributes (RFC 6154; lower case, no backslash).
+    enum class DeleteMode { Expunge, Trash } delete_mode = DeleteMode::Expunge;
+    std::vector<std::string> skip_special_use{"all", "junk", "trash"};
     std::string source;                // "file:line" of the account table, for messages; "command line" for one-off
 };
 

@@ -304,6 +304,7 @@ private:
         channel_ = std::make_unique<Channel>(*conn_, opts_.timeout, opts_.account, opts_.log, opts_.verbosity);
         imap_ = std::make_unique<ImapSession>(*channel_);
         imap_->start();
+        imap_->use_personal_namespace();  // Courier, Cyrus: folders live under "INBOX."
         literal_plus_ = imap_->has_capability("LITERAL+");
     }
 

@@ -17,21 +17,25 @@
 #include "imap_session.h"
 #include "log.h"
 #include "test_hooks.h"
+#include "text_util.h"
 #include "transport.h"
 
 namespace pullmail {
 
 namespace {
 
-// The folders of folders = ["*"]: every selectable folder, '/'-separated.
-std::vector<std::string> expand_folders(const std::vector<std::string>& configured, ImapSession& imap) {
+// The folders of folders = ["*"]: every selectable folder, '/'-separated,
+// less those with a SPECIAL-USE attribute in `skip` (Gmail's \All holds
+// every message again; \Junk and \Trash are not mail one wants).
+std::vector<std::string> expand_folders(const std::vector<std::string>& configured, ImapSession& imap,
+                                        const std::vector<std::string>& skip) {
     std::vector<std::string> out;
     for (const auto& f : configured) {
         if (f != "*") {
             out.push_back(f);
             continue;
         }
-        for (const auto& name : imap.list_all_folders()) out.push_back(name);
+        for (const auto& name : imap.list_all_folders(skip)) out.push_back(name);
     }
     // Each folder once, whether listed twice or matched by "*" as well.
     std::vector<std::string> unique;
@@ -44,10 +48,10 @@ std::vector<std::string> expand_folders(const std::vector<std::string>& configur
 // EXAMINE when nothing may change) and listed in the same round trip.
 class ImapSource final : public MailSource {
 public:
-    explicit ImapSource(ImapSession& imap) : imap_(imap) {}
+    ImapSource(ImapSession& imap, const Account& account) : imap_(imap), account_(account) {}
 
     std::vector<std::string> folders(const std::vector<std::string>& configured) override {
-        return expand_folders(configured, imap_);
+        return expand_folders(configured, imap_, account_.skip_special_use);
     }
 
     Opened open(const std::string& folder, bool read_only) override {
@@ -62,8 +66,12 @@ public:
         return o;
     }
 
-    std::map<std::uint32_t, std::string> headers(const std::vector<RemoteMessage>& msgs) override {
-        return imap_.fetch_header_fields(uids(msgs), kFingerprintFields);
+    std::map<std::uint32_t, std::string> headers(std::vector<RemoteMessage>& msgs) override {
+        std::map<std::uint32_t, std::string> dates;
+        auto out = imap_.fetch_header_fields(uids(msgs), kFingerprintFields, &dates);
+        for (auto& m : msgs)
+            if (auto d = dates.find(m.uid); d != dates.end()) m.internal_date = d->second;
+        return out;
     }
 
     std::map<std::uint32_t, std::string> header_blocks(const std::vector<RemoteMessage>& msgs) override {
@@ -75,9 +83,20 @@ public:
     }
 
     Removed remove(const std::vector<RemoteMessage>& msgs) override {
-        auto r = imap_.delete_messages(uids(msgs));
-        test_step("after expunge");
         Removed out;
+        ImapSession::DeleteResult r;
+        if (account_.delete_mode == Account::DeleteMode::Trash) {
+            auto trash = trash_folder();
+            if (!trash) {
+                out.error = Error(ErrorKind::Protocol, "folder '" + folder_ + "': delete = \"trash\" but the server "
+                                                       "lists no folder with the \\Trash attribute; nothing deleted");
+                return out;
+            }
+            r = *trash == folder_ ? imap_.delete_messages(uids(msgs)) : imap_.move_to_trash(uids(msgs), *trash);
+        } else {
+            r = imap_.delete_messages(uids(msgs));
+        }
+        test_step("after expunge");
         if (r.expunge_skipped) {
             out.warning = "folder '" + folder_ +
                           "': the server lacks UIDPLUS and other messages are flagged \\Deleted, so pullmail "
@@ -85,7 +104,14 @@ public:
                           "others too)";
             return out;
         }
-        for (const auto& m : msgs) out.keys.push_back(m.key);
+        // Only what the folder no longer lists counts as removed (not the
+        // server's expunge reports, which some servers word differently).
+        std::unordered_set<std::uint32_t> gone(r.removed.begin(), r.removed.end());
+        for (const auto& m : msgs)
+            if (gone.count(m.uid)) out.keys.push_back(m.key);
+        if (out.keys.size() < msgs.size())
+            out.warning = "folder '" + folder_ + "': " + std::to_string(msgs.size() - out.keys.size()) +
+                          " delivered message(s) are still listed after the expunge; pullmail tries again next run";
         return out;
     }
 
@@ -97,15 +123,50 @@ private:
         for (const auto& m : msgs) out.push_back(m.uid);
         return out;
     }
+    // The folder with the \Trash SPECIAL-USE attribute (RFC 6154), looked
+    // up once per connection; never guessed from a name.
+    std::optional<std::string> trash_folder() {
+        if (!trash_looked_up_) {
+            trash_looked_up_ = true;
+            for (const auto& f : imap_.list_folders())
+                if (std::find(f.special.begin(), f.special.end(), "trash") != f.special.end()) {
+                    trash_ = f.name;
+                    break;
+                }
+        }
+        return trash_;
+    }
+
     ImapSession& imap_;
+    const Account& account_;
     std::string folder_;
+    bool trash_looked_up_ = false;
+    std::optional<std::string> trash_;
 };
 
+// Gmail allows an account at most 15 simultaneous IMAP connections (and
+// refuses logins beyond, counting other clients too).
+constexpr std::size_t kGmailMaxConnections = 15;
+
+bool is_gmail(const ImapSession& imap, const std::string& host) {
+    std::string h = ascii_lower(host);
+    auto ends = [&](const std::string& d) { return h == d || (h.size() > d.size() && h.ends_with("." + d)); };
+    return imap.has_capability("X-GM-EXT-1") || ends("gmail.com") || ends("googlemail.com");
+}
+
 // How many connections to use: `connections`, but never more than there
-// are folders.
-std::size_t connection_count(const Account& acc, std::size_t folders) {
-    std::size_t n = static_cast<std::size_t>(std::max(1, acc.connections));
-    return std::max<std::size_t>(1, std::min(n, folders));
+// are folders, nor more than Gmail allows (with a warning).
+std::size_t connection_count(const AccountContext& ctx, const ImapSession& imap, std::size_t folders) {
+    const Account& acc = ctx.account;
+    std::size_t n = std::max<std::size_t>(1, std::min(static_cast<std::size_t>(std::max(1, acc.connections)), folders));
+    if (n > kGmailMaxConnections && is_gmail(imap, acc.server.host)) {
+        ctx.log.warn(acc.name, "connections = " + std::to_string(acc.connections) + " is more than the " +
+                                   std::to_string(kGmailMaxConnections) +
+                                   " IMAP connections Gmail allows an account; using " +
+                                   std::to_string(kGmailMaxConnections));
+        n = kGmailMaxConnections;
+    }
+    return n;
 }
 
 // An extra connection (connections = N): logs in, then serves folders. A
@@ -139,11 +200,11 @@ void fetch_imap(AccountContext& ctx, SyncShared& shared) {
     auto link = connect_account(ctx);
     ImapSession imap(*link.channel);
     imap.start();
-    const auto folders = ImapSource(imap).folders(acc.folders);
+    const auto folders = ImapSource(imap, acc).folders(acc.folders);
 
     // Folders go to whichever connection is free next. The first connection
     // starts at once; the others (connections = N) log in meanwhile and join.
-    const std::size_t n = connection_count(acc, folders.size());
+    const std::size_t n = connection_count(ctx, imap, folders.size());
     std::vector<std::unique_ptr<Intake>> handlers;
     for (std::size_t k = 0; k < n; ++k)
         handlers.push_back(std::make_unique<Intake>(acc, ctx.deliverer, ctx.state, ctx.log,
@@ -153,7 +214,7 @@ void fetch_imap(AccountContext& ctx, SyncShared& shared) {
     std::atomic<bool> failed{false};  // one connection failed or stopped: the others take no new folder
     // Connection k takes folders until none is left, then logs out.
     auto serve = [&](ImapSession& session, std::size_t k) {
-        ImapSource source(session);
+        ImapSource source(session, acc);
         try {
             while (!failed.load()) {
                 if (handlers[k]->stop_requested()) {

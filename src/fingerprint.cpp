@@ -26,7 +26,30 @@ std::string normalise(std::string_view v) {
     return out;
 }
 
+std::string sha256_hex(const std::string& text, unsigned digits) {
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    EVP_Digest(text.data(), text.size(), digest, &len, EVP_sha256(), nullptr);
+    static const char* hex = "0123456789abcdef";
+    std::string out;
+    for (unsigned i = 0; out.size() < digits; ++i) {
+        out += hex[digest[i] >> 4];
+        if (out.size() < digits) out += hex[digest[i] & 15];
+    }
+    return out;
+}
+
 }  // namespace
+
+std::string message_fingerprint(std::string_view header_block, std::string_view internal_date) {
+    std::string fp = header_fingerprint(header_block);
+    if (fp != "-") return fp;
+    std::string date = normalise(internal_date);
+    if (date.empty()) return fp;
+    return "t" + sha256_hex("internaldate:" + date + "\n", 31);
+}
+
+bool is_arrival_fingerprint(std::string_view fp) { return fp.size() == 32 && fp[0] == 't'; }
 
 std::string header_fingerprint(std::string_view block) {
     static const char* kNames[] = {"message-id", "date", "from", "subject"};
@@ -39,7 +62,7 @@ std::string header_fingerprint(std::string_view block) {
                 values[i] = value;
             }
         }
-    });
+    }, /*obsolete_names=*/false);
     if (!found[0] && !found[1] && !found[2] && !found[3]) return "-";
     std::string canon;
     for (int i = 0; i < 4; ++i) {
@@ -47,16 +70,7 @@ std::string header_fingerprint(std::string_view block) {
         if (i == 0) v = ascii_lower(v);
         canon += std::string(kNames[i]) + ":" + v + "\n";
     }
-    unsigned char digest[EVP_MAX_MD_SIZE];
-    unsigned int len = 0;
-    EVP_Digest(canon.data(), canon.size(), digest, &len, EVP_sha256(), nullptr);
-    static const char* hex = "0123456789abcdef";
-    std::string out;
-    for (unsigned i = 0; i < 16; ++i) {
-        out += hex[digest[i] >> 4];
-        out += hex[digest[i] & 15];
-    }
-    return out;
+    return sha256_hex(canon, 32);
 }
 
 void HeaderCapture::feed(std::string_view chunk) {

@@ -12,8 +12,12 @@
 // Message-ID alone is not enough: it is missing from some mail and reused by
 // broken senders; the other three make collisions between different messages
 // unlikely while staying identical for the same message on any server.
-// A message without any of the four fields gets no fingerprint ("-") and is
-// never matched by fingerprint.
+// A field in RFC 5322's obsolete syntax (white space before the colon,
+// "From  :") does not count: servers differ on whether HEADER.FIELDS
+// returns such a line, so the fingerprint of the delivered message and the
+// one computed from a server's HEADER.FIELDS reply would differ.
+// A message without any of the four fields gets no header fingerprint
+// ("-"). Over IMAP it then gets an arrival fingerprint instead (below).
 #pragma once
 
 #include <string>
@@ -28,6 +32,15 @@ inline constexpr const char* kFingerprintFields = "MESSAGE-ID DATE FROM SUBJECT"
 // message — parsing stops at the first empty line). "-" when none of the
 // fields is present. 32 hex digits (first 128 bits of SHA-256).
 std::string header_fingerprint(std::string_view header_block);
+
+// The fingerprint recorded for a message: header_fingerprint(), or, when
+// that is "-" and the server gave an IMAP INTERNALDATE, the arrival
+// fingerprint "t" + 31 hex digits of SHA-256 over the normalised
+// INTERNALDATE. The planner matches an arrival fingerprint only against the
+// same folder's records under an older UIDVALIDITY, and only with the same
+// size (sync_plan.h). "-" when neither is known (POP3 without fields).
+std::string message_fingerprint(std::string_view header_block, std::string_view internal_date);
+bool is_arrival_fingerprint(std::string_view fp);
 
 // Collects the header block of a streamed message (LF-normalised bytes), up
 // to a bound, so the fingerprint can be computed without holding the body.

@@ -269,7 +269,39 @@ std::string ImapSession::server_name(const std::string& folder) const {
         }
     }
     // INBOX as the first level is case-insensitive too.
-    return mutf7_encode(name);
+    std::string encoded = mutf7_encode(name);
+    if (!prefix_.empty() && !ascii_istarts_with(encoded, prefix_)) encoded = prefix_ + encoded;
+    return encoded;
+}
+
+void ImapSession::use_personal_namespace() {
+    if (!has_capability("NAMESPACE")) return;
+    std::string prefix;
+    char delim = 0;
+    auto st = run("NAMESPACE", [&](const std::string& text) {
+        // * NAMESPACE (("INBOX." ".")) NIL NIL: the first personal one counts.
+        auto vals = parse_imap_values(text, reader_->literals());
+        if (!vals || vals->size() < 3 || !(*vals)[1].is_atom("NAMESPACE")) return;
+        const auto& personal = (*vals)[2];
+        if (personal.type != ImapValue::Type::List || personal.items.empty()) return;
+        const auto& first = personal.items[0];
+        if (first.type != ImapValue::Type::List || first.items.size() < 2) return;
+        if (first.items[0].type == ImapValue::Type::String || first.items[0].type == ImapValue::Type::Atom)
+            prefix = first.items[0].text;
+        if (first.items[1].type == ImapValue::Type::String && first.items[1].text.size() == 1)
+            delim = first.items[1].text[0];
+    });
+    if (st.status != "OK" || prefix.empty()) return;
+    // A prefix is a folder name ending in the delimiter; anything else
+    // (control characters, a prefix not ending so) is not trusted.
+    if (!delim || prefix.back() != delim ||
+        std::any_of(prefix.begin(), prefix.end(), [](unsigned char c) { return c < 0x20 || c == 0x7f; }))
+        return;
+    prefix_ = prefix;
+    if (!has_delimiter_) {
+        delimiter_ = delim;
+        has_delimiter_ = true;
+    }
 }
 
 std::string ImapSession::mailbox_arg(const std::string& folder) const {
@@ -280,28 +312,61 @@ std::string ImapSession::mailbox_arg(const std::string& folder) const {
     return *arg;
 }
 
-std::vector<std::string> ImapSession::list_all_folders() {
-    std::vector<std::string> out;
-    auto done = run("LIST \"\" \"*\"", [&](const std::string& text) {
+namespace {
+
+// "\\Trash" -> "trash" when it is one of RFC 6154's attributes (and
+// Gmail's \\Important), else "".
+std::string special_use_name(const ImapValue& flag) {
+    static const char* kSpecial[] = {"all", "archive", "drafts", "flagged", "junk", "sent", "trash", "important"};
+    if (flag.type != ImapValue::Type::Atom || flag.text.size() < 2 || flag.text[0] != '\\') return {};
+    std::string name = ascii_lower(flag.text.substr(1));
+    for (const char* k : kSpecial)
+        if (name == k) return name;
+    return {};
+}
+
+}  // namespace
+
+std::vector<ImapSession::ListedFolder> ImapSession::list_folders() {
+    std::vector<ListedFolder> out;
+    std::string cmd = "LIST \"\" \"*\"";
+    if (has_capability("SPECIAL-USE")) cmd += " RETURN (SPECIAL-USE)";
+    auto done = run(cmd, [&](const std::string& text) {
         auto vals = parse_imap_values(text, reader_->literals());
         if (!vals || vals->size() < 5 || !(*vals)[1].is_atom("LIST") || (*vals)[2].type != ImapValue::Type::List)
             return;
-        for (const auto& flag : (*vals)[2].items)
+        ListedFolder f;
+        for (const auto& flag : (*vals)[2].items) {
             if (flag.is_atom("\\NOSELECT") || flag.is_atom("\\NONEXISTENT")) return;
+            if (auto s = special_use_name(flag); !s.empty()) f.special.push_back(s);
+        }
         const auto& d = (*vals)[3];
         char delim = d.type == ImapValue::Type::String && d.text.size() == 1 ? d.text[0] : 0;
         auto decoded = mutf7_decode((*vals)[4].text);
-        std::string name = decoded ? *decoded : (*vals)[4].text;
+        f.name = decoded ? *decoded : (*vals)[4].text;
         if (delim && delim != '/')
-            for (auto& c : name)
+            for (auto& c : f.name)
                 if (c == delim) c = '/';
         if (out.size() >= limits::kMaxListing)
             throw Error(ErrorKind::Protocol, "the server lists more than " + std::to_string(limits::kMaxListing) +
                                                  " folders (pullmail's limit for one listing)");
-        out.push_back(name);
+        out.push_back(std::move(f));
     });
     if (done.status != "OK") throw Error(ErrorKind::Protocol, "the server refused LIST").set_server_text(done.text);
-    std::sort(out.begin(), out.end());
+    std::sort(out.begin(), out.end(), [](const ListedFolder& a, const ListedFolder& b) { return a.name < b.name; });
+    return out;
+}
+
+std::vector<std::string> ImapSession::list_all_folders() { return list_all_folders({}); }
+
+std::vector<std::string> ImapSession::list_all_folders(const std::vector<std::string>& skip) {
+    std::vector<std::string> out;
+    for (auto& f : list_folders()) {
+        bool skipped = std::any_of(f.special.begin(), f.special.end(), [&](const std::string& s) {
+            return std::find(skip.begin(), skip.end(), s) != skip.end();
+        });
+        if (!skipped) out.push_back(std::move(f.name));
+    }
     return out;
 }
 
@@ -464,7 +529,8 @@ void ImapSession::fetch(const std::vector<RemoteMessage>& msgs, MessageHandler& 
 }
 
 std::map<std::uint32_t, std::string> ImapSession::fetch_header_fields(const std::vector<std::uint32_t>& uids_in,
-                                                                      const std::string& fields) {
+                                                                      const std::string& fields,
+                                                                      std::map<std::uint32_t, std::string>* internal_dates) {
     std::map<std::uint32_t, std::string> out;
     std::size_t total = 0;
     struct KeepReset {
@@ -474,7 +540,7 @@ std::map<std::uint32_t, std::string> ImapSession::fetch_header_fields(const std:
     reader_->literal_keep = limits::kMaxHeaderKept;
     for (const auto& set : uid_sets(uids_in)) {
         std::string item = fields.empty() ? "BODY.PEEK[HEADER]" : "BODY.PEEK[HEADER.FIELDS (" + fields + ")]";
-        auto done = run("UID FETCH " + set + " (UID " + item + ")",
+        auto done = run("UID FETCH " + set + (internal_dates ? " (UID INTERNALDATE " : " (UID ") + item + ")",
                         [&](const std::string& text) {
                             auto a = parse_fetch(text, false, reader_->literals());
                             if (!a || !a->uid || !a->has_header_fields) return;
@@ -484,6 +550,8 @@ std::map<std::uint32_t, std::string> ImapSession::fetch_header_fields(const std:
                                             "the server's header replies exceed " +
                                                 std::to_string(limits::kMaxHeadersTotal >> 20) +
                                                 " MiB in total (pullmail's limit for one listing)");
+                            if (internal_dates && !a->internal_date.empty())
+                                (*internal_dates)[a->uid] = a->internal_date;
                             out[a->uid] = std::move(a->header_fields);
                         });
         if (done.status != "OK")
@@ -492,6 +560,16 @@ std::map<std::uint32_t, std::string> ImapSession::fetch_header_fields(const std:
     return out;
 }
 
+namespace {
+
+// An untagged expunge report: "* N EXPUNGE", or "* N EXPUNGED" as GNU
+// Mailutils' imap4d writes it.
+bool is_expunge_report(const std::vector<ImapValue>& vals) {
+    return vals.size() == 3 && ((vals)[2].is_atom("EXPUNGE") || vals[2].is_atom("EXPUNGED"));
+}
+
+}  // namespace
+
 ImapSession::DeleteResult ImapSession::delete_messages(const std::vector<std::uint32_t>& uids_in) {
     DeleteResult r;
     std::vector<std::uint32_t> uids = uids_in;
@@ -499,7 +577,7 @@ ImapSession::DeleteResult ImapSession::delete_messages(const std::vector<std::ui
     bool uidplus = has_capability("UIDPLUS");
     auto count_expunge = [&](const std::string& text) {
         auto vals = parse_imap_values(text, reader_->literals());
-        if (vals && vals->size() == 3 && (*vals)[2].is_atom("EXPUNGE")) ++r.expunged;
+        if (vals && is_expunge_report(*vals)) ++r.expunged;
     };
     // STORE and UID EXPUNGE go out together: UID EXPUNGE removes only the
     // listed UIDs that carry \Deleted, so it is safe even if a STORE failed.
@@ -515,7 +593,10 @@ ImapSession::DeleteResult ImapSession::delete_messages(const std::vector<std::ui
                                                          : "the server refused UID EXPUNGE")
             .set_server_text(st[i].text);
     }
-    if (uidplus) return r;
+    if (uidplus) {
+        r.removed = no_longer_listed(uids, sets);
+        return r;
+    }
     // Without UIDPLUS, EXPUNGE removes every \Deleted message: do it only
     // when no other message carries the flag.
     std::set<std::uint32_t> ours(uids.begin(), uids.end());
@@ -532,6 +613,53 @@ ImapSession::DeleteResult ImapSession::delete_messages(const std::vector<std::ui
     }
     auto ex = run("EXPUNGE", count_expunge);
     if (ex.status != "OK") throw Error(ErrorKind::Protocol, "the server refused EXPUNGE").set_server_text(ex.text);
+    r.removed = no_longer_listed(uids, sets);
+    return r;
+}
+
+std::vector<std::uint32_t> ImapSession::no_longer_listed(const std::vector<std::uint32_t>& uids,
+                                                   const std::vector<std::string>& sets) {
+    // Expunge reports are counted, but they name sequence numbers and not
+    // every server words them alike: what was removed is what the folder
+    // no longer lists. A server that refuses the search is taken at its
+    // word (the expunge succeeded).
+    std::set<std::uint32_t> listed;
+    std::vector<std::string> cmds;
+    for (const auto& set : sets) cmds.push_back("UID SEARCH UID " + set);
+    auto st = run_all(cmds, [&](const std::string& text) {
+        auto vals = parse_imap_values(text, reader_->literals());
+        if (vals && vals->size() >= 2 && (*vals)[1].is_atom("SEARCH"))
+            for (std::size_t i = 2; i < vals->size(); ++i) listed.insert(static_cast<std::uint32_t>((*vals)[i].number()));
+    });
+    for (const auto& s : st)
+        if (s.status != "OK") return uids;
+    std::vector<std::uint32_t> out;
+    for (auto u : uids)
+        if (!listed.count(u)) out.push_back(u);
+    return out;
+}
+
+ImapSession::DeleteResult ImapSession::move_to_trash(const std::vector<std::uint32_t>& uids_in,
+                                                     const std::string& trash) {
+    std::vector<std::uint32_t> uids = uids_in;
+    std::sort(uids.begin(), uids.end());
+    std::vector<std::string> sets = uid_sets(uids);
+    std::string dest = mailbox_arg(trash);
+    bool move = has_capability("MOVE");
+    std::vector<std::string> cmds;
+    for (const auto& set : sets) cmds.push_back((move ? "UID MOVE " : "UID COPY ") + set + " " + dest);
+    DeleteResult r;
+    auto st = run_all(cmds, [&](const std::string& text) {
+        auto vals = parse_imap_values(text, reader_->literals());
+        if (vals && is_expunge_report(*vals)) ++r.expunged;
+    });
+    for (const auto& s : st)
+        if (s.status != "OK")
+            throw Error(ErrorKind::Protocol, std::string("the server refused to ") + (move ? "move" : "copy") +
+                                                 " delivered messages to the trash folder '" + trash + "'")
+                .set_server_text(s.text);
+    if (!move) return delete_messages(uids);  // the copies are in the trash: now the originals go
+    r.removed = no_longer_listed(uids, sets);
     return r;
 }
 

@@ -32,12 +32,32 @@ public:
     char delimiter() const { return delimiter_; }
     // "Lists/cpp" -> "Lists.cpp" (server delimiter), non-ASCII as modified UTF-7.
     std::string server_name(const std::string& folder) const;
+    // NAMESPACE (RFC 2342), where offered: from now on server_name() puts
+    // every folder but INBOX under the first personal namespace's prefix
+    // ("Lists/cpp" -> "INBOX.Lists.cpp" on Courier and Cyrus), unless the
+    // name already starts with it. For an IMAP target, where pullmail
+    // creates folders; a source lists its names with the prefix already.
+    void use_personal_namespace();
+    const std::string& personal_prefix() const { return prefix_; }
     // server_name() as a command argument (atom or quoted string).
     std::string mailbox_arg(const std::string& folder) const;
 
     // Every selectable folder (LIST "" "*"), names decoded from modified
     // UTF-7 and written with '/' as the separator.
     std::vector<std::string> list_all_folders();
+    // The same, less the folders carrying one of the SPECIAL-USE attributes
+    // (RFC 6154) in `skip` ("all", "junk", "trash": lower case, no
+    // backslash). The attributes are asked for with RETURN (SPECIAL-USE)
+    // where the server advertises SPECIAL-USE, and honoured wherever the
+    // server sends them (Gmail does without advertising it); never names.
+    std::vector<std::string> list_all_folders(const std::vector<std::string>& skip);
+    struct ListedFolder {
+        std::string name;                  // decoded, '/' separated
+        std::vector<std::string> special;  // SPECIAL-USE attributes, lower case, no backslash
+    };
+    // Every selectable folder with its attributes.
+    std::vector<ListedFolder> list_folders();
+
 
     struct FolderInfo {
         std::uint32_t uidvalidity = 0;
@@ -56,14 +76,27 @@ public:
 
     // Header fields (HEADER.FIELDS) of the given UIDs, for fingerprints;
     // with no fields the whole header block (HEADER), for oversize stubs.
+    // With `internal_dates`, their INTERNALDATE too, in the same commands.
     std::map<std::uint32_t, std::string> fetch_header_fields(const std::vector<std::uint32_t>& uids,
-                                                             const std::string& fields);
+                                                             const std::string& fields,
+                                                             std::map<std::uint32_t, std::string>* internal_dates = nullptr);
 
     struct DeleteResult {
         std::size_t expunged = 0;
         bool expunge_skipped = false;  // no UIDPLUS and other messages were \Deleted
+        // The UIDs the folder no longer lists after the expunge (UID SEARCH);
+        // every UID when the server refuses that search. Empty when skipped.
+        std::vector<std::uint32_t> removed;
     };
+    // `expunged` counts "* N EXPUNGE" and the "* N EXPUNGED" of GNU
+    // Mailutils alike; `removed` does not depend on either.
     DeleteResult delete_messages(const std::vector<std::uint32_t>& uids);
+    // keep = false with delete = "trash": moves the messages into `trash`
+    // (a folder name as list_folders() gives it) with UID MOVE (RFC 6851)
+    // where offered, else UID COPY, then delete_messages(). Nothing is
+    // flagged \Deleted unless the copy was confirmed. `removed` as for
+    // delete_messages().
+    DeleteResult move_to_trash(const std::vector<std::uint32_t>& uids, const std::string& trash);
 
     // Makes sure a folder exists (CREATE when missing) and opens it
     // read-only. Returns its state.
@@ -118,6 +151,8 @@ private:
     // The literal of the APPEND tagged `tag`, once the server may have it.
     void send_literal(const std::string& tag, int fd, std::uint64_t size, bool literal_plus);
     void wait_appends();
+    // The UIDs (in `sets`) the selected folder no longer lists.
+    std::vector<std::uint32_t> no_longer_listed(const std::vector<std::uint32_t>& uids, const std::vector<std::string>& sets);
     RemoteMessage starting_message(const std::string& text,
                                    const std::unordered_map<std::uint32_t, const RemoteMessage*>& wanted,
                                    const std::string& folder, std::uint64_t literal_size);
@@ -138,6 +173,7 @@ private:
     std::unique_ptr<Reader> reader_;
     std::set<std::string> caps_;
     char delimiter_ = '.';
+    std::string prefix_;  // personal namespace prefix, server form ("INBOX."), or empty
     bool has_delimiter_ = false;
     unsigned tag_counter_ = 0;
 };

@@ -172,7 +172,7 @@ void Intake::end(const RemoteMessage& m) {
                                          " but sent " + std::to_string(wire_bytes_) +
                                          "; delivered as received and kept on the server");
         if (headers_only_) intent.insert(0, kHeadersOnlyIntent);
-        batch_.push_back(Prepared{std::move(sink_), m, std::move(intent), header_fingerprint(header_.header()),
+        batch_.push_back(Prepared{std::move(sink_), m, std::move(intent), message_fingerprint(header_.header(), m.internal_date),
                                   msg_bytes_, short_reply, headers_only_});
     } catch (const Error& e) {
         fail_current(e);

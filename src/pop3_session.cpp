@@ -90,6 +90,16 @@ void Pop3Session::start() {
         for (auto& c : parse_capa_lines(r[0].data)) caps_.insert(c);
     }
     pipelining_ = allow_pipelining_ && caps_.count("PIPELINING");
+    enable_utf8();
+}
+
+void Pop3Session::enable_utf8() {
+    // RFC 6856: without UTF8 a server may downgrade or wrap messages whose
+    // headers carry raw 8-bit bytes (Courier puts them in a "cannot display
+    // Unicode" container). Refused (some servers take it only before
+    // login), the session goes on as before.
+    if (utf8_ || !caps_.count("UTF8")) return;
+    utf8_ = transact({{"UTF8", false}})[0].ok;
 }
 
 std::vector<RemoteMessage> Pop3Session::list() {
@@ -112,7 +122,9 @@ std::vector<RemoteMessage> Pop3Session::start_and_list(const std::vector<std::st
         for (auto& c : parse_capa_lines(r[0].data)) caps_.insert(c);
         pipelining_ = caps_.count("PIPELINING") != 0;  // what it says now counts for the rest
     }
-    return listing(r[1], r[2]);
+    auto out = listing(r[1], r[2]);
+    enable_utf8();
+    return out;
 }
 
 std::vector<RemoteMessage> Pop3Session::listing(const Reply& uidl, const Reply& list) {

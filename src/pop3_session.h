@@ -27,6 +27,9 @@ public:
     void start();
     bool pipelining() const { return pipelining_; }
     bool has_capability(const std::string& cap) const { return caps_.count(cap) != 0; }
+    // True once the server accepted UTF8 (RFC 6856), which start() and
+    // start_and_list() send when CAPA after login lists it.
+    bool utf8() const { return utf8_; }
 
     // UIDL and LIST: number, UIDL and size of each message (no state key:
     // message_key.h is the sync layer's). Throws Error(Protocol) when the
@@ -87,6 +90,8 @@ private:
     bool allow_pipelining_;
     bool pipelining_ = false;
     std::set<std::string> caps_;
+    bool utf8_ = false;
+    void enable_utf8();
 };
 
 }  // namespace pullmail

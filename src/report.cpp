@@ -1,30 +1,19 @@
 #include "report.h"
 
-#include <cstdio>
+#include <nlohmann/json.hpp>
 
 namespace pullmail {
 
-std::string json_escape(std::string_view s) {
-    std::string out;
-    for (unsigned char c : s) {
-        switch (c) {
-            case '"': out += "\\\""; break;
-            case '\\': out += "\\\\"; break;
-            case '\n': out += "\\n"; break;
-            case '\r': out += "\\r"; break;
-            case '\t': out += "\\t"; break;
-            default:
-                if (c < 0x20) {
-                    char buf[8];
-                    std::snprintf(buf, sizeof buf, "\\u%04x", c);
-                    out += buf;
-                } else {
-                    out += static_cast<char>(c);
-                }
-        }
-    }
-    return out;
-}
+namespace {
+
+// ordered_json keeps the fields in the documented order (report.h). Text
+// that is not valid UTF-8 (a server's words, an account name) is written
+// with U+FFFD in place of the bad bytes, so the output is always JSON.
+using Json = nlohmann::ordered_json;
+
+std::string dump(const Json& j) { return j.dump(-1, ' ', false, Json::error_handler_t::replace) + "\n"; }
+
+}  // namespace
 
 std::string summary_line(const AccountResult& r, const std::string& target, bool keep) {
     std::string line = std::to_string(r.new_messages) + " new message(s): " + std::to_string(r.delivered) +
@@ -38,30 +27,29 @@ std::string summary_line(const AccountResult& r, const std::string& target, bool
 }
 
 std::string json_report(const std::vector<AccountResult>& results, int exit_status) {
-    std::string out = "{\"accounts\":[";
-    bool first = true;
+    Json accounts = Json::array();
     for (const auto& r : results) {
-        if (!first) out += ",";
-        first = false;
-        out += "{\"name\":\"" + json_escape(r.name) + "\",\"new\":" + std::to_string(r.new_messages) +
-               ",\"fetched\":" + std::to_string(r.fetched()) + ",\"delivered\":" + std::to_string(r.delivered) +
-               ",\"already_present\":" + std::to_string(r.already_present) +
-               ",\"recognised\":" + std::to_string(r.recognised) + ",\"skipped\":" + std::to_string(r.skipped) +
-               ",\"failed\":" + std::to_string(r.failed) + ",\"bytes\":" + std::to_string(r.bytes) +
-               ",\"deleted\":" + std::to_string(r.deleted) + ",\"exit_status\":" + std::to_string(r.exit_status) +
-               ",\"errors\":[";
-        bool ef = true;
-        for (const auto& e : r.errors) {
-            if (!ef) out += ",";
-            ef = false;
-            out += "{\"kind\":\"" + std::string(kind_name(e.kind())) +
-                   "\",\"temporary\":" + (e.temporary() ? "true" : "false") + ",\"message\":\"" +
-                   json_escape(e.detail()) + "\"}";
-        }
-        out += "]}";
+        Json errors = Json::array();
+        for (const auto& e : r.errors)
+            errors.push_back({{"kind", kind_name(e.kind())}, {"temporary", e.temporary()}, {"message", e.detail()}});
+        accounts.push_back({{"name", r.name},
+                            {"new", r.new_messages},
+                            {"fetched", r.fetched()},
+                            {"delivered", r.delivered},
+                            {"already_present", r.already_present},
+                            {"recognised", r.recognised},
+                            {"skipped", r.skipped},
+                            {"failed", r.failed},
+                            {"bytes", r.bytes},
+                            {"deleted", r.deleted},
+                            {"exit_status", r.exit_status},
+                            {"errors", std::move(errors)}});
     }
-    out += "],\"exit_status\":" + std::to_string(exit_status) + "}\n";
-    return out;
+    return dump({{"accounts", std::move(accounts)}, {"exit_status", exit_status}});
+}
+
+std::string json_error_report(const std::string& message, int exit_status) {
+    return dump({{"accounts", Json::array()}, {"error", message}, {"exit_status", exit_status}});
 }
 
 int run_exit_status(const std::vector<AccountResult>& results, bool check) {

@@ -22,6 +22,8 @@ std::string summary_line(const AccountResult& r, const std::string& target, bool
 // account has new mail and 1 when none has (errors still win).
 int run_exit_status(const std::vector<AccountResult>& results, bool check);
 
-std::string json_escape(std::string_view s);
+// {"accounts":[],"error":MESSAGE,"exit_status":N}: a run that failed before
+// any account ran (configuration, command line).
+std::string json_error_report(const std::string& message, int exit_status);
 
 }  // namespace pullmail

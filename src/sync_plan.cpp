@@ -104,6 +104,13 @@ void apply_limit(Plan& plan, const PlanOptions& opts) {
     plan.deferred += total - opts.max_messages;
 }
 
+// An arrival fingerprint (INTERNALDATE) vouches only within one IMAP
+// folder: another server, or POP3, has no such date for the message.
+bool same_folder_imap(const std::string& old_key, const SourceIdentity& id) {
+    KeyParts p = parse_key(old_key);
+    return id.protocol == SourceProtocol::Imap && p.imap && p.folder == encode_folder(id.folder);
+}
+
 }  // namespace
 
 std::uint32_t header_id(const RemoteMessage& m) { return m.uid ? m.uid : m.number; }
@@ -175,7 +182,9 @@ std::vector<Recognised> recognise_delivered(Plan& plan, const SourceIdentity& id
     std::vector<RemoteMessage> rest;
     for (auto& m : plan.fetch) {
         auto h = headers.find(header_id(m));
-        std::string fp = h == headers.end() ? "-" : header_fingerprint(h->second);
+        // Without the header block nothing is known: no arrival fingerprint
+        // either (it stands for "the header has none of the fields").
+        std::string fp = h == headers.end() ? "-" : message_fingerprint(h->second, m.internal_date);
         if (opts.adopt) {
             out.push_back({m, fp, {}});
             continue;
@@ -185,6 +194,7 @@ std::vector<Recognised> recognise_delivered(Plan& plan, const SourceIdentity& id
         if (k != known.end()) {
             for (auto it = k->second.begin(); it != k->second.end(); ++it) {
                 if (!sizes_match(m, *it, state.at(*it), id)) continue;
+                if (is_arrival_fingerprint(fp) && !same_folder_imap(*it, id)) continue;
                 out.push_back({m, fp, *it, state.at(*it).recorded_at});
                 k->second.erase(it);
                 matched = true;

@@ -44,7 +44,11 @@
 // message is no longer listed they are pruned. A match is strong: the same
 // header fingerprint (fingerprint.h) and the same size as the server reports
 // it (across protocols a POP3 size may exceed the IMAP size by exactly 2,
-// the line break POP3 adds to a message without a final one). Each old entry
+// the line break POP3 adds to a message without a final one). A message
+// whose header has none of the fingerprint's fields matches by its arrival
+// fingerprint (IMAP INTERNALDATE, fingerprint.h) and the same size, only
+// against entries of the same IMAP folder, and only when the server handed
+// out its header (so "none of the fields" is known). Each old entry
 // matches at most one message, and the old identity's entries are used once:
 // the run that recognised against them retires all of them.
 #pragma once

@@ -38,7 +38,8 @@ bool ascii_istarts_with(std::string_view s, std::string_view prefix) {
 }
 
 void for_each_header_field(std::string_view block,
-                           const std::function<void(const std::string& name, const std::string& value)>& fn) {
+                           const std::function<void(const std::string& name, const std::string& value)>& fn,
+                           bool obsolete_names) {
     std::string name, value;
     bool have = false;
     auto emit = [&] {
@@ -60,6 +61,8 @@ void for_each_header_field(std::string_view block,
         auto colon = line.find(':');
         if (colon == std::string_view::npos) continue;  // not a field (e.g. a From_ line): skipped
         std::string_view n = line.substr(0, colon);
+        bool obsolete = !n.empty() && (n.back() == ' ' || n.back() == '\t');
+        if (obsolete && !obsolete_names) continue;  // its continuation lines are dropped with it
         while (!n.empty() && (n.back() == ' ' || n.back() == '\t')) n.remove_suffix(1);
         name = ascii_lower(n);
         value = std::string(line.substr(colon + 1));

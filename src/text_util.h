@@ -20,9 +20,12 @@ bool ascii_istarts_with(std::string_view s, std::string_view prefix);
 // Calls fn(lower-cased field name, unfolded value) for each field of a
 // message header block (LF or CRLF; parsing stops at the first empty line).
 // The value keeps its leading white space; continuation lines are joined
-// with one space.
+// with one space. With obsolete_names = false, a field written with white
+// space between its name and the colon (RFC 5322's obsolete syntax,
+// "From  :") is skipped as not a field.
 void for_each_header_field(std::string_view block,
-                           const std::function<void(const std::string& name, const std::string& value)>& fn);
+                           const std::function<void(const std::string& name, const std::string& value)>& fn,
+                           bool obsolete_names = true);
 
 // Text from outside (server replies, folder names, file names) made safe for
 // a terminal or a log line, cut to about max_len bytes (then "..." is

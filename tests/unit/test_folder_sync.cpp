@@ -56,7 +56,7 @@ public:
         }
         return o;
     }
-    std::map<std::uint32_t, std::string> headers(const std::vector<RemoteMessage>&) override {
+    std::map<std::uint32_t, std::string> headers(std::vector<RemoteMessage>&) override {
         if (fail.step == Step::Headers) throw Error(ErrorKind::Temporary, "headers broke", true);
         return {};
     }
@@ -217,7 +217,7 @@ TEST_CASE("executor: a message the server announced larger than it sent is deliv
                 if (m.uidl == "u2") m.size += 100;
             return o;
         }
-        std::map<std::uint32_t, std::string> headers(const std::vector<RemoteMessage>& m) override {
+        std::map<std::uint32_t, std::string> headers(std::vector<RemoteMessage>& m) override {
             return s_.headers(m);
         }
         void retrieve(const std::vector<RemoteMessage>& m, MessageHandler& h) override { s_.retrieve(m, h); }

@@ -10,6 +10,7 @@
 #include <functional>
 #include <map>
 #include <random>
+#include <set>
 #include <thread>
 
 #include "error.h"
@@ -200,6 +201,164 @@ TEST_CASE("pop3 session: QUIT answered -ERR means nothing was deleted") {
     auto q = pop.delete_and_quit({1});
     CHECK_FALSE(q.committed);
     CHECK(q.server_text.find("cannot commit") != std::string::npos);
+}
+
+TEST_CASE("pop3 session: UTF8 (RFC 6856) is sent after login when the server advertises it") {
+    bool utf8_on = false;
+    auto script = [&](const std::string& line) -> std::string {
+        if (line == "CAPA") return "+OK\r\nUIDL\r\nUTF8 USER\r\n.\r\n";
+        if (line == "UTF8") {
+            utf8_on = true;
+            return "+OK UTF8 enabled\r\n";
+        }
+        if (line == "UIDL") return "+OK\r\n1 u1\r\n.\r\n";
+        if (line == "LIST") return "+OK\r\n1 20\r\n.\r\n";
+        return "-ERR what\r\n";
+    };
+    SUBCASE("advertised: UTF8 before anything is retrieved") {
+        FakeConnection conn(script);
+        Channel ch(conn, 5, "t", nullptr, 0);
+        Pop3Session pop(ch, true);
+        auto list = pop.start_and_list({"+OK ready"});
+        CHECK(list.size() == 1);
+        CHECK(utf8_on);
+        CHECK(pop.utf8());
+    }
+    SUBCASE("advertised before login, with pipelining: still sent") {
+        FakeConnection conn([&](const std::string& line) -> std::string {
+            if (line == "CAPA") return "+OK\r\nPIPELINING\r\nUTF8\r\n.\r\n";
+            return script(line);
+        });
+        Channel ch(conn, 5, "t", nullptr, 0);
+        Pop3Session pop(ch, true);
+        pop.start_and_list({"+OK ready", "PIPELINING", "UTF8"});
+        CHECK(utf8_on);
+    }
+    SUBCASE("refused: the session goes on without it") {
+        FakeConnection conn([&](const std::string& line) -> std::string {
+            if (line == "UTF8") return "-ERR not now\r\n";
+            return script(line);
+        });
+        Channel ch(conn, 5, "t", nullptr, 0);
+        Pop3Session pop(ch, true);
+        CHECK(pop.start_and_list({}).size() == 1);
+        CHECK_FALSE(pop.utf8());
+    }
+    SUBCASE("not advertised: never sent") {
+        FakeConnection conn([&](const std::string& line) -> std::string {
+            if (line == "CAPA") return "+OK\r\nUIDL\r\n.\r\n";
+            return script(line);
+        });
+        Channel ch(conn, 5, "t", nullptr, 0);
+        Pop3Session pop(ch, true);
+        pop.start_and_list({});
+        CHECK_FALSE(utf8_on);
+        for (const auto& l : conn.lines) CHECK(l != "UTF8");
+    }
+}
+
+TEST_CASE("imap session: '* N EXPUNGED' (GNU Mailutils) is counted; removed is what is no longer listed") {
+    for (bool uidplus : {true, false}) {
+        CAPTURE(uidplus);
+        std::set<std::uint32_t> present = {3, 4, 7};
+        FakeConnection conn([&](const std::string& line) -> std::string {
+            auto sp = line.find(' ');
+            std::string tag = line.substr(0, sp), cmd = line.substr(sp + 1);
+            if (cmd == "CAPABILITY")
+                return std::string("* CAPABILITY IMAP4rev1") + (uidplus ? " UIDPLUS" : "") + "\r\n" + tag + " OK\r\n";
+            if (cmd == "LIST \"\" \"\"") return "* LIST () \".\" \"\"\r\n" + tag + " OK\r\n";
+            if (cmd.rfind("UID STORE", 0) == 0) return tag + " OK\r\n";
+            if (cmd == "UID SEARCH DELETED") return "* SEARCH 3 4\r\n" + tag + " OK\r\n";
+            if (cmd.rfind("UID EXPUNGE", 0) == 0 || cmd == "EXPUNGE") {
+                present.erase(3);  // the server removes only one of the two
+                return "* 1 EXPUNGED\r\n" + tag + " OK\r\n";
+            }
+            if (cmd.rfind("UID SEARCH UID ", 0) == 0) {
+                std::string r = "* SEARCH";
+                for (auto u : present)
+                    if (u == 3 || u == 4) r += " " + std::to_string(u);
+                return r + "\r\n" + tag + " OK\r\n";
+            }
+            return tag + " BAD unexpected " + cmd + "\r\n";
+        });
+        Channel ch(conn, 5, "t", nullptr, 0);
+        ImapSession imap(ch);
+        imap.start();
+        auto r = imap.delete_messages({4, 3});
+        CHECK_FALSE(r.expunge_skipped);
+        CHECK(r.expunged == 1);
+        CHECK(r.removed == std::vector<std::uint32_t>{3});
+    }
+}
+
+TEST_CASE("imap session: delete into the trash: UID MOVE where offered, else COPY first; a refused copy flags nothing") {
+    for (std::string caps : {"IMAP4rev1 UIDPLUS MOVE", "IMAP4rev1 UIDPLUS", "IMAP4rev1 UIDPLUS COPYFAILS"}) {
+        CAPTURE(caps);
+        bool copy_fails = caps.find("COPYFAILS") != std::string::npos;
+        std::set<std::uint32_t> present = {3, 4};
+        FakeConnection conn([&](const std::string& line) -> std::string {
+            auto sp = line.find(' ');
+            std::string tag = line.substr(0, sp), cmd = line.substr(sp + 1);
+            if (cmd == "CAPABILITY") return "* CAPABILITY " + caps + "\r\n" + tag + " OK\r\n";
+            if (cmd == "LIST \"\" \"\"") return "* LIST () \"/\" \"\"\r\n" + tag + " OK\r\n";
+            if (cmd == "UID MOVE 3:4 \"[Gmail]/Papierkorb\"") {
+                present.clear();
+                return "* 1 EXPUNGE\r\n* 1 EXPUNGE\r\n" + tag + " OK\r\n";
+            }
+            if (cmd == "UID COPY 3:4 \"[Gmail]/Papierkorb\"")
+                return copy_fails ? tag + " NO [OVERQUOTA] full\r\n" : tag + " OK\r\n";
+            if (cmd.rfind("UID STORE", 0) == 0) return tag + " OK\r\n";
+            if (cmd.rfind("UID EXPUNGE", 0) == 0) {
+                present.clear();
+                return "* 1 EXPUNGE\r\n* 1 EXPUNGE\r\n" + tag + " OK\r\n";
+            }
+            if (cmd.rfind("UID SEARCH UID ", 0) == 0) {
+                std::string r = "* SEARCH";
+                for (auto u : present) r += " " + std::to_string(u);
+                return r + "\r\n" + tag + " OK\r\n";
+            }
+            return tag + " BAD unexpected " + cmd + "\r\n";
+        });
+        Channel ch(conn, 5, "t", nullptr, 0);
+        ImapSession imap(ch);
+        imap.start();
+        if (copy_fails) {
+            CHECK_THROWS_AS(imap.move_to_trash({3, 4}, "[Gmail]/Papierkorb"), Error);
+            for (const auto& l : conn.lines) CHECK(l.find("STORE") == std::string::npos);
+            continue;
+        }
+        auto r = imap.move_to_trash({3, 4}, "[Gmail]/Papierkorb");
+        CHECK(r.removed == std::vector<std::uint32_t>{3, 4});
+        bool moved = false, copied = false;
+        for (const auto& l : conn.lines) {
+            moved |= l.find("UID MOVE") != std::string::npos;
+            copied |= l.find("UID COPY") != std::string::npos;
+        }
+        CHECK(moved == (caps.find("MOVE") != std::string::npos));
+        CHECK(copied == !moved);
+    }
+}
+
+TEST_CASE("imap session: NAMESPACE prefix: folders but INBOX go under it, once") {
+    FakeConnection conn([&](const std::string& line) -> std::string {
+        auto sp = line.find(' ');
+        std::string tag = line.substr(0, sp), cmd = line.substr(sp + 1);
+        if (cmd == "CAPABILITY") return "* CAPABILITY IMAP4rev1 NAMESPACE\r\n" + tag + " OK\r\n";
+        if (cmd == "LIST \"\" \"\"") return "* LIST (\\Noselect) \".\" \"\"\r\n" + tag + " OK\r\n";
+        if (cmd == "NAMESPACE") return "* NAMESPACE ((\"INBOX.\" \".\")) NIL NIL\r\n" + tag + " OK\r\n";
+        return tag + " BAD unexpected " + cmd + "\r\n";
+    });
+    Channel ch(conn, 5, "t", nullptr, 0);
+    ImapSession imap(ch);
+    imap.start();
+    CHECK(imap.server_name("Lists/cpp") == "Lists.cpp");  // a source: as listed
+    imap.use_personal_namespace();
+    CHECK(imap.personal_prefix() == "INBOX.");
+    CHECK(imap.server_name("Lists/cpp") == "INBOX.Lists.cpp");
+    CHECK(imap.server_name("INBOX") == "INBOX");
+    CHECK(imap.server_name("inbox") == "INBOX");
+    CHECK(imap.server_name("INBOX/Lists") == "INBOX.Lists");  // already under it
+    CHECK(imap.server_name("Entwürfe") == "INBOX.Entw&APw-rfe");
 }
 
 TEST_CASE("imap session: BODY[] literals containing tagged-looking lines, unsolicited responses") {

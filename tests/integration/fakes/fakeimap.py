@@ -103,8 +103,9 @@ class FakeImap(LoopbackServer):
         self.lock = threading.RLock()
         self._listen()
 
-    def add(self, data, flags=()):
-        self.box.append({"uid": self.next_uid, "data": data, "flags": list(flags)})
+    def add(self, data, flags=(), date=DATE):
+        """date: its INTERNALDATE, quoted (bytes)."""
+        self.box.append({"uid": self.next_uid, "data": data, "flags": list(flags), "date": date})
         self.next_uid += 1
         return self.next_uid - 1
 
@@ -261,9 +262,15 @@ class FakeImap(LoopbackServer):
                             i += 1
                 ok()
             elif cmd == "UID SEARCH":
+                crit = rest.upper().strip()
                 with self.lock:
-                    hits = [m["uid"] for m in self.box if "\\Deleted" in m["flags"]] \
-                        if rest.upper().strip() == b"DELETED" else self.uids()
+                    if crit == b"DELETED":
+                        hits = [m["uid"] for m in self.box if "\\Deleted" in m["flags"]]
+                    elif crit.startswith(b"UID "):
+                        pred = parse_set(crit[4:].decode(), self.next_uid - 1)
+                        hits = [u for u in self.uids() if pred(u)]
+                    else:
+                        hits = self.uids()
                 line(b"* SEARCH" + b"".join(b" %d" % u for u in hits))
                 ok()
             elif cmd == "CLOSE":
@@ -350,11 +357,12 @@ class FakeImap(LoopbackServer):
             if b"HEADER.FIELDS" in items:
                 names = set(re.search(rb"HEADER\.FIELDS \(([^)]*)\)", items).group(1).split())
                 hdr = header_fields(data, names)
-                send(b"* %d FETCH (UID %d BODY[HEADER.FIELDS (%s)] {%d}\r\n%s)\r\n" % (
-                    seq, uid, b" ".join(sorted(names)), len(hdr), hdr))
+                date = b" INTERNALDATE " + msg["date"] if b"INTERNALDATE" in items else b""
+                send(b"* %d FETCH (UID %d%s BODY[HEADER.FIELDS (%s)] {%d}\r\n%s)\r\n" % (
+                    seq, uid, date, b" ".join(sorted(names)), len(hdr), hdr))
             elif b"BODY.PEEK[]" in items:
                 pre = b"RFC822.SIZE %d %s" % (len(data), self.fetch_attrs.get(
-                    uid, b"FLAGS (%s) INTERNALDATE %s" % (flags, DATE)))
+                    uid, b"FLAGS (%s) INTERNALDATE %s" % (flags, msg["date"])))
                 if uid in self.cut_literal:
                     announced, sent = self.cut_literal[uid]
                     send(b"* %d FETCH (UID %d %s BODY[] {%d}\r\n" % (seq, uid, pre, announced) + data[:sent])
