@@ -150,12 +150,18 @@ PlanOptions plan_options(const RunOptions& opts, bool keep) {
 }
 
 // The account's retention and limits (sync_plan.h), with the clock of this run.
-void add_retention(PlanOptions& p, const Account& account) {
+void add_retention(PlanOptions& p, const Account& account, const RunOptions& opts) {
     p.now = clock_now();
     p.delete_after = account.delete_after;
     p.max_size = account.max_size;
     p.oversize = account.oversize;
     p.max_messages = static_cast<std::size_t>(account.max_messages);
+    // -k keeps every message on the server (man page): no expiry, and oversize
+    // messages are skipped rather than deleted.
+    if (opts.keep.value_or(false)) {
+        p.delete_after = 0;
+        if (p.oversize == Oversize::Delete) p.oversize = Oversize::Skip;
+    }
 }
 
 // Lock, state, recovery, the protocol flow, the summary. Throws Error.
@@ -181,7 +187,7 @@ void run_locked(const Account& account, const std::string& state_dir, const RunO
     AccountContext ctx{account, opts, log, state, *deliverer, keep, result,
                    resolve_password(account.server.password, account.name, account.connect_timeout)};
     SyncShared shared{account, plan_options(opts, keep), log, state, *deliverer, result, {}, {}};
-    add_retention(shared.options, account);
+    add_retention(shared.options, account, opts);
     if (account.server.protocol == Protocol::Pop3)
         fetch_pop3(ctx, shared);
     else

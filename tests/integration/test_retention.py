@@ -79,6 +79,9 @@ class Retention(util.IntegrationCase):
         self.assertEqual(len(would), 3, r.describe())
         self.assertEqual(len(self._ids(user)), 6, "the dry run deleted mail")
         self.note("%s: --dry-run at day 31 lists the 3 expired messages, deletes nothing" % proto)
+        r = self.run_config("-k", "--json", expect=0, env=self.at(T0 + 31 * DAY))
+        self.assertEqual(self.json_account(r, name)["deleted"], 0, "-k must keep everything")
+        self.assertEqual(len(self._ids(user)), 6)
         # Mail that arrives right before the day-31 run: delivered then, kept.
         fresh = ordinary_corpus(1, seed=13, max_size=4096, prefix="fresh-" + proto)
         self.d.add_message(user, fresh[0].data)

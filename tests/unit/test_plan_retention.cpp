@@ -5,6 +5,8 @@
 
 #include <set>
 
+#include "config.h"
+#include "error.h"
 #include "fingerprint.h"
 #include "state_journal.h"
 #include "sync_plan.h"
@@ -272,4 +274,57 @@ TEST_CASE("plan: the oversize stub keeps the header block byte for byte") {
     // A block without its blank line gets one, so the note is the body.
     CHECK(oversize_stub("Subject: x\r\n", 5, 1).rfind("Subject: x\r\n\r\n[pullmail", 0) == 0);
     CHECK(oversize_stub("Subject: x", 5, 1).rfind("Subject: x\r\n\r\n[pullmail", 0) == 0);
+}
+
+namespace {
+std::string retention_config(const std::string& lines) {
+    return "[accounts.home]\nurl = \"pop3s://pop.example.org\"\nuser = \"u\"\npassword = \"p\"\n"
+           "deliver = \"maildir:/m\"\n" + lines;
+}
+std::string retention_error(const std::string& lines) {
+    ConfigEnv env;
+    env.vars["HOME"] = "/home/u";
+    try {
+        parse_config(retention_config(lines), "config.toml", env);
+    } catch (const Error& e) {
+        CHECK(e.kind() == ErrorKind::Config);
+        return e.what();
+    }
+    FAIL("no error for " << lines);
+    return "";
+}
+}  // namespace
+
+TEST_CASE("config: delete_after, max_size, oversize and max_messages") {
+    ConfigEnv env;
+    env.vars["HOME"] = "/home/u";
+    auto a = parse_config(retention_config("delete_after = \"30d\"\nmax_size = \"10M\"\noversize = \"headers\"\n"
+                                           "max_messages = 50\n"),
+                          "config.toml", env)
+                 .accounts.at(0);
+    CHECK(a.delete_after == 30 * kDay);
+    CHECK(a.max_size == 10u << 20);
+    CHECK(a.oversize == Oversize::Headers);
+    CHECK(a.max_messages == 50);
+    auto b = parse_config(retention_config("delete_after = \"12h\"\nmax_size = \"20000\"\n"), "config.toml", env)
+                 .accounts.at(0);
+    CHECK(b.delete_after == 12 * 3600);
+    CHECK(b.max_size == 20000u);
+    CHECK(b.oversize == Oversize::Skip);
+    CHECK(parse_config(retention_config("delete_after = \"2w\"\nmax_size = \"1k\"\n"), "config.toml", env)
+              .accounts.at(0).delete_after == 14 * kDay);
+    auto d = parse_config(retention_config(""), "config.toml", env).accounts.at(0);
+    CHECK(d.delete_after == 0);
+    CHECK(d.max_size == 0);
+    CHECK(d.max_messages == 0);
+    for (const char* bad : {"\"30\"", "\"d\"", "\"0d\"", "\"-3d\"", "\"30 d\"", "\"1y\"", "\"99999999w\""})
+        CHECK(retention_error(std::string("delete_after = ") + bad).find("accounts.home.delete_after: must be a duration") !=
+              std::string::npos);
+    for (const char* bad : {"\"\"", "\"M\"", "\"0\"", "\"10MB\"", "\"1.5M\"", "\"-1\""}) {
+        std::string e = retention_error(std::string("max_size = ") + bad);
+        CHECK_MESSAGE(e.find("accounts.home.max_size") != std::string::npos, e);
+    }
+    CHECK(retention_error("oversize = \"drop\"").find("accounts.home.oversize: must be \"skip\", \"headers\" or \"delete\"") !=
+          std::string::npos);
+    CHECK(retention_error("max_messages = -1").find("accounts.home.max_messages") != std::string::npos);
 }
