@@ -87,6 +87,8 @@ class Progress(util.IntegrationCase):
         for name, c in counts.items():
             self.assertGreaterEqual(len(c), 3, "%s's line was not redrawn as it went: %s" % (name, sorted(c)))
         self.note("progress lines of both accounts seen, counts %s" % {k: sorted(v) for k, v in counts.items()})
+        self.note("a screen during the run:\n" + "\n".join("      | " + l for l in both[len(both) // 2].splitlines()
+                                                         if l.strip()))
         self.assertIn("EXIT=0", final)
         lines = [l for l in final.splitlines() if l.strip()]
         self.assertFalse([l for l in lines if PROGRESS.match(l) or "checking for new mail" in l],
