@@ -229,11 +229,11 @@ int run_command(CliArgs& a, Logger& log) {
         return 0;
     }
     auto selected = select_accounts(config, a);
-    if (!a.shard.empty() && !selected.empty()) {
-        auto [k, n] = parse_shard(a.shard);
+    if (!a.shard.empty()) {
+        auto [k, n] = parse_shard(a.shard);  // a malformed value is an error, accounts or not
         std::size_t before = selected.size();
         selected = shard_of(selected, k, n);
-        if (selected.empty()) {
+        if (selected.empty() && before > 0) {
             // Normal with more shards than accounts: nothing to do, no error.
             log.info("", "shard " + a.shard + " is empty: none of the " + std::to_string(before) +
                              " selected account(s) falls in it");

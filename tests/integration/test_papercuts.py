@@ -186,6 +186,14 @@ class Papercuts(util.IntegrationCase):
         self.assertEqual(len(lines), len(msgs), "`pullmail %s` (the man page's 'one line per message') "
                          "printed:\n%s" % (" ".join(args), "\n".join(lines)))
         self.assertEqual(util.count_maildir(self.path("Maildir")), 0)
+        # and no option of the example is there for nothing (it said -n -v,
+        # and -v adds nothing to -n)
+        for extra in [a for a in args if a != "-n"]:
+            rest = [a for a in args if a != extra]
+            r2 = self.run_config(*rest, expect=0)
+            self.assertNotEqual(r2.out + r2.err, r.out + r.err,
+                                "the man page example `pullmail %s` has %s, which changes nothing"
+                                % (" ".join(args), extra))
         self.note("man page example `pullmail %s`: %d lines for %d messages" % (" ".join(args), len(lines), len(msgs)))
 
 
