@@ -124,6 +124,7 @@ def demo_run(d, demo, binary, owner):
     owner.own(demo, ca, config)
     say("Dovecot 2.3 is running on 127.0.0.1: pop3s port %d, imaps port %d"
         % (d.ports["pop3s"], d.ports["imaps"]))
+    say("Its files (configuration, certificate, mail, log) are in %s, removed at the end" % d.dir)
     say("alice has %d messages in INBOX (POP3S); bob has %d in INBOX and %d in Lists.cpp (IMAPS)"
         % (len(pop_mail), len(imap_inbox), len(imap_list)))
     say("")

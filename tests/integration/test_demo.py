@@ -11,6 +11,7 @@ does not rebuild the project."""
 
 import os
 import pwd
+import re
 import shutil
 import stat
 import subprocess
@@ -19,7 +20,6 @@ import tempfile
 import unittest
 
 import util
-from dovecot import server_temp_root
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from demo import demo_corpus  # noqa: E402
@@ -69,11 +69,6 @@ def dir_modes(top):
     return modes
 
 
-def server_dirs():
-    root = server_temp_root()
-    return {n for n in os.listdir(root) if n.startswith("pullmail-dovecot-")}
-
-
 class DemoFromPrivateHome(unittest.TestCase):
 
     @classmethod
@@ -103,7 +98,6 @@ class DemoFromPrivateHome(unittest.TestCase):
     def test_demo_in_a_0700_home(self):
         self.assertEqual(stat.S_IMODE(os.stat(self.home).st_mode), 0o700)
         modes_before = dir_modes(self.checkout)
-        servers_before = server_dirs()
         p = self.run_demo(util.BIN)
         self.assertEqual(p.returncode, 0, self.describe(p))
         out = p.stdout.decode(errors="replace")
@@ -120,7 +114,11 @@ class DemoFromPrivateHome(unittest.TestCase):
         changed = {d: (oct(m), oct(stat.S_IMODE(os.stat(d).st_mode)))
                    for d, m in modes_before.items() if stat.S_IMODE(os.stat(d).st_mode) != m}
         self.assertEqual(changed, {}, "the demo changed the mode of directories (before, after)")
-        self.assertEqual(server_dirs() - servers_before, set(), "the server's private directory was left behind")
+        m = re.search(r"are in (/\S+), removed at the end", out)
+        self.assertIsNotNone(m, "the demo does not say where the server's files are")
+        server_dir = m.group(1)
+        self.assertFalse(server_dir.startswith(self.tmp), "server files below the checkout's directory")
+        self.assertFalse(os.path.exists(server_dir), "the server's private directory was left behind")
         util.log("demo from a 0700 home: exit 0, %d + %d messages delivered once each, no mode changed, "
                  "server files removed" % (len(got_pop), len(got_imap)))
 
@@ -129,8 +127,8 @@ class DemoFromPrivateHome(unittest.TestCase):
         # is not needed for the test): demo.py as root with --as UID:GID
         # runs pullmail as that user, and ./demo belongs to them.
         nobody = pwd.getpwnam("nobody")
-        home = os.path.join(self.tmp, "nobody-home")
-        os.mkdir(home, 0o700)
+        home = tempfile.mkdtemp(prefix="pullmail-demo-nobody-")  # 0700, like a home
+        self.addCleanup(shutil.rmtree, home, True)
         binary = os.path.join(home, "pullmail")
         shutil.copy2(util.BIN, binary)
         os.chown(home, nobody.pw_uid, nobody.pw_gid)
