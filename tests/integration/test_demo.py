@@ -86,10 +86,15 @@ class DemoFromPrivateHome(unittest.TestCase):
         shutil.rmtree(cls.tmp, ignore_errors=True)
 
     def run_demo(self, binary):
-        # started from another directory, without a terminal
+        # started from another directory, without a terminal, with a private
+        # $TMPDIR (as libpam-tmpdir gives): the harness must not use it for
+        # the server's files, nor open it up
+        tmpdir = os.path.join(self.home, "tmp")
+        os.makedirs(tmpdir, 0o700, exist_ok=True)
+        env = dict(os.environ, TMPDIR=tmpdir)
         return subprocess.run([os.path.join(self.checkout, "scripts", "demo"), "--binary", binary],
-                              cwd="/", stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              timeout=300)
+                              cwd="/", env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, timeout=300)
 
     def describe(self, p):
         return "exit %d\n--- stdout:\n%s\n--- stderr:\n%s" % (
@@ -97,7 +102,8 @@ class DemoFromPrivateHome(unittest.TestCase):
 
     def test_demo_in_a_0700_home(self):
         self.assertEqual(stat.S_IMODE(os.stat(self.home).st_mode), 0o700)
-        modes_before = dir_modes(self.checkout)
+        os.makedirs(os.path.join(self.home, "tmp"), 0o700, exist_ok=True)
+        modes_before = dir_modes(self.home)
         p = self.run_demo(util.BIN)
         self.assertEqual(p.returncode, 0, self.describe(p))
         out = p.stdout.decode(errors="replace")

@@ -12,6 +12,8 @@
 #include "test_support.h"
 
 using namespace pullmail;
+using pullmail::test::TempDir;
+using pullmail::test::write_file;
 
 namespace {
 
