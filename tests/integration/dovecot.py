@@ -71,8 +71,10 @@ _made = []  # every instance, so that exit removes its private directory
 
 
 def _cleanup_all():
+    # PULLMAIL_KEEP_TMP=1 keeps the servers' directories for a look
+    keep = os.environ.get("PULLMAIL_KEEP_TMP") == "1"
     for d in list(_made):
-        d.cleanup()
+        d.stop() if keep else d.cleanup()
 
 
 atexit.register(_cleanup_all)
