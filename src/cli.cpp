@@ -12,6 +12,8 @@
 #include <fstream>
 #include <iostream>
 #include <sstream>
+#include <string_view>
+#include <utility>
 
 #include "config.h"
 #include "error.h"
@@ -55,7 +57,7 @@ Examples:
   pullmail                       fetch every enabled account of ~/.config/pullmail/config.toml
   pullmail home work             fetch only the accounts 'home' and 'work'
   pullmail -c && echo new mail   count new messages without fetching
-  pullmail -n -v                 show what would be fetched and where it would go
+  pullmail -n                    show what would be fetched and where it would go, one line per message
   pullmail -K home               fetch 'home' and delete what was delivered from the server
   pullmail adopt home            mark everything now on the server as seen, without fetching it
   pullmail import-fetchmailrc > ~/.config/pullmail/config.toml   convert ~/.fetchmailrc
@@ -126,6 +128,33 @@ void add_options(CLI::App& app, CliArgs& a) {
         ->group(g);
 }
 
+// The options that describe a one-off account mean nothing with a config
+// file; silently ignoring one (--tls off, --ca-file) would run the account
+// other than asked, so each is an error naming it and the key to set instead.
+void reject_oneoff_options(const OneOffOptions& o) {
+    const std::pair<bool, const char*> given[] = {
+        {!o.user.empty(), "--user|user"},
+        {!o.deliver.empty(), "--deliver|deliver"},
+        {!o.password_command.empty(), "--password-command|password_command"},
+        {!o.ca_file.empty(), "--ca-file|ca_file"},
+        {!o.folders.empty(), "--folder|folders"},
+        {!o.tls.empty(), "--tls|tls"},
+        {!o.auth.empty(), "--auth|auth"},
+        {!o.deliver_user.empty(), "--deliver-user|user in the deliver table"},
+        {!o.deliver_ca_file.empty(), "--deliver-ca-file|ca_file in the deliver table"},
+        {!o.deliver_password_command.empty(), "--deliver-password-command|password_command in the deliver table"},
+    };
+    for (const auto& [set, names] : given) {
+        if (!set) continue;
+        std::string_view n(names);
+        auto bar = n.find('|');
+        throw Error(ErrorKind::Usage, std::string(n.substr(0, bar)) +
+                                          " is an option of a one-off account and goes with --url; with a "
+                                          "config file, set " + std::string(n.substr(bar + 1)) +
+                                          " in the account's table instead");
+    }
+}
+
 // The configuration: a one-off account from --url, or the file.
 Config load_accounts(CliArgs& a, const ConfigEnv& env) {
     Config config;
@@ -138,8 +167,7 @@ Config load_accounts(CliArgs& a, const ConfigEnv& env) {
         config.accounts.push_back(make_oneoff_account(a.one, env));
         return config;
     }
-    if (!a.one.user.empty() || !a.one.deliver.empty())
-        throw Error(ErrorKind::Usage, "--user and --deliver go with --url");
+    reject_oneoff_options(a.one);
     return load_config(a.config_file.empty() ? default_config_path(env) : a.config_file, env);
 }
 
@@ -156,9 +184,7 @@ std::vector<const Account*> select_accounts(const Config& config, const CliArgs&
             selected.push_back(acc);
         }
     }
-    if (a.shard.empty()) return selected;
-    auto [k, n] = parse_shard(a.shard);
-    return shard_of(selected, k, n);
+    return selected;
 }
 
 int run_selected(const std::vector<const Account*>& selected, const std::string& sdir, const CliArgs& a,
@@ -229,19 +255,53 @@ int run_command(CliArgs& a, Logger& log) {
     std::string sdir = a.state_dir.empty() ? config.state_dir : expand_home(a.state_dir, env);
     if (!a.repair.empty()) {
         if (!config.find(a.repair)) throw Error(ErrorKind::Usage, "no account named '" + a.repair + "'");
-        std::string backup;
-        std::size_t kept = StateJournal::repair(state_path(sdir, a.repair), &backup);
-        log.info(a.repair, "state file rebuilt with " + std::to_string(kept) +
-                               " valid record(s); the damaged file was kept as " + backup);
+        std::string path = state_path(sdir, a.repair);
+        auto r = StateJournal::repair(path);
+        using Outcome = StateJournal::Repair::Outcome;
+        if (r.outcome == Outcome::Missing)
+            log.info(a.repair, "no state file " + path + "; nothing to repair");
+        else if (r.outcome == Outcome::Healthy)
+            log.info(a.repair, "state file " + path + " is healthy (" + std::to_string(r.records) +
+                                   " valid record(s)); nothing changed");
+        else
+            log.info(a.repair, "state file rebuilt with " + std::to_string(r.records) +
+                                   " valid record(s); the damaged file was kept as " + r.backup);
         return 0;
     }
     auto selected = select_accounts(config, a);
+    if (!a.shard.empty()) {
+        auto [k, n] = parse_shard(a.shard);  // a malformed value is an error, accounts or not
+        std::size_t before = selected.size();
+        selected = shard_of(selected, k, n);
+        if (selected.empty() && before > 0) {
+            // Normal with more shards than accounts: nothing to do, no error.
+            log.info("", "shard " + a.shard + " is empty: none of the " + std::to_string(before) +
+                             " selected account(s) falls in it");
+            if (a.json) std::cout << json_report({}, 0);
+            return a.check ? 1 : 0;
+        }
+    }
     if (selected.empty()) {
         log.info("", "no enabled accounts in " + config.path);
         if (a.json) std::cout << json_report({}, 0);
         return a.check ? 1 : 0;
     }
     return run_selected(selected, sdir, a, adopt, log);
+}
+
+// --json among the arguments before a "--" (which ends the options).
+bool json_requested(int argc, char** argv) {
+    for (int i = 1; i < argc; ++i) {
+        std::string_view arg(argv[i]);
+        if (arg == "--") return false;
+        if (arg == "--json") return true;
+    }
+    return false;
+}
+
+// The JSON summary of a run that failed before any account started.
+void print_json_failure(const std::string& message, int status) {
+    std::cout << json_error_report(message, status) << std::flush;
 }
 
 }  // namespace
@@ -258,8 +318,13 @@ int cli_main(int argc, char** argv) {
     } catch (const CLI::CallForAllHelp& e) {
         return app.exit(e);
     } catch (const CLI::ParseError& e) {
-        std::cerr << "pullmail: " << sanitize(e.what(), std::string::npos) << " (see pullmail --help)\n";
-        return exit_status(ErrorKind::Usage, false);
+        std::string message = sanitize(e.what(), std::string::npos);
+        std::cerr << "pullmail: " << message << " (see pullmail --help)\n";
+        int status = exit_status(ErrorKind::Usage, false);
+        // The man page promises the JSON line for every failure before an
+        // account starts; the parser failed, so look for --json ourselves.
+        if (json_requested(argc, argv)) print_json_failure(message, status);
+        return status;
     }
     if (a.version) {
         std::cout << "pullmail " << PULLMAIL_VERSION << "\n";
@@ -271,8 +336,7 @@ int cli_main(int argc, char** argv) {
     } catch (const Error& e) {
         log.error(e.account(), e.detail());
         int status = exit_status(e);
-        if (a.json)
-            std::cout << json_error_report(e.detail(), status);
+        if (a.json) print_json_failure(e.detail(), status);
         return status;
     }
 }

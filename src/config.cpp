@@ -25,6 +25,7 @@
 
 #include "error.h"
 #include "text_util.h"
+#include "secret_file.h"
 
 namespace pullmail {
 
@@ -862,6 +863,19 @@ Config parse_config(const std::string& text, const std::string& source_name, con
     return Loader(source_name, env).load(root);
 }
 
+namespace {
+
+// A `password = "..."` of an account or of its IMAP delivery target
+// (from the account's table or from [defaults]).
+bool holds_literal_password(const Config& c) {
+    auto literal = [](const Endpoint& ep) { return ep.password.kind == PasswordSource::Kind::Literal; };
+    return std::any_of(c.accounts.begin(), c.accounts.end(), [&](const Account& a) {
+        return literal(a.server) || (a.deliver.imap && literal(*a.deliver.imap));
+    });
+}
+
+}  // namespace
+
 Config load_config(const std::string& path, const ConfigEnv& env) {
     std::ifstream in(path, std::ios::binary);
     if (!in) {
@@ -873,6 +887,9 @@ Config load_config(const std::string& path, const ConfigEnv& env) {
     if (in.bad()) throw Error(ErrorKind::Config, path + ": cannot read the config file");
     Config c = parse_config(text.str(), path, env);
     c.path = path;
+    // After parsing, so that it is known whether the file holds a password;
+    // before anything of it is used.
+    check_secret_file(path, "config file", holds_literal_password(c));
     return c;
 }
 

@@ -5,6 +5,7 @@
 #include "error.h"
 #include "fs_util.h"
 #include "process_runner.h"
+#include "secret_file.h"
 #include "secrets.h"
 
 namespace pullmail {
@@ -18,6 +19,7 @@ std::string first_line(std::string& s) {
 }
 
 std::string from_file(const PasswordSource& src) {
+    check_secret_file(src.value, "password_file", true);
     std::string data;
     try {
         if (!read_file_if_exists(src.value, data))

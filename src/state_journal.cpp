@@ -340,14 +340,11 @@ void StateJournal::compact(const std::function<bool(const std::string&)>& keep, 
     open_for_append();
 }
 
-std::size_t StateJournal::repair(const std::string& path, std::string* backup_path) {
+StateJournal::Repair StateJournal::repair(const std::string& path) {
+    Repair result;
     std::string data;
-    if (!check_state_dir(path, false) || !read_file_if_exists(path, data, false)) return 0;
-    std::string backup = path + ".damaged-" + std::to_string(std::time(nullptr));
-    write_file_atomic(backup, data, 0600);
-    if (backup_path) *backup_path = backup;
+    if (!check_state_dir(path, false) || !read_file_if_exists(path, data, false)) return result;
     std::string out = std::string(kHeaderPrefix) + std::to_string(kFormatVersion) + "\n";
-    std::size_t kept = 0;
     std::size_t pos = 0;
     while (pos < data.size()) {
         auto end = data.find('\n', pos);
@@ -355,11 +352,20 @@ std::size_t StateJournal::repair(const std::string& path, std::string* backup_pa
         pos = end == std::string::npos ? data.size() : end + 1;
         if (auto rec = verify_line(line)) {
             out += std::string(line) + "\n";
-            ++kept;
+            ++result.records;
         }
     }
+    // The rebuilt text equals the file exactly when its header is the
+    // current one and every other line is a complete valid record.
+    if (out == data) {
+        result.outcome = Repair::Outcome::Healthy;
+        return result;
+    }
+    result.backup = path + ".damaged-" + std::to_string(std::time(nullptr));
+    write_file_atomic(result.backup, data, 0600);
     write_file_atomic(path, out, 0600);
-    return kept;
+    result.outcome = Repair::Outcome::Rebuilt;
+    return result;
 }
 
 }  // namespace pullmail

@@ -141,8 +141,14 @@ public:
 
     // Recovers the valid records of a damaged file: keeps a copy as
     // <path>.damaged-<time>, rewrites the file with every record whose checksum
-    // is valid. Returns the number of records kept.
-    static std::size_t repair(const std::string& path, std::string* backup_path);
+    // is valid. A healthy file (current header, every line a valid record)
+    // and a missing one are left alone: nothing is written, no copy made.
+    struct Repair {
+        enum class Outcome { Missing, Healthy, Rebuilt } outcome = Outcome::Missing;
+        std::size_t records = 0;  // valid records (kept, or found in the healthy file)
+        std::string backup;       // the copy of the damaged file, when Rebuilt
+    };
+    static Repair repair(const std::string& path);
 
 private:
     void load();

@@ -316,10 +316,12 @@ bool dropped_mid_handshake(const std::string& detail, long os_errno) {
         case CURLE_SSL_CONNECT_ERROR:
             throw_tls_error(rc, ep, ctx, detail, os_errno);
         case CURLE_USE_SSL_FAILED:
-            throw server(Error(ErrorKind::Tls, "the server " + where +
-                                                   " does not offer STARTTLS; refusing to log in without encryption "
-                                                   "(use pop3s:// or imaps://, or tls = \"off\" only on a trusted "
-                                                   "network)"));
+            // No server text: the last line is the end of its capability
+            // list ("." or "A001 OK"), which says nothing about the refusal.
+            throw Error(ErrorKind::Tls, "the server " + where +
+                                            " does not offer STARTTLS; refusing to log in without encryption "
+                                            "(use pop3s:// or imaps://, or tls = \"off\" only on a trusted "
+                                            "network)");
         case CURLE_LOGIN_DENIED:
             throw server(Error(ErrorKind::Auth, "the server " + where + " refused the login of user '" + ep.user +
                                                     "' (wrong user name or password?)"));

@@ -1,13 +1,17 @@
 """A private, throwaway Dovecot 2.3 on loopback for pullmail's tests.
 
-    with Dovecot(tmpdir) as d:
+    with Dovecot() as d:
         d.add_user("alice", "secret")
         d.add_message("alice", b"Subject: hi\n\nbody\n")
         d.ports["pop3s"], d.ca_file
         d.messages("alice")  -> [(uid, bytes, flags), ...]
 
-Everything lives below one directory (config, certificate, sockets, mail,
-log); nothing of the system's own Dovecot is touched. The master runs in the
+Everything lives below one private directory made for it in a system temp
+directory that Dovecot's unprivileged processes can reach (config,
+certificate, mail, log; the sockets in a second one in /tmp, for short
+paths); it is removed by cleanup(), `with` and at exit. No directory's mode
+is ever changed: the checkout or $TMPDIR may be in a 0700 home directory.
+Nothing of the system's own Dovecot is touched. The master runs in the
 foreground as a child of this process (`dovecot -F -c CONF`) and is told to
 die with it (PR_SET_PDEATHSIG), so a killed test never leaves a server behind;
 stop() (also run by `with`, atexit and SIGTERM) terminates it normally.
@@ -63,11 +67,14 @@ def _sbin(name):
     return shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin:/usr/bin:/bin") or name
 
 _live = weakref.WeakSet()
+_made = []  # every instance, so that exit removes its private directory
 
 
 def _cleanup_all():
-    for d in list(_live):
-        d.stop()
+    # PULLMAIL_KEEP_TMP=1 keeps the servers' directories for a look
+    keep = os.environ.get("PULLMAIL_KEEP_TMP") == "1"
+    for d in list(_made):
+        d.stop() if keep else d.cleanup()
 
 
 atexit.register(_cleanup_all)
@@ -137,30 +144,36 @@ def make_certificate(directory, names=("DNS:localhost", "IP:127.0.0.1"), cn="loc
     return cert, key
 
 
-TEMP_ROOTS = tuple(sorted({os.path.realpath(tempfile.gettempdir()), "/tmp", "/var/tmp", "/dev/shm"}))
+TEMP_ROOTS = ("/tmp", "/var/tmp", "/dev/shm")
 
 
-def _make_traversable(path, base):
-    """Dovecot's unprivileged processes (dovecot, dovenull, the mail user)
-    must reach files below path: give o+x to path and its ancestors. Only
-    directories from base down, or below a temp directory, are changed;
-    anything else that blocks is an error, not silently opened up."""
-    base = os.path.realpath(base)
+def _reachable_by_others(path):
+    """True when every directory from / down to path lets others through
+    (o+x): Dovecot's unprivileged processes (dovecot, dovenull, the mail
+    user) could then reach what is below it."""
     p = os.path.realpath(path)
     while True:
-        st = os.stat(p)
-        if not st.st_mode & 0o001:
-            ok = p == base or p.startswith(base + os.sep) or any(
-                p.startswith(t + os.sep) for t in TEMP_ROOTS)
-            if not ok:
-                raise DovecotError("%s is not traversable by other users; Dovecot's processes "
-                                   "could not reach %s: use a directory below %s"
-                                   % (p, path, " or ".join(TEMP_ROOTS)))
-            os.chmod(p, (st.st_mode & 0o7777) | 0o011)
+        try:
+            if not os.stat(p).st_mode & 0o001:
+                return False
+        except OSError:
+            return False
         parent = os.path.dirname(p)
         if parent == p:
-            return
+            return True
         p = parent
+
+
+def server_temp_root():
+    """Where a server's private directory is made: $TMPDIR when others can
+    traverse to it, else the first such system temp directory. Nothing's mode
+    is ever changed to make a path reachable (a checkout or $TMPDIR may well
+    be in a 0700 home directory)."""
+    for cand in (tempfile.gettempdir(),) + TEMP_ROOTS:
+        if os.path.isdir(cand) and _reachable_by_others(cand):
+            return cand
+    raise DovecotError("none of %s is traversable by other users; Dovecot's unprivileged "
+                       "processes could not reach their files" % ", ".join((tempfile.gettempdir(),) + TEMP_ROOTS))
 
 
 def mutf7_encode(name):
@@ -221,15 +234,18 @@ class Dovecot:
 
     def __init__(self, tmpdir=None, *, ssl=True, cert_names=("DNS:localhost", "IP:127.0.0.1"),
                  cert_cn="localhost", users=3, extra_conf="", verbose_log=False):
-        self._own_tmp = tmpdir is None
-        base = tmpdir if tmpdir is not None else tempfile.mkdtemp(prefix="pullmail-dovecot-")
-        os.makedirs(base, exist_ok=True)
-        self.dir = tempfile.mkdtemp(prefix="dovecot-", dir=base) if not self._own_tmp else base
-        os.chmod(self.dir, 0o755)
-        # Dovecot's unprivileged processes must be able to traverse to their
-        # sockets and to the mail: open up the parents we created.
-        self._base = base
-        _make_traversable(self.dir, base)
+        # The server's files (config, certificate, mail, log) go in a private
+        # directory of its own below server_temp_root(), never in tmpdir:
+        # tmpdir is the caller's and may be unreachable for Dovecot's
+        # unprivileged processes (a checkout or $TMPDIR in a 0700 home).
+        # tmpdir is accepted for compatibility and not used. cleanup() (and
+        # `with`, and exit) removes the private directory; stop() keeps it,
+        # so that restart() finds the mail again.
+        del tmpdir
+        self.dir = tempfile.mkdtemp(prefix="pullmail-dovecot-", dir=server_temp_root())
+        # our own directory: others may pass through it, not list it
+        os.chmod(self.dir, 0o711)
+        self._removed = False
         self.ssl = ssl
         self.cert_names = tuple(cert_names)
         self.cert_cn = cert_cn
@@ -245,6 +261,7 @@ class Dovecot:
         self.run_dir = None
         self._seq = 0
         self._stopped = True
+        _made.append(self)
         self.uid, self.gid = ensure_mail_user()
         os.makedirs(self.mail_root, exist_ok=True)
         os.chown(self.mail_root, self.uid, self.gid)
@@ -276,7 +293,7 @@ class Dovecot:
         return self
 
     def __exit__(self, *exc):
-        self.stop()
+        self.cleanup()
         return False
 
     def _listeners(self):
@@ -447,9 +464,11 @@ class Dovecot:
             _live.discard(self)
 
     def cleanup(self):
-        """stop() and remove the whole directory (the caller's tmpdir if we made it)."""
+        """stop() and remove the server's private directory."""
         self.stop()
-        shutil.rmtree(self._base if self._own_tmp else self.dir, ignore_errors=True)
+        if not self._removed:
+            self._removed = True
+            shutil.rmtree(self.dir, ignore_errors=True)
 
     def restart(self):
         self.stop()

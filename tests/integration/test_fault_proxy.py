@@ -49,7 +49,7 @@ class CutConnections(util.IntegrationCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.plain = Dovecot(os.path.join(cls.tmp_root, "plain"), ssl=False)
+        cls.plain = Dovecot(ssl=False)
         cls.plain.start()
         cls.seq = 0
         cls.corpus = (faultlib.small_corpus(4, seed=SEED, prefix="cut-small") +
@@ -57,7 +57,7 @@ class CutConnections(util.IntegrationCase):
 
     @classmethod
     def tearDownClass(cls):
-        cls.plain.stop()
+        cls.plain.cleanup()
         util.log("\n=== connection-cut totals ===")
         for t in cls.all_totals:
             util.log(t.line())

@@ -54,6 +54,7 @@ class MigrateTest(IntegrationCase):
             'tls = "off"' if target_url else "ca_file = %s" % toml_value(self.d.ca_file)))
         with open(self.config_path, "w") as f:
             f.write("\n".join(lines) + "\n")
+        os.chmod(self.config_path, 0o600)  # it holds passwords: pullmail refuses it readable by others
 
     def target_folder(self, user, folder):
         return self.d.messages(user, folder.replace("/", "."))

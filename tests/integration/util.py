@@ -151,7 +151,10 @@ def write_config(path, accounts, state_dir=None, top=None):
                 continue
             lines.append("%s = %s" % (toml_key(k), toml_value(v)))
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path, "w", encoding="utf-8") as f:
+    # 0600 like a user's own file with passwords (pullmail refuses any other)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)
+    with open(fd, "w", encoding="utf-8") as f:
         f.write("\n".join(lines) + "\n")
     return path
 
@@ -405,22 +408,22 @@ class IntegrationCase(unittest.TestCase):
     def setUpClass(cls):
         require_binary()
         cls.tmp_root = tempfile.mkdtemp(prefix="pullmail-it-%s-" % cls.__name__)
-        os.chmod(cls.tmp_root, 0o755)
-        cls.d = Dovecot(os.path.join(cls.tmp_root, "server"), **cls.DOVECOT)
+        cls.d = Dovecot(**cls.DOVECOT)
         try:
             cls.d.start()
         except BaseException:
-            cls.d.stop()
+            cls.d.cleanup()
             shutil.rmtree(cls.tmp_root, ignore_errors=True)
             raise
         cls._user_seq = 0
 
     @classmethod
     def tearDownClass(cls):
-        cls.d.stop()
         if KEEP_TMP:
-            log("kept %s" % cls.tmp_root)
+            cls.d.stop()
+            log("kept %s and the server's %s" % (cls.tmp_root, cls.d.dir))
         else:
+            cls.d.cleanup()
             shutil.rmtree(cls.tmp_root, ignore_errors=True)
 
     def setUp(self):

@@ -11,7 +11,7 @@ import sys
 
 # Lowest first. A name is a file stem: foo covers foo.h and foo.cpp.
 LAYERS = [
-    ("base", "error text_util fs_util log progress test_hooks message_key mail_date fingerprint config run_types "
+    ("base", "error text_util fs_util log progress test_hooks message_key mail_date fingerprint secret_file config run_types "
              "process_runner secrets memory_limits rate_guard"),
     ("state and codecs", "state_journal pop3_codec imap_codec imap_append_args retrieval fetchmailrc fetchmailrc_toml"),
     ("transport", "transport trust_store credentials"),

@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -165,11 +166,28 @@ TEST_CASE("password_file: an empty file is a configuration error naming the file
     std::string path = tmp.path + "/pw";
     for (const char* content : {"", "\n", "\r\nsecond line\n"}) {
         write_file(path, content);
+        ::chmod(path.c_str(), 0600);  // a password_file readable by others is refused first
         Error e = password_error({PasswordSource::Kind::File, path});
         CHECK(e.kind() == ErrorKind::Config);
         CHECK(std::string(e.what()) == "password_file " + path + " is empty (its first line is the password)");
     }
     write_file(path, "secret\nignored\n");
+    CHECK(resolve_password({PasswordSource::Kind::File, path}, "acct", 5) == "secret");
+}
+
+TEST_CASE("password_file: readable or writable by others is refused with the chmod to run") {
+    TempDir tmp;
+    std::string path = tmp.path + "/pw";
+    write_file(path, "secret\n");
+    for (mode_t mode : {0640, 0604, 0620, 0602, 0644}) {
+        ::chmod(path.c_str(), mode);
+        Error e = password_error({PasswordSource::Kind::File, path});
+        CHECK(e.kind() == ErrorKind::Config);
+        CHECK(std::string(e.what()).find("run: chmod 600 " + path) != std::string::npos);
+    }
+    ::chmod(path.c_str(), 0600);
+    CHECK(resolve_password({PasswordSource::Kind::File, path}, "acct", 5) == "secret");
+    ::chmod(path.c_str(), 0400);
     CHECK(resolve_password({PasswordSource::Kind::File, path}, "acct", 5) == "secret");
 }
 

@@ -130,11 +130,21 @@ TEST_CASE("state: damage in the middle is an error naming the file; repair keeps
         CHECK(std::string(e.what()).find(p) != std::string::npos);
         CHECK(std::string(e.what()).find("repair") != std::string::npos);
     }
-    std::string backup;
-    CHECK(StateJournal::repair(p, &backup) == 3);
-    CHECK(std::filesystem::exists(backup));
+    auto r = StateJournal::repair(p);
+    CHECK(r.outcome == StateJournal::Repair::Outcome::Rebuilt);
+    CHECK(r.records == 3);
+    CHECK(std::filesystem::exists(r.backup));
     StateJournal s(p);
     CHECK(s.entries().size() == 3);
+    // Now healthy: a second repair changes nothing and makes no copy.
+    std::string before = read_file(p);
+    auto files_before = std::distance(std::filesystem::directory_iterator(d.path), {});
+    auto again = StateJournal::repair(p);
+    CHECK(again.outcome == StateJournal::Repair::Outcome::Healthy);
+    CHECK(again.records == 3);
+    CHECK(again.backup.empty());
+    CHECK(read_file(p) == before);
+    CHECK(std::distance(std::filesystem::directory_iterator(d.path), {}) == files_before);
 }
 
 TEST_CASE("state: a newer format version is refused") {

@@ -1,0 +1,70 @@
+// The permission rules for the config file (secret_file.h): refused with
+// exit 78 and the chmod to run when it holds a password and others may read
+// or write it, or when others may write it at all.
+#include <doctest/doctest.h>
+
+#include <sys/stat.h>
+
+#include <string>
+
+#include "config.h"
+#include "error.h"
+#include "test_support.h"
+
+using namespace pullmail;
+using pullmail::test::TempDir;
+using pullmail::test::write_file;
+
+namespace {
+
+const char* kWithPassword =
+    "[accounts.a]\nurl = \"pop3s://h\"\nuser = \"u\"\npassword = \"pw\"\ndeliver = \"maildir:/tmp/m\"\n";
+const char* kWithTargetPassword =
+    "[accounts.a]\nurl = \"pop3s://h\"\nuser = \"u\"\npassword_command = \"true\"\n"
+    "deliver = { url = \"imaps://t/INBOX\", user = \"v\", password = \"pw\" }\n";
+const char* kWithoutPassword =
+    "[accounts.a]\nurl = \"pop3s://h\"\nuser = \"u\"\npassword_command = \"pass x\"\ndeliver = \"maildir:/tmp/m\"\n";
+
+std::string load_error(const std::string& path) {
+    try {
+        load_config(path, ConfigEnv{{{"HOME", "/tmp"}}});
+    } catch (const Error& e) {
+        CHECK(e.kind() == ErrorKind::Config);
+        return e.what();
+    }
+    return "";
+}
+
+}  // namespace
+
+TEST_CASE("config file: a password readable or writable by others is refused") {
+    TempDir tmp;
+    std::string path = tmp.path + "/config.toml";
+    for (const char* text : {kWithPassword, kWithTargetPassword}) {
+        write_file(path, text);
+        for (mode_t mode : {0644, 0640, 0604, 0660, 0606}) {
+            ::chmod(path.c_str(), mode);
+            std::string err = load_error(path);
+            CHECK(err.find("holds a password") != std::string::npos);
+            CHECK(err.find("run: chmod 600 " + path) != std::string::npos);
+        }
+        ::chmod(path.c_str(), 0600);
+        CHECK(load_error(path).empty());
+        ::chmod(path.c_str(), 0400);
+        CHECK(load_error(path).empty());
+    }
+}
+
+TEST_CASE("config file: without a password others may read it, not write it") {
+    TempDir tmp;
+    std::string path = tmp.path + "/config.toml";
+    write_file(path, kWithoutPassword);
+    ::chmod(path.c_str(), 0644);
+    CHECK(load_error(path).empty());
+    for (mode_t mode : {0664, 0646, 0666}) {
+        ::chmod(path.c_str(), mode);
+        std::string err = load_error(path);
+        CHECK(err.find("writable by others") != std::string::npos);
+        CHECK(err.find("run: chmod 600 " + path) != std::string::npos);
+    }
+}
