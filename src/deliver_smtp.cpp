@@ -339,8 +339,8 @@ void RelayTarget::send(RelaySink* sink) {
             command("DATA\r\n", false);
             pump_until([this] { return txns_.data_decided(); });
             if (txns_.data_accepted()) {
+                txns_.data_sent();  // before the body: its reply may come while we still send
                 stream(sink, true);
-                txns_.data_sent();
             }
         }
         if (!caps_.pipelining) pump_until([this] { return txns_.idle(); });

@@ -108,13 +108,14 @@ struct SmtpOutcome {
 // Pairs replies with what was sent, in order, for pipelined transactions.
 // For each message the deliverer calls begin(); sends (or queues) what it
 // registered; and feeds every reply to on_reply(). With DATA it waits
-// until data_decided() before sending the body, then calls data_sent().
+// until data_decided(), then calls data_sent() and sends the body.
 class SmtpTransactions {
 public:
     explicit SmtpTransactions(bool lmtp) : lmtp_(lmtp) {}
     // A transaction: optional RSET first, MAIL, one RCPT per recipient, then
     // BDAT (one reply, or one per accepted recipient with LMTP) or DATA
-    // (354, then data_sent() adds the end-of-data replies).
+    // (354, then data_sent() adds the end-of-data replies, before the body
+    // goes out: the server may answer it before the sender returns).
     void begin(std::string id, const std::vector<std::string>& recipients, bool rset, bool bdat);
     // Throws Error(Protocol) for a reply nobody waits for.
     void on_reply(const SmtpReply& r);

@@ -66,7 +66,7 @@ class LmtpDelivery(util.IntegrationCase):
             names = [n for n, _ in fields]
             self.assertEqual(names, [b"return-path", b"delivered-to", b"received"],
                              "%s: unexpected trace prefix %r" % (what, s[:300]))
-            self.assertIn(b"<%s" % rcpt.encode(), fields[1][1], fields[1][1])
+            self.assertEqual(fields[1][1], b"Delivered-To: %s\n" % rcpt.encode())
             rest.append(body)
         util.compare_messages(rest, expected, what)
         self.note("%s: %d messages byte for byte after Dovecot's Return-Path/Delivered-To/Received"
@@ -116,7 +116,7 @@ class LmtpDelivery(util.IntegrationCase):
 
     def test_kills_lose_nothing(self):
         rng = random.Random(16016)
-        corpus = faultlib.small_corpus(40, seed=16, prefix="kill")
+        corpus = faultlib.small_corpus(30, seed=16, prefix="kill")
         user, pw = self.new_user("k")
         self.d.add_messages(user, [m.data for m in corpus])
         expected = util.expected_from_served(self.d.messages(user), final_newline=True)
@@ -128,7 +128,7 @@ class LmtpDelivery(util.IntegrationCase):
         self.assertGreater(steps, len(corpus))
         # the clean run delivered everything once: start again with a fresh pair
         tried = dup = 0
-        for round_ in range(8):
+        for round_ in range(5):
             user, pw = self.new_user("k")
             self.d.add_messages(user, [m.data for m in corpus])
             rcpt, _ = self.new_user("r")
