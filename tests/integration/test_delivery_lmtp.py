@@ -20,7 +20,7 @@ import re
 
 import util
 from fakes import faultlib
-from messages import ordinary_corpus, strange_corpus
+from messages import huge_message, ordinary_corpus, strange_corpus
 
 TRACE_FIELDS = (b"return-path", b"delivered-to", b"received")
 
@@ -113,6 +113,23 @@ class LmtpDelivery(util.IntegrationCase):
                 mid = util.message_id(s).encode()
                 self.assertEqual(fields[0][1].strip(), b"Return-Path: " + want[mid], s[:200])
         self.note("envelope sender from Return-Path, <> for a bounce, else From; both recipients got all 3")
+
+    def test_200mb_message_streams(self):
+        """A 200 MB message goes through byte for byte with a small peak RSS
+        (spooled to an unlinked file, sent in 256 KB chunks)."""
+        user, pw = self.new_user()
+        rcpt, _ = self.new_user("r")
+        m = huge_message(size=200 * 1024 * 1024, name="lmtp-200mb")
+        self.d.add_message(user, m.data)
+        self.config({"lmtp": self.lmtp_account(user, pw, rcpt)})
+        r, peak = faultlib.run_measured(["-f", self.config_path], env={"HOME": self.home})
+        self.assertEqual(r.rc, 0, r.describe())
+        stored = self.stored(rcpt)
+        self.assertEqual(len(stored), 1)
+        _, body = split_trace(stored[0])
+        self.assertTrue(body == util.lf(m.data), "the 200 MB message differs after Dovecot's trace fields")
+        self.assertLess(peak, 64, "peak RSS %.0f MB for a 200 MB message" % peak)
+        self.note("200 MB message byte for byte, peak RSS %.0f MB" % peak)
 
     def test_kills_lose_nothing(self):
         rng = random.Random(16016)
