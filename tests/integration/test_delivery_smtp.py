@@ -87,6 +87,19 @@ class SmtpDelivery(util.IntegrationCase):
             self.assertEqual(self.d.count(user), 1, "the refused message must stay on the server")
         self.note("554: exit 73 with the server's words, kept on the server")
 
+    def test_starttls_required_but_not_offered(self):
+        user, pw, served = self.mailbox(self._three(b"tls"))
+        with FakeSmtp() as s:
+            acc = self.smtp_account(user, pw, s, keep=False)
+            acc["deliver"] = {"url": acc["deliver"], "tls": "starttls"}
+            self.config({"smtp": acc})
+            r = self.run_config(expect=76)
+            self.assertStderrNames(r, "smtp", "delivery target")
+            self.assertEqual(s.messages, [])
+            self.assertFalse(any(c.startswith(b"MAIL") for c in s.commands), s.commands)
+            self.assertEqual(self.d.count(user), 3)
+        self.note("tls = starttls without STARTTLS on offer: exit 76, nothing sent, nothing deleted")
+
     def test_8bit_headers_smtputf8(self):
         msg = "From: Jörg <joerg@example.net>\r\nMessage-ID: <utf8@t>\r\nSubject: Grüße\r\n\r\nBody ü\r\n"
         for offered in (True, False):
