@@ -12,6 +12,8 @@ what a real server does not do on demand:
     a warning); BODY=8BITMIME when offered.
 """
 
+import ssl
+
 import util
 from fakes.fakesmtp import FakeSmtp
 from messages import strange_corpus
@@ -86,6 +88,23 @@ class SmtpDelivery(util.IntegrationCase):
             self.assertEqual(len(s.messages), 2)
             self.assertEqual(self.d.count(user), 1, "the refused message must stay on the server")
         self.note("554: exit 73 with the server's words, kept on the server")
+
+    def test_starttls_and_auth(self):
+        user, pw, served = self.mailbox(self._three(b"auth"))
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(self.d.cert_file, self.d.key_file)
+        secret = "smtp-Secret-4711"
+        with FakeSmtp(starttls=ctx, auth=("relay", secret)) as s:
+            acc = self.smtp_account(user, pw, s)
+            acc["deliver"] = {"url": "smtp://localhost:%d" % s.port, "tls": "starttls", "user": "relay",
+                              "password": secret, "ca_file": self.d.ca_file}
+            self.config({"smtp": acc})
+            r = self.run_config("-vvv", expect=0)
+            self.assertEqual(len(s.messages), 3)
+            self.assertEqual(s.tls_sessions, 1)
+            self.assertEqual(s.authenticated, ["relay"])
+            util.assert_secret_absent(secret, r.err, r.out, what="pullmail -vvv output")
+        self.note("STARTTLS (certificate verified against ca_file), AUTH PLAIN, 3 delivered, password masked at -vvv")
 
     def test_starttls_required_but_not_offered(self):
         user, pw, served = self.mailbox(self._three(b"tls"))

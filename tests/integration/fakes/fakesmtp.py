@@ -22,8 +22,14 @@ _MSGID = re.compile(rb"^Message-ID:[ \t]*(<[^>\r\n]*>)", re.I | re.M)
 
 class FakeSmtp(LoopbackServer):
 
-    def __init__(self, extensions=("PIPELINING", "8BITMIME", "SMTPUTF8")):
+    def __init__(self, extensions=("PIPELINING", "8BITMIME", "SMTPUTF8"), starttls=None, auth=None):
+        """starttls: an ssl.SSLContext (server side) to offer STARTTLS with;
+        auth: (user, password) to offer and require AUTH PLAIN (after TLS)."""
         self.extensions = tuple(extensions)
+        self.starttls = starttls
+        self.auth = auth
+        self.authenticated = []  # user names that logged in
+        self.tls_sessions = 0
         self.refuse = {}       # Message-ID bytes -> reply line
         self.messages = []     # accepted: (MAIL FROM line, [RCPT lines], data)
         self.commands = []     # every command line received, in order
@@ -58,6 +64,7 @@ class FakeSmtp(LoopbackServer):
         r, w = h.rfile, h.wfile
         self._reply(w, "220 fake.test ESMTP")
         mail, rcpts, chunks = None, [], []
+        tls = False
         while True:
             line = r.readline()
             if not line:
@@ -66,14 +73,40 @@ class FakeSmtp(LoopbackServer):
             self.commands.append(cmd)
             verb = cmd.split(b" ", 1)[0].upper().split(b":")[0]
             if verb in (b"EHLO", b"HELO"):
-                exts = ["250-fake.test"] + ["250-" + e for e in self.extensions[:-1]]
-                if self.extensions:
-                    exts.append("250 " + self.extensions[-1])
-                else:
-                    exts = ["250 fake.test"]
-                w.write(("\r\n".join(exts) + "\r\n").encode())
+                offered = list(self.extensions)
+                if self.starttls and not tls:
+                    offered.append("STARTTLS")
+                if self.auth and tls:
+                    offered.append("AUTH PLAIN")
+                lines = ["fake.test"] + offered
+                w.write(("".join("250%s%s\r\n" % ("-" if i + 1 < len(lines) else " ", l)
+                                 for i, l in enumerate(lines))).encode())
                 w.flush()
+            elif verb == b"STARTTLS" and self.starttls and not tls:
+                self._reply(w, "220 2.0.0 ready to start TLS")
+                sock = self.starttls.wrap_socket(h.request, server_side=True)
+                r, w = sock.makefile("rb"), sock.makefile("wb")
+                tls = True
+                self.tls_sessions += 1
+            elif verb == b"AUTH" and self.auth:
+                import base64
+                parts = cmd.split()
+                if len(parts) < 3:
+                    self._reply(w, "334 ")
+                    parts.append(r.readline().strip())
+                try:
+                    _, u, p = base64.b64decode(parts[2]).split(b"\0")
+                except ValueError:
+                    u = p = b""
+                if (u.decode(), p.decode()) == self.auth:
+                    self.authenticated.append(u.decode())
+                    self._reply(w, "235 2.7.0 authenticated")
+                else:
+                    self._reply(w, "535 5.7.8 bad credentials")
             elif verb == b"MAIL":
+                if self.auth and not self.authenticated:
+                    self._reply(w, "530 5.7.0 authentication required")
+                    continue
                 mail, rcpts, chunks = cmd, [], []
                 self._reply(w, "250 2.1.0 ok")
             elif verb == b"RCPT":
