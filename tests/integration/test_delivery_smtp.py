@@ -126,7 +126,9 @@ class SmtpDelivery(util.IntegrationCase):
             exts = ("PIPELINING", "8BITMIME") + (("SMTPUTF8",) if offered else ())
             with FakeSmtp(extensions=exts) as s:
                 self.config({"smtp": self.smtp_account(user, pw, s)})
-                r = self.run_config(expect=0)
+                # Own state per mailbox: two users made in the same second
+                # get the same UIDVALIDITY, hence the same POP3 UIDLs.
+                r = self.run_config("--state-dir", self.path("state-%s" % offered), expect=0)
                 self.assertEqual(len(s.messages), 1)
                 mail, _, data = s.messages[0]
                 self.assertEqual(data, wire(served[0]))
