@@ -184,6 +184,8 @@ std::string percent_decode(std::string_view s, const std::string& where) {
 
 int default_port(Protocol p, TlsMode t) {
     if (p == Protocol::Pop3) return t == TlsMode::Implicit ? 995 : 110;
+    if (p == Protocol::Smtp) return t == TlsMode::Implicit ? 465 : 25;
+    if (p == Protocol::Lmtp) return 24;
     return t == TlsMode::Implicit ? 993 : 143;
 }
 
@@ -200,10 +202,14 @@ Endpoint parse_url(const std::string& url, const std::string& where) {
         ep.protocol = Protocol::Pop3;
     } else if (scheme == "imap" || scheme == "imaps") {
         ep.protocol = Protocol::Imap;
+    } else if (scheme == "smtp" || scheme == "smtps" || scheme == "lmtp") {
+        ep.protocol = scheme == "lmtp" ? Protocol::Lmtp : Protocol::Smtp;  // delivery targets only
     } else {
         fail(where, "unknown URL scheme '" + url.substr(0, sep) + "': use pop3, pop3s, imap or imaps");
     }
     ep.tls = scheme.ends_with("s") ? TlsMode::Implicit : TlsMode::StartTls;
+    if (scheme == "smtp") ep.tls = TlsMode::IfOffered;
+    if (scheme == "lmtp") ep.tls = TlsMode::Off;
 
     std::string_view rest = std::string_view(url).substr(sep + 3);
     if (rest.find_first_of("?#") != std::string_view::npos)
@@ -269,7 +275,9 @@ void apply_tls(Endpoint& ep, const std::string& tls_value, const std::string& wh
     if (tls_value.empty()) return;
     std::string t = to_lower(tls_value);
     bool implicit_scheme = ep.tls == TlsMode::Implicit;
-    std::string plain = ep.protocol == Protocol::Pop3 ? "pop3" : "imap";
+    if (ep.protocol == Protocol::Lmtp && t != "off")
+        fail(where, "an LMTP target has no TLS (use a Unix socket or loopback); only tls = \"off\" is accepted");
+    std::string plain = ep.protocol == Protocol::Pop3 ? "pop3" : ep.protocol == Protocol::Imap ? "imap" : "smtp";
     std::string secure = plain + "s";
     if (t == "implicit") {
         if (!implicit_scheme)
@@ -309,6 +317,13 @@ void resolve_target_folder(Endpoint& ep, const std::string& where) {
 }
 
 DeliveryTarget imap_target(Endpoint ep, const std::string& where) {
+    if (ep.protocol == Protocol::Smtp || ep.protocol == Protocol::Lmtp) {
+        if (!ep.path.empty()) fail(where, "an SMTP or LMTP URL has no path");
+        DeliveryTarget t;
+        t.kind = DeliveryTarget::Kind::Relay;
+        t.relay = std::move(ep);
+        return t;
+    }
     if (ep.protocol != Protocol::Imap)
         fail(where, "cannot deliver to a POP3 server: a delivery URL must be imap:// or imaps://");
     resolve_target_folder(ep, where);
@@ -338,7 +353,7 @@ std::string type_phrase(toml::node_type t) {
     return "nothing";
 }
 
-enum class Type { String, Bool, Int, StringArray, StringOrTable, Table };
+enum class Type { String, Bool, Int, StringArray, StringOrTable, Table, StringOrArray };
 
 struct KeySpec {
     std::string_view name;
@@ -415,6 +430,7 @@ constexpr KeySpec kAccountKeys[] = {
     {"max_messages", Type::Int, 0, 1 << 30},
     {"delete", Type::String},
     {"skip_special_use", Type::StringArray},
+    {"recipient", Type::StringOrArray},
 };
 
 // The connection keys of an account, for deliver = { ... }.
@@ -548,6 +564,14 @@ private:
             case Type::Table:
                 if (!n.is_table()) wrong("a table");
                 break;
+            case Type::StringOrArray:
+                if (n.is_string()) {
+                    check_string(n, f.label);
+                    break;
+                }
+                check_type(KeySpec{spec.name, Type::StringArray}, f);
+                if (n.as_array()->empty()) fail(where(f), "must name at least one recipient");
+                break;
         }
     }
 
@@ -642,7 +666,19 @@ private:
         const toml::node& table = *f.node;
         Fields fields = collect(*table.as_table(), label, kTargetKeys);
         Endpoint ep = endpoint(fields, table, label);
-        credentials(ep, fields, table, label);
+        bool relay = ep.protocol == Protocol::Smtp || ep.protocol == Protocol::Lmtp;
+        // A relay authenticates only when given a user (and then needs a
+        // password source, as an account does).
+        if (relay && !fields.count("user")) {
+            for (std::string_view k : kPasswordKeys)
+                if (fields.count(k)) fail(where(fields.at(std::string(k))), "a password needs user = as well");
+            if (auto it = fields.find("ca_file"); it != fields.end())
+                ep.ca_file = expand_or_fail(str(it->second), env_, where(it->second));
+            if (fields.count("auth")) fail(where(fields.at("auth")), "auth needs user = and a password source");
+        } else {
+            credentials(ep, fields, table, label);
+        }
+        if (ep.protocol == Protocol::Lmtp && !ep.user.empty()) fail(where(table, label), "LMTP has no authentication");
         return imap_target(std::move(ep), where(fields.at("url")));
     }
 
@@ -664,6 +700,8 @@ private:
         a.name = name;
         a.source = file_ + ":" + std::to_string(node.source().begin.line);
         a.server = endpoint(fields, node, label);
+        if (a.server.protocol != Protocol::Pop3 && a.server.protocol != Protocol::Imap)
+            fail(where(fields.at("url")), "an account fetches from pop3(s):// or imap(s)://; smtp and lmtp are for deliver");
         if (!a.server.path.empty()) {
             const Field& url = fields.at("url");
             if (a.server.protocol == Protocol::Pop3) fail(where(url), "a POP3 URL has no path");
@@ -682,6 +720,7 @@ private:
         }
 
         a.deliver = delivery(require(fields, "deliver", node, label));
+        recipients(a.deliver, fields, node, label);
 
         auto flag = [&](std::string_view k, bool& out) {
             if (auto it = fields.find(k); it != fields.end()) out = it->second.node->as_boolean()->get();
@@ -750,6 +789,33 @@ private:
         }
     }
 
+    // recipient = "a@x" or ["a@x", "b@y"]: the envelope of a relay target,
+    // required there and meaningless elsewhere.
+    void recipients(DeliveryTarget& t, const Fields& fields, const toml::node& table, const std::string& label) const {
+        auto it = fields.find("recipient");
+        if (t.kind != DeliveryTarget::Kind::Relay) {
+            if (it != fields.end() && !it->second.inherited)
+                fail(where(it->second), "recipient is only for smtp:// and lmtp: delivery targets");
+            return;
+        }
+        if (it == fields.end())
+            fail(where(table, label), "missing required key 'recipient' (the envelope recipient of an SMTP or LMTP target)");
+        std::vector<const toml::node*> nodes;
+        if (it->second.node->is_string())
+            nodes.push_back(it->second.node);
+        else
+            for (const toml::node& e : *it->second.node->as_array()) nodes.push_back(&e);
+        for (const toml::node* n : nodes) {
+            const std::string& r = n->as_string()->get();
+            bool bad = std::any_of(r.begin(), r.end(), [](char c) {
+                auto u = static_cast<unsigned char>(c);
+                return u <= 0x20 || u == 0x7f || c == '<' || c == '>';
+            });
+            if (bad) fail(where(*n, it->second.label), quoted(r) + " is not a mail address (no spaces, control characters or <>)");
+            t.recipients.push_back(r);
+        }
+    }
+
     std::vector<std::string> folders(const Field& f) const {
         const toml::array& arr = *f.node->as_array();
         if (arr.empty()) fail(where(f), "must list at least one folder (the default is [\"INBOX\"])");
@@ -786,8 +852,12 @@ PasswordSource oneoff_password(const std::string& command, const char* variable,
 // ---------------------------------------------------------------------------
 
 std::string Endpoint::display() const {
-    std::string scheme = protocol == Protocol::Pop3 ? "pop3" : "imap";
+    std::string scheme = protocol == Protocol::Pop3   ? "pop3"
+                         : protocol == Protocol::Imap ? "imap"
+                         : protocol == Protocol::Smtp ? "smtp"
+                                                      : "lmtp";
     if (tls == TlsMode::Implicit) scheme += "s";
+    if (!socket_path.empty()) return "lmtp:" + socket_path;
     std::string h = host.find(':') != std::string::npos ? "[" + host + "]" : host;
     return scheme + "://" + h + ":" + std::to_string(port);
 }
@@ -895,6 +965,8 @@ Config load_config(const std::string& path, const ConfigEnv& env) {
 
 Endpoint parse_endpoint_url(const std::string& url, const std::string& tls_key, const std::string& where) {
     Endpoint ep = parse_url(url, where);
+    if (ep.protocol != Protocol::Pop3 && ep.protocol != Protocol::Imap)
+        fail(where, "an account fetches from pop3(s):// or imap(s)://; smtp and lmtp are for deliver");
     apply_tls(ep, tls_key, where);
     return ep;
 }
@@ -927,11 +999,27 @@ DeliveryTarget parse_delivery(const std::string& text, const std::string& where,
         t.command = command;
         return t;
     }
+    if (lower.starts_with("lmtp:") && !lower.starts_with("lmtp://")) {
+        // lmtp:/run/dovecot/lmtp — a Unix socket.
+        std::string path = body(5);
+        if (path.empty()) fail(where, "lmtp: needs a socket path, as in lmtp:/run/dovecot/lmtp, or use lmtp://host:24");
+        t.kind = DeliveryTarget::Kind::Relay;
+        Endpoint ep;
+        ep.url = text;
+        ep.protocol = Protocol::Lmtp;
+        ep.tls = TlsMode::Off;
+        ep.host = "localhost";
+        ep.socket_path = absolute_path(path, env, where);
+        t.relay = std::move(ep);
+        return t;
+    }
     if (lower.starts_with("imap://") || lower.starts_with("imaps://") || lower.starts_with("pop3://") ||
-        lower.starts_with("pop3s://"))
+        lower.starts_with("pop3s://") || lower.starts_with("smtp://") || lower.starts_with("smtps://") ||
+        lower.starts_with("lmtp://"))
         return imap_target(parse_url(text, where), where);
     fail(where, "unknown delivery " + quoted(text) +
-                    ": use maildir:PATH, maildir++:PATH, mbox:PATH, mda:COMMAND or an IMAP target deliver = { url = \"imaps://host/Folder\", ... }");
+                    ": use maildir:PATH, maildir++:PATH, mbox:PATH, mda:COMMAND, lmtp:SOCKET, lmtp://host, smtp(s)://host or an "
+                    "IMAP target deliver = { url = \"imaps://host/Folder\", ... }");
 }
 
 Account make_oneoff_account(const OneOffOptions& opts, const ConfigEnv& env) {
@@ -944,6 +1032,8 @@ Account make_oneoff_account(const OneOffOptions& opts, const ConfigEnv& env) {
     a.source = "command line";
     a.keep = opts.keep;
     a.server = parse_url(opts.url, "--url");
+    if (a.server.protocol != Protocol::Pop3 && a.server.protocol != Protocol::Imap)
+        fail("--url", "an account fetches from pop3(s):// or imap(s)://; smtp and lmtp are for --deliver");
     apply_tls(a.server, opts.tls, "--tls");
     if (!a.server.path.empty()) {
         if (a.server.protocol == Protocol::Pop3) fail("--url", "a POP3 URL has no path");
@@ -974,6 +1064,8 @@ Account make_oneoff_account(const OneOffOptions& opts, const ConfigEnv& env) {
     }
 
     a.deliver = parse_delivery(opts.deliver, "--deliver", env);
+    if (a.deliver.kind == DeliveryTarget::Kind::Relay)
+        fail("--deliver", "an SMTP or LMTP target needs recipient = ...: configure it in the config file");
     if (a.deliver.kind == DeliveryTarget::Kind::Imap) {
         if (opts.deliver_user.empty()) throw Error(ErrorKind::Config, "--deliver-user is required with an IMAP --deliver");
         if (has_control(opts.deliver_user)) fail("--deliver-user", "must not contain control characters");

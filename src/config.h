@@ -14,11 +14,14 @@
 
 namespace pullmail {
 
-enum class Protocol { Pop3, Imap };
+// Smtp and Lmtp only in a relay delivery target (deliver = "smtp://...").
+enum class Protocol { Pop3, Imap, Smtp, Lmtp };
 
 // pop3s/imaps: Implicit. pop3/imap: StartTls (required; the connection fails
 // when the server does not offer it). Off only with an explicit tls = "off".
-enum class TlsMode { Implicit, StartTls, Off };
+// IfOffered: an smtp:// delivery target without a tls setting (STARTTLS
+// when the server offers it).
+enum class TlsMode { Implicit, StartTls, Off, IfOffered };
 
 // Where a password comes from. It is read only when the account runs, never
 // logged, never put on a command line.
@@ -39,17 +42,21 @@ struct Endpoint {
     PasswordSource password;
     std::string ca_file;    // extra trust anchor, added to the system store
     std::string auth;       // SASL mechanism to insist on ("PLAIN", "LOGIN", ...), empty = libcurl's choice
+    std::string socket_path;  // lmtp:/path: the Unix socket (host is then "localhost")
 
     // "pop3s://host:995" — the URL with no path and no credentials, for logs.
     std::string display() const;
 };
 
 struct DeliveryTarget {
-    enum class Kind { Maildir, Mbox, Mda, Imap } kind = Kind::Maildir;
+    enum class Kind { Maildir, Mbox, Mda, Imap, Relay } kind = Kind::Maildir;
     std::string path;                 // Maildir directory or mbox file, '~' expanded
     bool maildir_plus_plus = false;   // Maildir: "maildir++:PATH", one Maildir++ subfolder per source folder
     std::string command;              // MDA command line, run by /bin/sh -c, message on stdin
     std::optional<Endpoint> imap;     // IMAP target; path = target folder with '/' separators
+    // Relay: an SMTP or LMTP server (deliver_smtp.h); user empty = no AUTH.
+    std::optional<Endpoint> relay;
+    std::vector<std::string> recipients;  // Relay: the envelope recipients (recipient = ...)
 };
 
 // What to do with a message larger than max_size (issue 13; sync_plan.h).

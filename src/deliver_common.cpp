@@ -28,9 +28,10 @@ std::unique_ptr<Deliverer> make_file_deliverer(const DeliveryTarget& target, con
                                             : detail::make_maildir_deliverer(target.path);
         case DeliveryTarget::Kind::Mbox: return detail::make_mbox_deliverer(target.path, opts);
         case DeliveryTarget::Kind::Mda: return detail::make_mda_deliverer(target.command, opts);
-        case DeliveryTarget::Kind::Imap: break;
+        case DeliveryTarget::Kind::Imap:
+        case DeliveryTarget::Kind::Relay: break;
     }
-    throw Error(ErrorKind::Internal, "make_file_deliverer called for an IMAP target");
+    throw Error(ErrorKind::Internal, "make_file_deliverer called for a network target");
 }
 
 void ignore_delivery_signals() {

@@ -14,6 +14,7 @@
 #include "account_context.h"
 #include "credentials.h"
 #include "deliver_imap.h"
+#include "deliver_smtp.h"
 #include "folder_sync.h"
 #include "fs_util.h"
 #include "intake.h"
@@ -131,6 +132,11 @@ std::unique_ptr<Deliverer> make_deliverer(const Account& account, const std::str
         topts.timeout = account.timeout;
         topts.spool_dir = state_dir;
         return make_imap_deliverer(*account.deliver.imap, topts);
+    }
+    if (account.deliver.kind == DeliveryTarget::Kind::Relay) {
+        RelayTargetOptions ropts{account.name, opts.verbosity, &log, account.connect_timeout, account.timeout,
+                                 state_dir};
+        return make_relay_deliverer(account.deliver, ropts);
     }
     DeliveryOptions dopts;
     dopts.account = account.name;

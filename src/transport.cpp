@@ -184,6 +184,8 @@ const char* const tls_floor_hint =
 
 const char* scheme_of(const Endpoint& ep) {
     if (ep.protocol == Protocol::Pop3) return ep.tls == TlsMode::Implicit ? "pop3s" : "pop3";
+    if (ep.protocol == Protocol::Smtp) return ep.tls == TlsMode::Implicit ? "smtps" : "smtp";
+    if (ep.protocol == Protocol::Lmtp) return "http";  // a bare connection, see set_login_options
     return ep.tls == TlsMode::Implicit ? "imaps" : "imap";
 }
 
@@ -229,9 +231,21 @@ void set_login_options(CURL* h, const Endpoint& ep, const std::string& password,
     curl_easy_setopt(h, CURLOPT_URL, url.c_str());
     curl_easy_setopt(h, CURLOPT_CONNECT_ONLY, 1L);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_USERNAME, ep.user.c_str());
-    curl_easy_setopt(h, CURLOPT_PASSWORD, password.c_str());
-    curl_easy_setopt(h, CURLOPT_USE_SSL, ep.tls == TlsMode::Off ? (long)CURLUSESSL_NONE : (long)CURLUSESSL_ALL);
+    // No user (an SMTP relay without AUTH): libcurl ends its login after
+    // EHLO (and STARTTLS) and hands the connection over.
+    if (!ep.user.empty()) {
+        curl_easy_setopt(h, CURLOPT_USERNAME, ep.user.c_str());
+        curl_easy_setopt(h, CURLOPT_PASSWORD, password.c_str());
+    }
+    long use_ssl = ep.tls == TlsMode::Off ? (long)CURLUSESSL_NONE
+                   : ep.tls == TlsMode::IfOffered ? (long)CURLUSESSL_TRY
+                                                  : (long)CURLUSESSL_ALL;
+    curl_easy_setopt(h, CURLOPT_USE_SSL, use_ssl);
+    // LMTP: libcurl only connects (an http:// URL with CONNECT_ONLY sends
+    // nothing); the relay codec reads the greeting and says LHLO itself.
+    if (ep.protocol == Protocol::Lmtp && !ep.socket_path.empty())
+        curl_easy_setopt(h, CURLOPT_UNIX_SOCKET_PATH, ep.socket_path.c_str());
+    curl_easy_setopt(h, CURLOPT_PROXY, "");  // never through $http_proxy and friends
     curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
     curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
     // Nothing older than TLS 1.2, whatever the system's OpenSSL

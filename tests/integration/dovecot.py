@@ -233,7 +233,7 @@ class Dovecot:
     """One private Dovecot instance. See the module docstring."""
 
     def __init__(self, tmpdir=None, *, ssl=True, cert_names=("DNS:localhost", "IP:127.0.0.1"),
-                 cert_cn="localhost", users=3, extra_conf="", verbose_log=False):
+                 cert_cn="localhost", users=3, extra_conf="", verbose_log=False, lmtp=False):
         # The server's files (config, certificate, mail, log) go in a private
         # directory of its own below server_temp_root(), never in tmpdir:
         # tmpdir is the caller's and may be unreachable for Dovecot's
@@ -251,6 +251,10 @@ class Dovecot:
         self.cert_cn = cert_cn
         self.extra_conf = extra_conf
         self.verbose_log = verbose_log
+        # lmtp=True: Dovecot's LMTP (dovecot-lmtpd) on a Unix socket in the
+        # private run directory (lmtp_socket), delivering into the users'
+        # Maildirs with the same userdb as the other services.
+        self.lmtp = lmtp
         self.conf_path = os.path.join(self.dir, "dovecot.conf")
         self.log_path = os.path.join(self.dir, "dovecot.log")
         self.passwd_path = os.path.join(self.dir, "passwd.d")
@@ -308,7 +312,7 @@ class Dovecot:
             "base_dir = %s" % self.run_dir,
             "state_dir = %s/state" % d,
             "log_path = %s" % self.log_path,
-            "protocols = imap pop3",
+            "protocols = imap pop3" + (" lmtp" if self.lmtp else ""),
             "listen = 127.0.0.1",
             "shutdown_clients = yes",
             "default_login_user = dovenull",
@@ -372,6 +376,14 @@ class Dovecot:
             "  }",
             "}",
         ]
+        if self.lmtp:
+            lines += [
+                "service lmtp {",
+                "  unix_listener lmtp {",
+                "    mode = 0666",
+                "  }",
+                "}",
+            ]
         if self.extra_conf:
             lines.append(self.extra_conf)
         with open(self.conf_path, "w") as f:
@@ -417,7 +429,11 @@ class Dovecot:
     def _wait_ready(self, timeout):
         deadline = time.monotonic() + timeout
         pending = set(self.ports.values())
-        while pending and time.monotonic() < deadline:
+
+        def lmtp_ready():
+            return not self.lmtp or os.path.exists(self.lmtp_socket)
+
+        while (pending or not lmtp_ready()) and time.monotonic() < deadline:
             if self._proc.poll() is not None:
                 return False
             for port in list(pending):
@@ -433,9 +449,9 @@ class Dovecot:
                             pending.discard(port)
                 except OSError:
                     pass
-            if pending:
+            if pending or not lmtp_ready():
                 time.sleep(0.05)
-        return not pending
+        return not pending and lmtp_ready()
 
     def stop(self):
         proc, self._proc = self._proc, None
@@ -473,6 +489,11 @@ class Dovecot:
     def restart(self):
         self.stop()
         return self.start()
+
+    @property
+    def lmtp_socket(self):
+        """The LMTP Unix socket (lmtp=True), valid while the server runs."""
+        return os.path.join(self.run_dir, "lmtp") if self.run_dir else None
 
     @property
     def running(self):

@@ -405,8 +405,8 @@ TEST_CASE("config: deliver strings") {
     };
     const std::string at = "config.toml:5:11: accounts.home.deliver: ";
     CHECK(config_error(with("maildr:/x")) ==
-          at + "unknown delivery \"maildr:/x\": use maildir:PATH, maildir++:PATH, mbox:PATH, mda:COMMAND or an IMAP target "
-               "deliver = { url = \"imaps://host/Folder\", ... }");
+          at + "unknown delivery \"maildr:/x\": use maildir:PATH, maildir++:PATH, mbox:PATH, mda:COMMAND, lmtp:SOCKET, "
+               "lmtp://host, smtp(s)://host or an IMAP target deliver = { url = \"imaps://host/Folder\", ... }");
     CHECK(config_error(with("~/Mail")) != "");
     CHECK(config_error(with("maildir:")) == at + "maildir: needs a path, as in maildir:~/Mail/inbox");
     CHECK(config_error(with("mbox:")) == at + "mbox: needs a path, as in mbox:~/Mail/inbox.mbox");

@@ -1,0 +1,418 @@
+// deliver_smtp.cpp — the SMTP/LMTP relay target (deliver_smtp.h).
+//
+// Threading: the intake may run commit() and sync_committed() on its
+// committer thread while begin(), write() and prepare() of the next messages
+// go on (concurrent_commit): those only touch the sink's own spool file; the
+// connection is used by commit(), sync_committed() and the destructor only.
+#include "deliver_smtp.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <cstring>
+#include <functional>
+#include <map>
+#include <optional>
+
+#include "credentials.h"
+#include "deliver_impl.h"
+#include "error.h"
+#include "fingerprint.h"
+#include "fs_util.h"
+#include "log.h"
+#include "secrets.h"
+#include "smtp_codec.h"
+#include "text_util.h"
+#include "transport.h"
+
+namespace pullmail {
+namespace {
+
+class RelayTarget;
+
+class RelaySink final : public DeliverySink {
+public:
+    RelaySink(RelayTarget& target, std::string key, detail::UniqueFd fd)
+        : target_(target), key_(std::move(key)), fd_(std::move(fd)) {}
+    ~RelaySink() override;
+
+    // The server's bytes (Deliverer::wants_crlf): a bare LF becomes CRLF, the
+    // wire format; a CRLF split across chunks stays one.
+    void write(std::string_view chunk) override {
+        if (!header_.complete()) {
+            header_lf_.clear();
+            header_crlf_.convert(chunk, header_lf_);
+            header_.feed(header_lf_);
+        }
+        if (!body_8bit_) body_8bit_ = has_8bit(chunk);
+        out_.clear();
+        std::size_t i = 0;
+        while (i < chunk.size()) {
+            auto nl = chunk.find('\n', i);
+            if (nl == std::string_view::npos) {
+                out_.append(chunk.substr(i));
+                break;
+            }
+            out_.append(chunk.substr(i, nl - i));
+            bool cr_before = nl > 0 ? chunk[nl - 1] == '\r' : last_cr_;
+            out_ += cr_before ? "\n" : "\r\n";
+            i = nl + 1;
+        }
+        if (!chunk.empty()) last_cr_ = chunk.back() == '\r';
+        if (int err = write_all(fd_.get(), out_.data(), out_.size()))
+            throw Error(ErrorKind::LocalIO, std::string("cannot spool a message for the relay target: ") +
+                                                std::strerror(err));
+        size_ += out_.size();
+    }
+
+    std::string prepare() override {
+        sender_ = envelope_sender(header_.header());
+        header_8bit_ = has_8bit(header_.header());
+        return "relay " + key_;
+    }
+    void commit() override;
+    void abort() noexcept override;
+    const Error* commit_error() const override { return error_ ? &*error_ : nullptr; }
+
+    std::optional<Error> error_;
+    const std::string& key() const { return key_; }
+    const std::string& sender() const { return sender_; }
+    int fd() const { return fd_.get(); }
+    std::uint64_t size() const { return size_; }
+    bool body_8bit() const { return body_8bit_; }
+    bool header_8bit() const { return header_8bit_; }
+
+private:
+    RelayTarget& target_;
+    std::string key_;
+    detail::UniqueFd fd_;
+    std::uint64_t size_ = 0;
+    HeaderCapture header_;  // LF form, for the envelope sender
+    CrlfToLf header_crlf_;
+    std::string header_lf_;
+    std::string sender_;
+    bool last_cr_ = false;
+    bool body_8bit_ = false;
+    bool header_8bit_ = false;
+    bool sent_ = false;
+    std::string out_;
+};
+
+std::string local_host_name() {
+    char buf[256] = {0};
+    if (::gethostname(buf, sizeof buf - 1) != 0) return "localhost";
+    std::string h(buf);
+    bool ok = !h.empty() && std::all_of(h.begin(), h.end(), [](char c) {
+        return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.';
+    });
+    return ok ? h : "localhost";
+}
+
+class RelayTarget final : public Deliverer {
+public:
+    RelayTarget(const DeliveryTarget& t, const RelayTargetOptions& opts)
+        : ep_(*t.relay), recipients_(t.recipients), opts_(opts), lmtp_(ep_.protocol == Protocol::Lmtp),
+          txns_(lmtp_) {}
+    ~RelayTarget() override { quit(); }
+
+    std::unique_ptr<DeliverySink> begin(const MessageMeta& meta) override {
+        auto fd = detail::open_anonymous_file({opts_.spool_dir, detail::temp_dir_from_env(), "/tmp"},
+                                              "the relay target " + describe());
+        return std::make_unique<RelaySink>(*this, meta.key, std::move(fd));
+    }
+
+    // Nothing tells whether the server took a message before a kill: it is
+    // sent again (at-least-once, deliver_smtp.h).
+    Recovery recover(std::string_view) override { return Recovery::NotDelivered; }
+    bool at_least_once() const override { return true; }
+    bool wants_crlf() const override { return true; }
+    std::size_t max_batch() const override { return 64; }
+    bool concurrent_commit() const override { return true; }
+    std::string describe() const override { return ep_.display(); }
+
+    void send(RelaySink* sink);
+    void sync_committed() override;
+    void forget(RelaySink* sink) noexcept {
+        for (auto it = sent_.begin(); it != sent_.end(); ++it)
+            if (it->second == sink) {
+                sent_.erase(it);
+                return;
+            }
+    }
+
+private:
+    void connect();
+    void greet_lmtp();
+    void quit() noexcept;
+    void drop() noexcept {
+        ch_.reset();
+        conn_.reset();
+        txns_ = SmtpTransactions(lmtp_);
+        parser_ = SmtpReplyParser();
+        used_ = false;
+    }
+    // Pumps the connection until done(); replies go to the transactions (or
+    // to loose_ during the greeting and QUIT). A connection error drops the
+    // connection and is rethrown.
+    void pump_until(const std::function<bool()>& done);
+    void on_bytes(std::string_view bytes);
+    void settle(std::vector<SmtpOutcome> outcomes);
+    void stream(RelaySink* sink, bool stuff);
+    void command(const std::string& line_crlf, bool wait = true);
+
+    Endpoint ep_;
+    std::vector<std::string> recipients_;
+    RelayTargetOptions opts_;
+    bool lmtp_;
+    std::unique_ptr<Connection> conn_;
+    std::unique_ptr<Channel> ch_;
+    SmtpReplyParser parser_;
+    SmtpTransactions txns_;
+    SmtpCapabilities caps_;
+    bool loose_mode_ = false;
+    std::vector<SmtpReply> loose_;
+    std::vector<SmtpReply> replies_;
+    bool used_ = false;  // a transaction ran on this connection
+    std::uint64_t replies_seen_ = 0;
+    bool warned_8bit_ = false;
+    std::map<std::string, RelaySink*> sent_;
+};
+
+// Only a sink handed to send() is known to the target; that happens on the
+// thread that commits, which is also the one that aborts or destroys it.
+RelaySink::~RelaySink() {
+    if (sent_) target_.forget(this);
+}
+
+void RelaySink::commit() {
+    sent_ = true;
+    target_.send(this);
+}
+
+void RelaySink::abort() noexcept {
+    if (sent_) target_.forget(this);
+    fd_.reset();
+}
+
+void RelayTarget::on_bytes(std::string_view bytes) {
+    replies_.clear();
+    parser_.feed(bytes, replies_);
+    for (auto& r : replies_) {
+        ++replies_seen_;
+        if (ch_) ch_->trace_in(sanitize(r.text(), 300));
+        if (loose_mode_)
+            loose_.push_back(std::move(r));
+        else
+            txns_.on_reply(r);
+    }
+    if (!loose_mode_) settle(txns_.take_finished());
+}
+
+void RelayTarget::pump_until(const std::function<bool()>& done) {
+    try {
+        ch_->pump([this](std::string_view b) { on_bytes(b); }, done);
+    } catch (...) {
+        drop();
+        throw;
+    }
+}
+
+void RelayTarget::command(const std::string& line_crlf, bool wait) {
+    ch_->command(std::string_view(line_crlf).substr(0, line_crlf.size() - 2));
+    // Without PIPELINING one command at a time: wait for its reply.
+    if (caps_.pipelining || !wait) return;
+    std::uint64_t want = replies_seen_ + 1;
+    pump_until([this, want] { return replies_seen_ >= want; });
+}
+
+void RelayTarget::settle(std::vector<SmtpOutcome> outcomes) {
+    for (auto& o : outcomes) {
+        auto it = sent_.find(o.id);
+        if (it == sent_.end()) continue;  // aborted meanwhile
+        RelaySink* sink = it->second;
+        sent_.erase(it);
+        if (o.result == SmtpOutcome::Result::Delivered) continue;
+        bool temporary = o.result == SmtpOutcome::Result::Temporary;
+        std::string msg = "message " + o.id + ": " + describe() + " refused it at " + o.step +
+                          (temporary ? " for now; it stays on the source and is tried again next run"
+                                     : "; it stays on the source");
+        sink->error_ = Error(ErrorKind::Delivery, msg, temporary);
+        sink->error_->set_server_text(o.server_text);
+    }
+}
+
+void RelayTarget::connect() {
+    if (ch_) return;
+    std::string password;
+    if (!ep_.user.empty()) password = resolve_password(ep_.password, opts_.account, opts_.connect_timeout);
+    ConnectOptions copts{opts_.account, opts_.connect_timeout, opts_.verbosity, opts_.log};
+    try {
+        conn_ = connect_and_login(ep_, password, copts);
+        wipe(password);
+    } catch (Error& e) {
+        wipe(password);
+        throw Error(e.kind(), std::string("delivery target: ") + e.what(), e.temporary())
+            .set_server_text(e.server_text());
+    }
+    ch_ = std::make_unique<Channel>(*conn_, opts_.timeout, opts_.account, opts_.log, opts_.verbosity);
+    if (lmtp_)
+        greet_lmtp();
+    else
+        caps_ = capabilities_from_login(conn_->login_lines());
+    if (opts_.log && ep_.tls == TlsMode::Off && ep_.socket_path.empty() && ep_.host != "localhost" &&
+        ep_.host != "127.0.0.1" && ep_.host != "::1")
+        opts_.log->warn(opts_.account, "mail travels unencrypted to the delivery target " + describe());
+}
+
+void RelayTarget::greet_lmtp() {
+    loose_mode_ = true;
+    loose_.clear();
+    pump_until([this] { return !loose_.empty(); });
+    if (loose_[0].code != 220) {
+        Error e(ErrorKind::Protocol, "delivery target " + describe() + " did not greet with 220", true);
+        e.set_server_text(loose_[0].text());
+        drop();
+        loose_mode_ = false;
+        throw e;
+    }
+    loose_.clear();
+    ch_->command("LHLO " + local_host_name());
+    pump_until([this] { return !loose_.empty(); });
+    loose_mode_ = false;
+    if (loose_[0].code != 250) {
+        Error e(ErrorKind::Protocol, "delivery target " + describe() + " refused LHLO (is it an LMTP server?)");
+        e.set_server_text(loose_[0].text());
+        drop();
+        throw e;
+    }
+    caps_ = parse_capabilities(loose_[0]);
+}
+
+void RelayTarget::quit() noexcept {
+    if (!ch_) return;
+    try {
+        if (!txns_.idle()) pump_until([this] { return txns_.idle(); });
+        loose_mode_ = true;
+        loose_.clear();
+        ch_->command("QUIT");
+        pump_until([this] { return !loose_.empty(); });
+    } catch (...) {
+    }
+    drop();
+}
+
+void RelayTarget::send(RelaySink* sink) {
+    connect();
+    bool needs_utf8 = has_8bit(sink->sender());
+    for (const auto& r : recipients_) needs_utf8 = needs_utf8 || has_8bit(r);
+    if (needs_utf8 && !caps_.smtputf8) {
+        sink->error_ = Error(ErrorKind::Delivery, "message " + sink->key() + ": its envelope address needs SMTPUTF8, "
+                                                  "which " + describe() + " does not offer; it stays on the source");
+        return;
+    }
+    MailParams params;
+    params.smtputf8 = caps_.smtputf8 && (needs_utf8 || sink->header_8bit());
+    params.body_8bit = caps_.eightbitmime && sink->body_8bit();
+    if (caps_.size) params.size = sink->size();
+    if (sink->header_8bit() && !caps_.smtputf8 && !warned_8bit_ && opts_.log) {
+        warned_8bit_ = true;
+        opts_.log->warn(opts_.account, "a message has 8-bit header fields and " + describe() +
+                                           " does not offer SMTPUTF8; sent unchanged (said once per run)");
+    }
+    bool bdat = caps_.chunking;
+    sent_[sink->key()] = sink;
+    try {
+        // RSET makes each pipelined transaction independent of how the one
+        // before ended, without waiting for its replies.
+        bool rset = used_;
+        used_ = true;
+        txns_.begin(sink->key(), recipients_, rset, bdat);
+        if (rset) command("RSET\r\n");
+        command(smtp_mail_from(sink->sender(), params));
+        for (const auto& r : recipients_) command(smtp_rcpt_to(r));
+        if (bdat) {
+            command(smtp_bdat(sink->size(), true), false);  // answered after the data
+            stream(sink, false);
+        } else {
+            command("DATA\r\n", false);
+            pump_until([this] { return txns_.data_decided(); });
+            if (txns_.data_accepted()) {
+                txns_.data_sent();  // before the body: its reply may come while we still send
+                stream(sink, true);
+            }
+        }
+        if (!caps_.pipelining) pump_until([this] { return txns_.idle(); });
+    } catch (...) {
+        // Half a message on the wire would become part of whatever follows.
+        forget(sink);
+        drop();
+        throw;
+    }
+}
+
+// The spooled message, read in chunks and sent as read (dot-stuffed for
+// DATA), reading replies meanwhile so that a server answering early never
+// deadlocks us. Memory stays flat whatever the size.
+void RelayTarget::stream(RelaySink* sink, bool stuff) {
+    std::vector<char> buf(256 * 1024);
+    std::string stuffed;
+    DotStuffer stuffer;
+    std::uint64_t off = 0, size = sink->size();
+    while (off < size) {
+        ssize_t n = ::pread(sink->fd(), buf.data(), std::min<std::uint64_t>(buf.size(), size - off),
+                            static_cast<off_t>(off));
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0)
+            throw Error(ErrorKind::LocalIO, std::string("cannot read the spooled message: ") +
+                                                (n < 0 ? std::strerror(errno) : "unexpected end of file"));
+        std::string_view chunk(buf.data(), static_cast<std::size_t>(n));
+        if (stuff) {
+            stuffed.clear();
+            stuffer.encode(chunk, stuffed);
+            ch_->queue(stuffed);
+        } else {
+            ch_->queue(chunk);
+        }
+        off += static_cast<std::uint64_t>(n);
+        pump_until([this] { return !ch_->has_output(); });
+    }
+    if (stuff) {
+        stuffed.clear();
+        stuffer.finish(stuffed);
+        ch_->queue(stuffed);
+        pump_until([this] { return !ch_->has_output(); });
+    }
+}
+
+void RelayTarget::sync_committed() {
+    if (ch_ && !txns_.idle()) {
+        try {
+            pump_until([this] { return txns_.idle(); });
+        } catch (const Error&) {
+            // Some may have been taken: nothing is marked delivered without
+            // the server's word, and nothing is deleted on the source.
+        }
+    }
+    if (sent_.empty()) return;
+    std::size_t n = sent_.size();
+    for (auto& [key, sink] : sent_)
+        sink->error_ = Error(ErrorKind::Delivery,
+                             "message " + key + ": the connection to " + describe() +
+                                 " ended before the server confirmed it; it stays on the source (the next run sends "
+                                 "it again, so it may arrive twice)",
+                             true);
+    sent_.clear();
+    if (opts_.log) opts_.log->detail(opts_.account, std::to_string(n) + " message(s) unconfirmed by " + describe());
+}
+
+}  // namespace
+
+std::unique_ptr<Deliverer> make_relay_deliverer(const DeliveryTarget& target, const RelayTargetOptions& opts) {
+    if (target.kind != DeliveryTarget::Kind::Relay || !target.relay)
+        throw Error(ErrorKind::Internal, "make_relay_deliverer called for another kind of target");
+    return std::make_unique<RelayTarget>(target, opts);
+}
+
+}  // namespace pullmail
