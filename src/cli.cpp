@@ -9,6 +9,7 @@
 #include <iostream>
 
 #include "config.h"
+#include "daemon.h"
 #include "error.h"
 #include "log.h"
 #include "report.h"
@@ -70,6 +71,8 @@ struct CliArgs {
     bool keep = false, no_keep = false, all = false, check = false, dry_run = false, json = false,
          version = false, wait_lock = false, quiet = false;
     int verbose = 0, jobs = 4;
+    bool daemon = false;
+    int daemon_interval = 0;  // -d SECONDS
     OneOffOptions one;
 };
 
@@ -91,6 +94,9 @@ void add_options(CLI::App& app, CliArgs& a) {
     app.add_option("--shard", a.shard, "Run only shard K of N (K/N, 1-based): a stable split of the accounts "
                                        "for several machines or job runners");
     app.add_flag("-V,--version", a.version, "Print the version");
+    app.add_flag("--daemon", a.daemon, "Keep running: push (IMAP IDLE/NOTIFY) and polling until SIGTERM");
+    app.add_option("-d", a.daemon_interval, "Daemon with this default poll interval in seconds (as fetchmail -d)")
+        ->check(CLI::Range(1, 86400));
     const char* g = "One-off account (no config file)";
     OneOffOptions& one = a.one;
     app.add_option("--url", one.url, "One-off account: server URL (pop3s://host[:port], imaps://...)")->group(g);
@@ -172,6 +178,30 @@ int run_selected(const std::vector<const Account*>& selected, const std::string&
     return status;
 }
 
+// --daemon / -d: the configuration is loaded again on SIGHUP (a one-off
+// account from --url stays as it was).
+int run_daemon_mode(CliArgs& a, const ConfigEnv& env, Logger& log) {
+    if (a.check || a.dry_run || a.json || a.all)
+        throw Error(ErrorKind::Usage, "--daemon cannot be combined with --check, --dry-run, --all or --json");
+    install_signals();
+    set_stop_flag(&g_interrupted);
+    DaemonOptions d;
+    d.default_interval = a.daemon_interval;
+    if (a.keep) d.run.keep = true;
+    if (a.no_keep) d.run.keep = false;
+    d.run.verbosity = log.level();
+    d.stop = &g_interrupted;
+    auto load = [&a, &env] {
+        DaemonSetup s;
+        auto config = std::make_shared<Config>(load_accounts(a, env));
+        s.state_dir = a.state_dir.empty() ? config->state_dir : expand_home(a.state_dir, env);
+        s.accounts = select_accounts(*config, a);
+        s.config = std::move(config);
+        return s;
+    };
+    return run_daemon(load, d, log);
+}
+
 // Everything after parsing; throws Error.
 int run_command(CliArgs& a, Logger& log) {
     if (a.keep && a.no_keep) throw Error(ErrorKind::Usage, "--keep and --no-keep contradict each other");
@@ -195,6 +225,7 @@ int run_command(CliArgs& a, Logger& log) {
                                " valid record(s); the damaged file was kept as " + backup);
         return 0;
     }
+    if (a.daemon || a.daemon_interval) return run_daemon_mode(a, env, log);
     auto selected = select_accounts(config, a);
     if (selected.empty()) {
         log.info("", "no enabled accounts in " + config.path);

@@ -368,6 +368,8 @@ constexpr KeySpec kAccountKeys[] = {
     {"min_rate", Type::Int, 0, 1 << 30},
     {"min_rate_window", Type::Int, 1, kMaxSeconds},
     {"run_timeout", Type::Int, 0, 7 * kMaxSeconds},
+    {"poll_interval", Type::Int, 1, kMaxSeconds},
+    {"idle", Type::Bool},
 };
 
 // The connection keys of an account, for deliver = { ... }.
@@ -653,6 +655,8 @@ private:
         number("min_rate", a.min_rate);
         number("min_rate_window", a.min_rate_window);
         number("run_timeout", a.run_timeout);
+        number("poll_interval", a.poll_interval);
+        flag("idle", a.idle);
         return a;
     }
 

@@ -70,6 +70,10 @@ struct Account {
     int min_rate = 8;
     int min_rate_window = 60;
     int run_timeout = 0;               // seconds a connection may last after login; 0 = no limit
+    // Daemon mode (daemon.h): seconds between polls, 0 = from -d, else 300;
+    // idle = use IMAP IDLE/NOTIFY when the server offers it.
+    int poll_interval = 0;
+    bool idle = true;
     std::string source;                // "file:line" of the account table, for messages; "command line" for one-off
 };
 
