@@ -182,5 +182,31 @@ class DaemonCutTest(DaemonCase):
 
 
 
+    def test_server_restart_reconnects_with_backoff(self):
+        user, pw = self.new_user()
+        maildir = self.path("Maildir")
+        corpus = [m.data for m in messages.ordinary_corpus(2, seed=191)]
+        # A pass-through proxy keeps the daemon's address while the server
+        # comes back on other ports.
+        with CutProxy(self.d.ports["imap"]) as p:
+            acc = self.account(user, pw, proto="imap", poll_interval=HOUR, tls="off")
+            acc["url"] = "imap://127.0.0.1:%d" % p.port
+            self.config({"a": acc})
+            with self.daemon() as d:
+                d.wait_for("push: IDLE on 1 folder")
+                self.append(user, "INBOX", corpus[0])
+                self.wait_count(maildir, 1, 10, d)
+                self.d.restart()
+                p.upstream = ("127.0.0.1", self.d.ports["imap"])
+                self.append(user, "INBOX", corpus[1])
+                t0 = time.monotonic()
+                t1 = self.wait_count(maildir, 2, 30, d)
+                d.wait_for("watching again")
+                self.assertEqual(d.stop(), EX_OK, d.err)
+        compare_messages(maildir_messages(maildir), expected_from_served(self.d.messages(user)), "after a restart")
+        self.note("server restarted: watcher reconnected with backoff, the new message delivered %.1f s after "
+                  "the server accepted it" % (t1 - t0))
+
+
 if __name__ == "__main__":
     main()
