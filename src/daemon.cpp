@@ -1,10 +1,13 @@
 #include "daemon.h"
 
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <condition_variable>
+#include <algorithm>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -20,6 +23,32 @@ namespace {
 using namespace std::chrono_literals;
 
 bool is_auth(const Error& e) { return e.kind() == ErrorKind::Auth; }
+
+// A pipe that makes a sleeping watcher look at its stop condition.
+class WakePipe {
+public:
+    WakePipe() {
+        if (::pipe2(fd_, O_CLOEXEC | O_NONBLOCK) != 0) fd_[0] = fd_[1] = -1;
+    }
+    ~WakePipe() {
+        for (int f : fd_)
+            if (f >= 0) ::close(f);
+    }
+    WakePipe(const WakePipe&) = delete;
+    WakePipe& operator=(const WakePipe&) = delete;
+    int read_end() const { return fd_[0]; }
+    void poke() const {
+        if (fd_[1] >= 0) (void)!::write(fd_[1], "x", 1);
+    }
+    void drain() const {
+        char buf[64];
+        while (fd_[0] >= 0 && ::read(fd_[0], buf, sizeof buf) > 0) {
+        }
+    }
+
+private:
+    int fd_[2] = {-1, -1};
+};
 
 // One account in the daemon: its scheduler thread and its watchers.
 class AccountService {
@@ -43,6 +72,7 @@ public:
         {
             std::lock_guard<std::mutex> l(mu_);
             leaving_ = true;
+            poke_watchers();
         }
         cv_.notify_all();
         if (loop_.joinable()) loop_.join();
@@ -80,6 +110,10 @@ private:
         cv_.wait_for(l, d, [&] { return leaving_ || generation_ != generation; });
         return !leaving_;
     }
+    // With mu_ held: every sleeping watcher looks at leaving_/generation_.
+    void poke_watchers() {
+        for (const WakePipe* p : pipes_) p->poke();
+    }
     // Logs an account-level state change once.
     // `note` is shown but not compared (a backoff delay that grows).
     void set_state(WatchState s, const std::string& why, const std::string& note = "");
@@ -100,6 +134,7 @@ private:
     std::set<std::string> dirty_;    // folders a watcher woke
     unsigned generation_ = 0;        // bumped on a clock jump: watchers reconnect
     bool watchers_started_ = false;
+    std::vector<const WakePipe*> pipes_;  // of the running watchers
     WatchState state_ = WatchState::Starting;
     std::string state_why_;
 
@@ -130,6 +165,7 @@ bool AccountService::wait_for_work(std::set<std::string>& folders, bool& full) {
             log_.info(acc_.name, "the clock jumped (suspend/resume?): reconnecting and catching up");
             ++generation_;
             full_needed_ = true;
+            poke_watchers();
             cv_.notify_all();
         }
         if (poll_requested_ || schedule_.is_due()) full_needed_ = true;
@@ -218,8 +254,22 @@ void AccountService::watch(std::vector<std::string> folders, bool notify) {
     Backoff backoff(schedule_.interval());
     std::string where = notify ? "NOTIFY watcher" : "folder '" + folders.front() + "'";
     std::string last_error;
+    WakePipe pipe;
+    {
+        std::lock_guard<std::mutex> l(mu_);
+        pipes_.push_back(&pipe);
+    }
+    struct Unregister {
+        AccountService& s;
+        const WakePipe* p;
+        ~Unregister() {
+            std::lock_guard<std::mutex> l(s.mu_);
+            s.pipes_.erase(std::find(s.pipes_.begin(), s.pipes_.end(), p));
+        }
+    } unregister{*this, &pipe};
     for (;;) {
         unsigned gen;
+        pipe.drain();
         {
             std::lock_guard<std::mutex> l(mu_);
             if (leaving_) return;
@@ -240,6 +290,7 @@ void AccountService::watch(std::vector<std::string> folders, bool notify) {
             std::lock_guard<std::mutex> l(mu_);
             return leaving_ || generation_ != gen;
         };
+        hooks.wake_fd = pipe.read_end();
         std::chrono::milliseconds delay{0};
         try {
             watch_folders(acc_, folders, notify, hooks, run_opts_.verbosity, log_);
@@ -287,8 +338,7 @@ int run_daemon(const std::function<DaemonSetup()>& load, const DaemonOptions& op
     DaemonSetup setup = load();
     auto services = start_services(setup, opts, log);
     for (;;) {
-        timespec ts{1, 0};
-        int sig = sigtimedwait(&set, nullptr, &ts);
+        int sig = sigwaitinfo(&set, nullptr);
         if (sig == SIGTERM || sig == SIGINT) {
             log.info("", std::string("stopping on ") + (sig == SIGTERM ? "SIGTERM" : "SIGINT") +
                              ": finishing what is in hand, saving state, logging out");

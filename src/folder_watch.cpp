@@ -81,7 +81,7 @@ void watch_folders(const Account& acc, const std::vector<std::string>& folders, 
                              (use_notify ? "NOTIFY" : "IDLE on '" + folders.at(0) + "'"));
     hooks.wake(folders);  // catch up with what came while nobody watched
     while (!hooks.stop()) {
-        auto w = watcher.idle(reidle_ms, 1000, hooks.stop);
+        auto w = watcher.idle(reidle_ms, 1000, hooks.wake_fd, hooks.stop);
         std::vector<std::string> news;
         if (w.selected && !use_notify) news.push_back(folders.at(0));
         for (const auto& m : w.mailboxes) {

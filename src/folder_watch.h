@@ -31,6 +31,7 @@ struct WatchHooks {
     // watcher was away is fetched.
     std::function<void(const std::vector<std::string>& folders)> wake;
     std::function<bool()> stop;  // leave as soon as possible
+    int wake_fd = -1;            // readable when stop() may have changed (-1: stop() is polled every second)
 };
 
 // Re-IDLE at least this often: providers and NATs drop idle connections

@@ -1,5 +1,8 @@
 #include "imap_watch.h"
 
+#include <poll.h>
+
+#include <cerrno>
 #include <chrono>
 
 #include "error.h"
@@ -40,7 +43,18 @@ void ImapWatcher::notify(const std::vector<std::string>& mailbox_args) {
     if (st != "OK") throw Error(ErrorKind::Protocol, "the server refused NOTIFY");
 }
 
-ImapWatcher::Wake ImapWatcher::idle(int max_ms, int slice_ms, const std::function<bool()>& stop) {
+bool ImapWatcher::wait_readable(int ms, int slice_ms, int wake_fd) {
+    int sock = conn_.poll_fd();
+    if (sock < 0 || wake_fd < 0) return conn_.wait(true, false, std::min(ms, slice_ms));
+    if (conn_.wait(true, false, 0)) return true;  // TLS bytes already buffered
+    // One sleep for the whole wait: an idle daemon costs no CPU.
+    pollfd p[2] = {{sock, POLLIN, 0}, {wake_fd, POLLIN, 0}};
+    int r = ::poll(p, 2, ms);
+    if (r < 0 && errno == EINTR) return false;
+    return r > 0 && p[0].revents != 0;
+}
+
+ImapWatcher::Wake ImapWatcher::idle(int max_ms, int slice_ms, int wake_fd, const std::function<bool()>& stop) {
     Wake wake;
     std::string tag = "W" + std::to_string(++tags_);
     ch_.command(tag + " IDLE");
@@ -56,7 +70,7 @@ ImapWatcher::Wake ImapWatcher::idle(int max_ms, int slice_ms, const std::functio
     while (!wake.any() && completion_.empty() && !stop()) {
         auto left = std::chrono::duration_cast<std::chrono::milliseconds>(end - Clock::now()).count();
         if (left <= 0) break;
-        if (!conn_.wait(true, false, static_cast<int>(std::min<long long>(left, slice_ms)))) continue;
+        if (!wait_readable(static_cast<int>(left), slice_ms, wake_fd)) continue;
         for (;;) {
             bool eof = false;
             std::size_t n = conn_.try_recv(buf, sizeof buf, eof);

@@ -29,15 +29,19 @@ public:
     };
     // IDLE until news arrives, `max_ms` pass (then DONE: re-idling keeps
     // NATs and providers from dropping the connection), or stop() returns
-    // true (checked every `slice_ms`). Ends the IDLE with DONE before it
-    // returns. Throws Error(Temporary) when the connection drops or the
-    // server says BYE, Error(Protocol) when it refuses IDLE.
-    Wake idle(int max_ms, int slice_ms, const std::function<bool()>& stop);
+    // true. stop() is asked whenever `wake_fd` becomes readable (the caller
+    // drains it), else every `slice_ms` (a connection without poll_fd(), or
+    // wake_fd -1). Ends the IDLE with DONE before it returns. Throws
+    // Error(Temporary) when the connection drops or the server says BYE,
+    // Error(Protocol) when it refuses IDLE.
+    Wake idle(int max_ms, int slice_ms, int wake_fd, const std::function<bool()>& stop);
 
 private:
     std::string run_until_tagged(const std::string& tag, Wake& wake);
     void take(const std::vector<IdleEvent>& events, Wake& wake);
     void check_bye(const IdleEvent& e);
+    // Waits up to ms for the connection or wake_fd; true when the connection may be readable.
+    bool wait_readable(int ms, int slice_ms, int wake_fd);
 
     Connection& conn_;
     Channel& ch_;
