@@ -191,6 +191,7 @@ void AccountService::sync(const std::set<std::string>& folders, bool full) {
         set_state(watchers_started_ ? WatchState::Idle : WatchState::Polling, "");
         return;
     }
+    if (opts_.stop->load()) return;  // stopping: the sync wound down on purpose
     const Error& e = r.errors.front();
     std::string why = e.detail() + (r.errors.size() > 1 ? " (and " + std::to_string(r.errors.size() - 1) + " more)" : "");
     if (is_auth(e)) {

@@ -2,6 +2,7 @@
 // IDLE/NOTIFY decoder (imap_idle.h): no test sleeps.
 #include <doctest/doctest.h>
 
+#include "config.h"
 #include "daemon_schedule.h"
 #include "error.h"
 #include "imap_idle.h"
@@ -124,4 +125,23 @@ TEST_CASE("IDLE decoder refuses a huge literal instead of buffering it") {
 TEST_CASE("NOTIFY SET names every mailbox and asks for new and expunged messages") {
     CHECK(notify_set_command({"INBOX", "\"Lists.cpp\""}) ==
           "NOTIFY SET (mailboxes (INBOX \"Lists.cpp\") (MessageNew MessageExpunge))");
+}
+
+TEST_CASE("config: poll_interval and idle per account and in [defaults]; out of range refused") {
+    ConfigEnv env;
+    env.vars["HOME"] = "/home/u";
+    const std::string acc = "url = \"imaps://h\"\nuser = \"u\"\npassword = \"p\"\ndeliver = \"maildir:/m\"\n";
+    Config c = parse_config("[defaults]\npoll_interval = 120\n[accounts.a]\n" + acc + "idle = false\n[accounts.b]\n" +
+                                acc + "poll_interval = 30\n[accounts.c]\n" + acc,
+                            "config.toml", env);
+    REQUIRE(c.accounts.size() == 3);
+    CHECK(c.accounts[0].poll_interval == 120);
+    CHECK_FALSE(c.accounts[0].idle);
+    CHECK(c.accounts[1].poll_interval == 30);
+    CHECK(c.accounts[1].idle);
+    Config d = parse_config("[accounts.c]\n" + acc, "config.toml", env);
+    CHECK(d.accounts[0].poll_interval == 0);  // 0: from -d, else 300 (poll_interval_of)
+    CHECK(d.accounts[0].idle);
+    CHECK_THROWS_AS(parse_config("[accounts.a]\n" + acc + "poll_interval = 0\n", "config.toml", env), Error);
+    CHECK_THROWS_AS(parse_config("[accounts.a]\n" + acc + "idle = 1\n", "config.toml", env), Error);
 }
