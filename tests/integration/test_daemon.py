@@ -18,7 +18,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import messages  # noqa: E402
 from daemonproc import DaemonProcess  # noqa: E402
 from fakes.cutproxy import CutProxy  # noqa: E402
-from util import (EX_OK, IntegrationCase, compare_messages, count_maildir, expected_from_served, main,  # noqa: E402
+from util import (EX_OK, EX_TEMPFAIL, IntegrationCase, compare_messages, count_maildir, expected_from_served, main,  # noqa: E402
                   maildir_messages)
 
 HOUR = 3600
@@ -122,6 +122,39 @@ class DaemonNotifyTest(DaemonCase):
             self.wait_count(self.path("Maildir2"), 1, 15, d)
             self.note("SIGHUP with a good file: the new account is served")
             self.assertEqual(d.stop(signal.SIGINT), EX_OK, d.err)
+
+    def test_sigterm_mid_sync_exits_0_and_loses_nothing(self):
+        user, pw = self.new_user()
+        corpus = [m.data for m in messages.ordinary_corpus(30, seed=211)]
+        self.d.add_messages(user, corpus)
+        want = expected_from_served(self.d.messages(user), final_newline=True)
+        out = self.path("mda-out")
+        os.makedirs(out)
+        mda = "sleep 0.1; cat > %s/$(date +%%s%%N).eml" % out  # slow, so the signal comes mid-sync
+        self.config({"a": self.account(user, pw, proto="pop3s", deliver="mda:" + mda, keep=False,
+                                       poll_interval=HOUR)})
+        with self.daemon() as d:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and len(os.listdir(out)) < 5:
+                time.sleep(0.05)
+            self.assertGreaterEqual(len(os.listdir(out)), 5, d.err)
+            # The daemon holds the account's lock while it syncs: a one-shot
+            # run beside it does not fetch the same account.
+            r = self.run_config(expect=EX_TEMPFAIL)
+            self.assertIn("busy", r.err)
+            self.assertEqual(d.stop(), EX_OK, d.err)
+        first = len(os.listdir(out))
+        self.assertLess(first, len(corpus), "the signal came too late to test anything")
+        self.assertEqual(len(self.d.messages(user)), len(corpus) - first, "server holds exactly the undelivered")
+        self.run_config(expect=EX_OK)
+        got = []
+        for name in sorted(os.listdir(out)):
+            with open(os.path.join(out, name), "rb") as f:
+                got.append(f.read())
+        compare_messages(got, want, "after SIGTERM of the daemon and a one-shot run")
+        self.note("one-shot run during a daemon sync: 75, account busy (shared lock); SIGTERM mid-sync: exit 0 after "
+                  "%d of %d, those deleted on the server; the rest by a one-shot run, each exactly once"
+                  % (first, len(corpus)))
 
     def test_refused_login_backs_off_to_interval_and_logs_once(self):
         user, pw = self.new_user()
