@@ -225,7 +225,10 @@ int run_command(CliArgs& a, Logger& log) {
                                " valid record(s); the damaged file was kept as " + backup);
         return 0;
     }
-    if (a.daemon || a.daemon_interval) return run_daemon_mode(a, env, log);
+    if (a.daemon || a.daemon_interval) {
+        if (adopt) throw Error(ErrorKind::Usage, "--daemon cannot be combined with adopt");
+        return run_daemon_mode(a, env, log);
+    }
     auto selected = select_accounts(config, a);
     if (selected.empty()) {
         log.info("", "no enabled accounts in " + config.path);

@@ -18,7 +18,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import messages  # noqa: E402
 from daemonproc import DaemonProcess  # noqa: E402
 from fakes.cutproxy import CutProxy  # noqa: E402
-from util import (EX_OK, EX_TEMPFAIL, IntegrationCase, compare_messages, count_maildir, expected_from_served, main,  # noqa: E402
+from util import (EX_OK, EX_TEMPFAIL, EX_USAGE, IntegrationCase, compare_messages, count_maildir, expected_from_served, main,  # noqa: E402
                   maildir_messages)
 
 HOUR = 3600
@@ -155,6 +155,15 @@ class DaemonNotifyTest(DaemonCase):
         self.note("one-shot run during a daemon sync: 75, account busy (shared lock); SIGTERM mid-sync: exit 0 after "
                   "%d of %d, those deleted on the server; the rest by a one-shot run, each exactly once"
                   % (first, len(corpus)))
+
+    def test_usage_errors(self):
+        user, pw = self.new_user()
+        self.config({"a": self.account(user, pw)})
+        for args in (["--daemon", "--check"], ["-d", "60", "--dry-run"], ["--daemon", "--json"],
+                     ["--daemon", "adopt", "a"], ["-d", "0"]):
+            r = self.run_config(*args, expect=EX_USAGE)
+            self.assertTrue(r.err.strip(), args)
+        self.note("--daemon with --check/--dry-run/--json/adopt, and -d 0: usage errors (64)")
 
     def test_refused_login_backs_off_to_interval_and_logs_once(self):
         user, pw = self.new_user()
