@@ -16,6 +16,7 @@
 #include <utility>
 
 #include "config.h"
+#include "daemon.h"
 #include "error.h"
 #include "fetchmailrc.h"
 #include "fetchmailrc_toml.h"
@@ -82,6 +83,8 @@ struct CliArgs {
          version = false, wait_lock = false, quiet = false, progress = false, no_progress = false,
          list_accounts = false;
     int verbose = 0, jobs = 4;
+    bool daemon = false;
+    int daemon_interval = 0;  // -d SECONDS
     OneOffOptions one;
 };
 
@@ -107,6 +110,9 @@ void add_options(CLI::App& app, CliArgs& a) {
     // For the shell completions (scripts/completions): the account names, one a line.
     app.add_flag("--list-accounts", a.list_accounts, "")->group("");
     app.add_flag("-V,--version", a.version, "Print the version");
+    app.add_flag("--daemon", a.daemon, "Keep running: push (IMAP IDLE/NOTIFY) and polling until SIGTERM");
+    app.add_option("-d", a.daemon_interval, "Daemon with this default poll interval in seconds (as fetchmail -d)")
+        ->check(CLI::Range(1, 86400));
     const char* g = "One-off account (no config file)";
     OneOffOptions& one = a.one;
     app.add_option("--url", one.url, "One-off account: server URL (pop3s://host[:port], imaps://...)")->group(g);
@@ -232,6 +238,30 @@ int import_fetchmailrc(const CliArgs& a, const ConfigEnv& env) {
     return 0;
 }
 
+// --daemon / -d: the configuration is loaded again on SIGHUP (a one-off
+// account from --url stays as it was).
+int run_daemon_mode(CliArgs& a, const ConfigEnv& env, Logger& log) {
+    if (a.check || a.dry_run || a.json || a.all)
+        throw Error(ErrorKind::Usage, "--daemon cannot be combined with --check, --dry-run, --all or --json");
+    install_signals();
+    set_stop_flag(&g_interrupted);
+    DaemonOptions d;
+    d.default_interval = a.daemon_interval;
+    if (a.keep) d.run.keep = true;
+    if (a.no_keep) d.run.keep = false;
+    d.run.verbosity = log.level();
+    d.stop = &g_interrupted;
+    auto load = [&a, &env] {
+        DaemonSetup s;
+        auto config = std::make_shared<Config>(load_accounts(a, env));
+        s.state_dir = a.state_dir.empty() ? config->state_dir : expand_home(a.state_dir, env);
+        s.accounts = select_accounts(*config, a);
+        s.config = std::move(config);
+        return s;
+    };
+    return run_daemon(load, d, log);
+}
+
 // Everything after parsing; throws Error.
 int run_command(CliArgs& a, Logger& log) {
     if (a.keep && a.no_keep) throw Error(ErrorKind::Usage, "--keep and --no-keep contradict each other");
@@ -267,6 +297,10 @@ int run_command(CliArgs& a, Logger& log) {
             log.info(a.repair, "state file rebuilt with " + std::to_string(r.records) +
                                    " valid record(s); the damaged file was kept as " + r.backup);
         return 0;
+    }
+    if (a.daemon || a.daemon_interval) {
+        if (adopt) throw Error(ErrorKind::Usage, "--daemon cannot be combined with adopt");
+        return run_daemon_mode(a, env, log);
     }
     auto selected = select_accounts(config, a);
     if (!a.shard.empty()) {

@@ -431,6 +431,8 @@ constexpr KeySpec kAccountKeys[] = {
     {"delete", Type::String},
     {"skip_special_use", Type::StringArray},
     {"recipient", Type::StringOrArray},
+    {"poll_interval", Type::Int, 1, kMaxSeconds},
+    {"idle", Type::Bool},
 };
 
 // The connection keys of an account, for deliver = { ... }.
@@ -742,6 +744,8 @@ private:
         number("max_messages", a.max_messages);
         retention(fields, a);
         provider_quirks(fields, a);
+        number("poll_interval", a.poll_interval);
+        flag("idle", a.idle);
         return a;
     }
 

@@ -94,6 +94,10 @@ struct Account {
     // these SPECIAL-USE attributes (RFC 6154; lower case, no backslash).
     enum class DeleteMode { Expunge, Trash } delete_mode = DeleteMode::Expunge;
     std::vector<std::string> skip_special_use{"all", "junk", "trash"};
+    // Daemon mode (daemon.h): seconds between polls, 0 = from -d, else 300;
+    // idle = use IMAP IDLE/NOTIFY when the server offers it.
+    int poll_interval = 0;
+    bool idle = true;
     std::string source;                // "file:line" of the account table, for messages; "command line" for one-off
 };
 

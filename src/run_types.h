@@ -23,6 +23,9 @@ struct RunOptions {
     bool wait_lock = false;        // wait for a busy account instead of failing
     bool adopt = false;            // pullmail adopt: mark everything on the server as seen
     const std::atomic<bool>* interrupted = nullptr;  // set by SIGTERM/SIGINT
+    // Daemon mode (daemon.h): the summary line only for a sync that found
+    // something, and errors left to the daemon, which logs each change once.
+    bool daemon = false;
 };
 
 struct AccountResult {

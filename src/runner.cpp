@@ -199,7 +199,9 @@ void run_locked(const Account& account, const std::string& state_dir, const RunO
     else
         fetch_imap(ctx, shared);
     finish_sync(shared);
-    if (!opts.check && !opts.dry_run && !opts.adopt) log.info(account.name, summary_line(result, deliverer->describe(), keep));
+    bool quiet = opts.daemon && result.new_messages == 0 && result.deleted == 0 && result.failed == 0;
+    if (!opts.check && !opts.dry_run && !opts.adopt && !quiet)
+        log.info(account.name, summary_line(result, deliverer->describe(), keep));
     if (opts.interrupted && opts.interrupted->load())
         throw Error(ErrorKind::Temporary,
                     "interrupted by a signal after delivering " + std::to_string(result.delivered) +
@@ -224,12 +226,12 @@ AccountResult run_account(const Account& account, const std::string& state_dir, 
     } catch (Error& e) {
         e.set_account(account.name);
         result.errors.push_back(e);
-        log.error(account.name, e.detail());
+        if (!opts.daemon) log.error(account.name, e.detail());
     } catch (const std::exception& e) {
         Error err(ErrorKind::Internal, std::string("internal error: ") + e.what());
         err.set_account(account.name);
         result.errors.push_back(err);
-        log.error(account.name, err.what());
+        if (!opts.daemon) log.error(account.name, err.what());
     }
     for (const auto& e : result.errors) result.exit_status = worse_status(result.exit_status, exit_status(e));
     return result;

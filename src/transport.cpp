@@ -81,6 +81,7 @@ public:
     }
 
     std::vector<std::string> login_lines() const override { return login_lines_; }
+    int poll_fd() const override { return static_cast<int>(sock_); }
 
 private:
     CURL* h_;

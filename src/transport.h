@@ -42,6 +42,10 @@ public:
     // The server's lines during login (greeting, capabilities), as libcurl
     // read them; what the sessions may learn from without asking again.
     virtual std::vector<std::string> login_lines() const { return {}; }
+    // The socket, for a caller that waits on it together with other
+    // descriptors (the daemon's idle watchers); -1 when there is none. Data
+    // may already be buffered in TLS: ask wait(true, false, 0) first.
+    virtual int poll_fd() const { return -1; }
 };
 
 struct ConnectOptions {

@@ -12,15 +12,15 @@ import sys
 # Lowest first. A name is a file stem: foo covers foo.h and foo.cpp.
 LAYERS = [
     ("base", "error text_util fs_util log progress test_hooks message_key mail_date fingerprint secret_file config run_types "
-             "process_runner secrets memory_limits rate_guard"),
-    ("state and codecs", "state_journal pop3_codec imap_codec imap_append_args retrieval fetchmailrc fetchmailrc_toml smtp_codec"),
+             "process_runner secrets memory_limits rate_guard daemon_schedule"),
+    ("state and codecs", "state_journal pop3_codec imap_codec imap_append_args retrieval fetchmailrc fetchmailrc_toml smtp_codec imap_idle"),
     ("transport", "transport trust_store credentials"),
-    ("sessions", "pop3_session imap_session"),
+    ("sessions", "pop3_session imap_session imap_watch"),
     ("delivery", "deliver deliver_impl deliver_common deliver_maildir deliver_maildirpp deliver_mbox deliver_mda deliver_imap "
                  "deliver_smtp intake"),
     ("plan", "sync_plan mail_source"),
-    ("flows", "folder_sync account_context fetch_pop3 fetch_imap"),
-    ("runner", "runner report"),
+    ("flows", "folder_sync account_context fetch_pop3 fetch_imap folder_watch"),
+    ("runner", "runner report daemon"),
     ("command line", "cli main"),
 ]
 
