@@ -97,6 +97,24 @@ private:
     std::string folder_;
 };
 
+// STATUS of the folders that have a mark (a complete earlier sync), in one
+// flight before any is opened; folder_unchanged() then decides which need
+// no SELECT. Nothing with -a, or when no folder has a mark (first fetch).
+std::map<std::string, FolderMark> folder_statuses(ImapSession& imap, const std::vector<std::string>& folders,
+                                                  SyncShared& shared) {
+    std::map<std::string, FolderMark> out;
+    if (shared.options.all) return out;
+    std::vector<std::string> marked;
+    {
+        std::lock_guard<std::mutex> lock(shared.mu);
+        for (const auto& f : folders)
+            if (shared.state.mark(f)) marked.push_back(f);
+    }
+    if (marked.empty()) return out;
+    for (const auto& [f, info] : imap.status(marked)) out[f] = FolderMark{info.uidvalidity, info.uidnext, info.exists};
+    return out;
+}
+
 // How many connections to use: `connections`, but never more than there
 // are folders.
 std::size_t connection_count(const Account& acc, std::size_t folders) {
@@ -136,6 +154,7 @@ void fetch_imap(AccountContext& ctx, SyncShared& shared) {
     ImapSession imap(*link.channel);
     imap.start();
     const auto folders = ImapSource(imap).folders(acc.folders);
+    const auto statuses = folder_statuses(imap, folders, shared);
 
     // Folders go to whichever connection is free next. The first connection
     // starts at once; the others (connections = N) log in meanwhile and join.
@@ -158,7 +177,8 @@ void fetch_imap(AccountContext& ctx, SyncShared& shared) {
                 }
                 std::size_t i = next_folder.fetch_add(1);
                 if (i >= folders.size()) break;
-                sync_folder(source, folders[i], *handlers[k], shared);
+                auto st = statuses.find(folders[i]);
+                sync_folder(source, folders[i], *handlers[k], shared, st == statuses.end() ? nullptr : &st->second);
             }
             source.close();
         } catch (...) {

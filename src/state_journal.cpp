@@ -31,6 +31,18 @@ std::string seen_record(const std::string& key, const SeenEntry& e) {
     return e.where.empty() ? r : r + " " + e.where;
 }
 
+// The length of checked_line(seen_record(key, e)), without building it.
+std::uint64_t seen_record_size(const std::string& key, const SeenEntry& e) {
+    std::uint64_t n = 9 + 2 + key.size() + 1 + std::to_string(e.size).size() + 1 + e.fingerprint.size() + 1;
+    if (e.keep_on_server) return n + 1 + (e.where.empty() ? 1 : e.where.size()) + 5;
+    return e.where.empty() ? n : n + 1 + e.where.size();
+}
+
+std::string mark_record(const std::string& enc_folder, const FolderMark& m) {
+    return "M " + enc_folder + " " + std::to_string(m.uidvalidity) + " " + std::to_string(m.uidnext) + " " +
+           std::to_string(m.exists);
+}
+
 std::string checked_line(const std::string& record) { return hex8(crc32(record)) + " " + record + "\n"; }
 
 // Returns the record of a line if its checksum is valid.
@@ -184,8 +196,18 @@ void StateJournal::load() {
             intents_.erase(key);
         } else if (w[0] == "F") {
             seen_.erase(key);
+            drop_mark_of(key);
         } else if (w[0] == "V" && w.size() == 3) {
-            uidvalidity_[key] = static_cast<std::uint32_t>(std::strtoul(std::string(w[2]).c_str(), nullptr, 10));
+            auto v = static_cast<std::uint32_t>(std::strtoul(std::string(w[2]).c_str(), nullptr, 10));
+            if (uidvalidity_[key] != v) marks_.erase(key);
+            uidvalidity_[key] = v;
+        } else if (w[0] == "M" && w.size() == 3) {
+            auto n = split_words(w[2], 3);
+            if (n.size() != 3) continue;
+            auto num = [](std::string_view t) {
+                return static_cast<std::uint32_t>(std::strtoul(std::string(t).c_str(), nullptr, 10));
+            };
+            marks_[key] = FolderMark{num(n[0]), num(n[1]), num(n[2])};
         }
     }
     // A bad complete line is never produced by an interrupted append (a torn
@@ -240,6 +262,28 @@ void StateJournal::drop_intent(const std::string& key) {
 
 void StateJournal::forget(const std::string& key) {
     if (seen_.erase(key)) append("F " + key);
+    drop_mark_of(key);
+}
+
+// A mark vouches that every message of its folder is recorded: forgetting
+// one of the folder's keys ends that.
+void StateJournal::drop_mark_of(const std::string& key) {
+    if (marks_.empty() || key.rfind("imap:", 0) != 0) return;
+    auto end = key.find(':', 5);
+    if (end != std::string::npos) marks_.erase(key.substr(5, end - 5));
+}
+
+const FolderMark* StateJournal::mark(const std::string& folder) const {
+    auto it = marks_.find(encode_folder(folder));
+    return it == marks_.end() ? nullptr : &it->second;
+}
+
+void StateJournal::record_mark(const std::string& folder, const FolderMark& m) {
+    auto enc = encode_folder(folder);
+    auto it = marks_.find(enc);
+    if (it != marks_.end() && it->second == m) return;
+    marks_[enc] = m;
+    append(mark_record(enc, m));
 }
 
 void StateJournal::record_uidvalidity(const std::string& folder, std::uint32_t uidvalidity) {
@@ -247,6 +291,7 @@ void StateJournal::record_uidvalidity(const std::string& folder, std::uint32_t u
     auto it = uidvalidity_.find(enc);
     if (it != uidvalidity_.end() && it->second == uidvalidity) return;
     uidvalidity_[enc] = uidvalidity;
+    marks_.erase(enc);
     append("V " + enc + " " + std::to_string(uidvalidity));
 }
 
@@ -275,29 +320,37 @@ void StateJournal::sync() {
 
 void StateJournal::compact(const std::function<bool(const std::string&)>& keep, bool rewrite) {
     if (read_only_) return;
-    std::string out = std::string(kHeaderPrefix) + std::to_string(kFormatVersion) + "\n";
-    for (const auto& [folder, v] : uidvalidity_) out += checked_line("V " + folder + " " + std::to_string(v));
+    // The size of the live records is estimated without writing them out:
+    // a poll with nothing new must not format (and checksum) the whole
+    // state only to find that the journal is small enough to keep.
     std::vector<std::string> gone;
-    std::uint64_t forget_bytes = 0;
+    std::uint64_t forget_bytes = 0, live_bytes = 64;
     for (const auto& [key, entry] : seen_) {
         if (!keep(key)) {
             gone.push_back(key);
             forget_bytes += key.size() + 16;  // "F key" with its checksum
             continue;
         }
-        out += checked_line(seen_record(key, entry));
+        live_bytes += seen_record_size(key, entry);
     }
-    for (const auto& [k, v] : intents_) out += checked_line("I " + k + " " + v);
     // A journal at most twice the live records (plus a little) is kept as it
     // is: rewriting it on every run would cost two more flushes per run and
     // rewrite a large file for nothing.
     std::uint64_t journal = file_bytes_ + buffer_.size() + forget_bytes;
-    if (!rewrite && fd_ >= 0 && journal <= 2 * static_cast<std::uint64_t>(out.size()) + 4096) {
+    if (!rewrite && fd_ >= 0 && journal <= 2 * live_bytes + 4096) {
         for (const auto& key : gone) forget(key);
         sync();
         return;
     }
-    for (const auto& key : gone) seen_.erase(key);
+    for (const auto& key : gone) {
+        seen_.erase(key);
+        drop_mark_of(key);
+    }
+    std::string out = std::string(kHeaderPrefix) + std::to_string(kFormatVersion) + "\n";
+    for (const auto& [folder, v] : uidvalidity_) out += checked_line("V " + folder + " " + std::to_string(v));
+    for (const auto& [folder, m] : marks_) out += checked_line(mark_record(folder, m));
+    for (const auto& [key, entry] : seen_) out += checked_line(seen_record(key, entry));
+    for (const auto& [k, v] : intents_) out += checked_line("I " + k + " " + v);
     write_file_atomic(path_, out, 0600);
     file_bytes_ = out.size();
     buffer_.clear();

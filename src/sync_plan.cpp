@@ -160,4 +160,19 @@ std::vector<RemoteMessage> plan_removal(const Plan& plan, const StateEntries& st
     return out;
 }
 
+bool folder_unchanged(const FolderMark& now, const FolderMark* mark, const PlanOptions& opts) {
+    if (opts.all || !mark || now.uidvalidity == 0 || now.uidnext == 0) return false;
+    return now == *mark;
+}
+
+std::optional<FolderMark> mark_after_sync(const Plan& plan, const FolderMark& opened, const StateEntries& state,
+                                          const PlanOptions& opts) {
+    if (!plan.records || opened.uidvalidity == 0 || opened.uidnext == 0) return std::nullopt;
+    if (!plan.untouched.empty() || plan.listed.size() != opened.exists) return std::nullopt;
+    for (const RemoteMessage* m : plan.listed)
+        if (!state.count(m->key)) return std::nullopt;  // not fetched, failed, or the run stopped
+    if (!plan_removal(plan, state, opts).empty()) return std::nullopt;  // the count will change
+    return opened;
+}
+
 }  // namespace pullmail

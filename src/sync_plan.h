@@ -32,6 +32,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -115,5 +116,25 @@ std::vector<Recognised> recognise_delivered(Plan& plan, const SourceIdentity& id
 // removed. Empty with keep, check, dry run or adopt.
 std::vector<RemoteMessage> plan_removal(const Plan& plan, const StateEntries& state, const PlanOptions& opts);
 
+// ---- The constant-cost IMAP poll ----
+//
+// `now` is what STATUS (or LIST-STATUS) reports for a folder, `mark` what the
+// state recorded after its last complete sync (mark_after_sync). With the
+// same UIDVALIDITY and UIDNEXT no message was added since (a new message
+// always gets a UID >= UIDNEXT, RFC 3501 2.3.1.1), and with the same count
+// none was removed either: the folder holds exactly the recorded messages,
+// so it is neither opened nor listed. A message deleted by another client
+// changes the count, so the next poll lists the folder and prunes its
+// record: counts detect every deletion, no periodic listing is needed.
+// Never with -a (everything is fetched again).
+bool folder_unchanged(const FolderMark& now, const FolderMark* mark, const PlanOptions& opts);
+
+// The mark to record once the sync of a listed folder is over (after its
+// prune): only when the state then says exactly what the folder holds:
+// every listed message recorded, nothing shared or left to remove, the
+// listing as long as the server's count, and UIDNEXT known. `opened` is the
+// folder as SELECT reported it, before the listing.
+std::optional<FolderMark> mark_after_sync(const Plan& plan, const FolderMark& opened, const StateEntries& state,
+                                          const PlanOptions& opts);
 
 }  // namespace pullmail
