@@ -6,6 +6,7 @@
 
 #include <array>
 #include <cerrno>
+#include <charconv>
 #include <cstring>
 #include <ctime>
 #include <filesystem>
@@ -60,16 +61,34 @@ std::optional<std::string_view> verify_line(std::string_view line) {
     return record;
 }
 
-std::vector<std::string_view> split_words(std::string_view s, std::size_t max_words) {
-    std::vector<std::string_view> out;
-    while (!s.empty() && out.size() + 1 < max_words) {
+// Up to N space-separated words, the last taking the rest of the line. A
+// fixed array, not a vector: the load runs this for every record.
+template <std::size_t N>
+struct Words {
+    std::array<std::string_view, N> w{};
+    std::size_t n = 0;
+    std::size_t size() const { return n; }
+    std::string_view operator[](std::size_t i) const { return w[i]; }
+};
+
+template <std::size_t N>
+Words<N> split_words(std::string_view s) {
+    Words<N> out;
+    while (!s.empty() && out.n + 1 < N) {
         auto sp = s.find(' ');
         if (sp == std::string_view::npos) break;
-        out.push_back(s.substr(0, sp));
+        out.w[out.n++] = s.substr(0, sp);
         s.remove_prefix(sp + 1);
     }
-    out.push_back(s);
+    out.w[out.n++] = s;
     return out;
+}
+
+template <class T>
+T to_number(std::string_view t) {
+    T v = 0;
+    std::from_chars(t.data(), t.data() + t.size(), v);
+    return v;
 }
 
 }  // namespace
@@ -156,6 +175,7 @@ void StateJournal::load() {
                                           ", this pullmail understands version " + std::to_string(kFormatVersion) +
                                           " only (written by a newer pullmail?); nothing was fetched or deleted");
     }
+    seen_.reserve(data.size() / 64);  // about one record per 64 bytes: no rehash while loading
     std::size_t pos = nl + 1;
     std::size_t line_no = 1;
     std::size_t bad_line = 0;
@@ -176,14 +196,14 @@ void StateJournal::load() {
             continue;
         }
         if (bad_line != 0) break;  // a good record after a bad one: corruption
-        auto w = split_words(*record, 3);
+        auto w = split_words<3>(*record);
         if (w.size() < 2) continue;
         std::string key(w[1]);
         if (w[0] == "S") {
             SeenEntry e;
             if (w.size() == 3) {
-                auto sw = split_words(w[2], 4);
-                e.size = std::strtoull(std::string(sw[0]).c_str(), nullptr, 10);
+                auto sw = split_words<4>(w[2]);
+                e.size = to_number<std::uint64_t>(sw[0]);
                 e.fingerprint = sw.size() > 1 ? std::string(sw[1]) : "-";
                 if (sw.size() > 2 && sw[2] != "-") e.where = std::string(sw[2]);
                 e.keep_on_server = sw.size() > 3 && sw[3] == "keep";
@@ -198,16 +218,14 @@ void StateJournal::load() {
             seen_.erase(key);
             drop_mark_of(key);
         } else if (w[0] == "V" && w.size() == 3) {
-            auto v = static_cast<std::uint32_t>(std::strtoul(std::string(w[2]).c_str(), nullptr, 10));
+            auto v = to_number<std::uint32_t>(w[2]);
             if (uidvalidity_[key] != v) marks_.erase(key);
             uidvalidity_[key] = v;
         } else if (w[0] == "M" && w.size() == 3) {
-            auto n = split_words(w[2], 3);
+            auto n = split_words<3>(w[2]);
             if (n.size() != 3) continue;
-            auto num = [](std::string_view t) {
-                return static_cast<std::uint32_t>(std::strtoul(std::string(t).c_str(), nullptr, 10));
-            };
-            marks_[key] = FolderMark{num(n[0]), num(n[1]), num(n[2])};
+            marks_[key] = FolderMark{to_number<std::uint32_t>(n[0]), to_number<std::uint32_t>(n[1]),
+                                     to_number<std::uint32_t>(n[2])};
         }
     }
     // A bad complete line is never produced by an interrupted append (a torn

@@ -80,24 +80,35 @@ Plan plan_folder(const std::vector<RemoteMessage>& listing, const SourceIdentity
     keys.reserve(listing.size());
     for (const auto& m : listing) keys.push_back(m.key);
     std::sort(keys.begin(), keys.end());
-    auto listed_times = [&](std::string_view k) {
-        auto [lo, hi] = std::equal_range(keys.begin(), keys.end(), k);
-        return hi - lo;
+    std::vector<std::string_view> shared;  // keys listed more than once (usually none)
+    for (std::size_t i = 1; i < keys.size(); ++i)
+        if (keys[i] == keys[i - 1] && (shared.empty() || shared.back() != keys[i])) shared.push_back(keys[i]);
+    auto is_shared = [&](std::string_view k) {
+        return !shared.empty() && std::binary_search(shared.begin(), shared.end(), k);
     };
+    // Distinct listed keys that have an entry: when every entry of this
+    // identity is one of them, none is to be pruned, and the poll with
+    // nothing new needs no search of the listing per entry.
+    std::size_t known_listed = 0;
+    for (auto k : shared)
+        if (state.count(std::string(k))) ++known_listed;
     plan.listed.reserve(listing.size());
     for (const auto& m : listing) {
-        if (listed_times(m.key) > 1) {
+        if (is_shared(m.key)) {
             plan.untouched.push_back(m);
             continue;
         }
         plan.listed.push_back(&m);
-        if (opts.all || !state.count(m.key)) plan.fetch.push_back(m);
+        bool known = state.count(m.key) != 0;
+        known_listed += known;
+        if (opts.all || !known) plan.fetch.push_back(m);
     }
     const std::string enc_folder = encode_folder(id.folder), validity = std::to_string(id.uidvalidity);
+    std::size_t current = 0;
     for (const auto& [key, e] : state) {
         switch (relation(key, id, enc_folder, validity)) {
             case Relation::Current:
-                if (listed_times(key) == 0) plan.prune.push_back(key);
+                ++current;
                 break;
             case Relation::Old:
                 plan.prune.push_back(key);
@@ -110,6 +121,11 @@ Plan plan_folder(const std::vector<RemoteMessage>& listing, const SourceIdentity
                 break;
         }
     }
+    if (current != known_listed)
+        for (const auto& [key, e] : state)
+            if (relation(key, id, enc_folder, validity) == Relation::Current &&
+                !std::binary_search(keys.begin(), keys.end(), std::string_view(key)))
+                plan.prune.push_back(key);
     plan.need_headers = !opts.all && !plan.fetch.empty() && (opts.adopt || !plan.recognise_against.empty());
     return plan;
 }
