@@ -346,6 +346,45 @@ struct KeySpec {
 
 constexpr std::int64_t kMaxSeconds = 86400;
 
+// "12h", "30d", "2w" -> seconds; 0 for anything else (or beyond 100 years).
+std::int64_t parse_duration(const std::string& s) {
+    if (s.size() < 2 || s.size() > 8) return 0;
+    std::int64_t unit = 0;
+    switch (s.back()) {
+        case 'h': unit = 3600; break;
+        case 'd': unit = 86400; break;
+        case 'w': unit = 7 * 86400; break;
+        default: return 0;
+    }
+    std::int64_t n = 0;
+    for (std::size_t i = 0; i + 1 < s.size(); ++i) {
+        if (s[i] < '0' || s[i] > '9') return 0;
+        n = n * 10 + (s[i] - '0');
+    }
+    std::int64_t secs = n * unit;
+    return secs > 100LL * 366 * 86400 ? 0 : secs;
+}
+
+// "20000", "500K", "10M", "1G" (1024-based) -> octets; 0 for anything else.
+std::uint64_t parse_size(const std::string& s) {
+    if (s.empty() || s.size() > 12) return 0;
+    std::uint64_t unit = 1;
+    std::size_t digits = s.size();
+    switch (s.back()) {
+        case 'K': case 'k': unit = 1ULL << 10; --digits; break;
+        case 'M': case 'm': unit = 1ULL << 20; --digits; break;
+        case 'G': case 'g': unit = 1ULL << 30; --digits; break;
+        default: break;
+    }
+    if (digits == 0) return 0;
+    std::uint64_t n = 0;
+    for (std::size_t i = 0; i < digits; ++i) {
+        if (s[i] < '0' || s[i] > '9') return 0;
+        n = n * 10 + static_cast<std::uint64_t>(s[i] - '0');
+    }
+    return n > (1ULL << 40) ? 0 : n * unit;
+}
+
 constexpr KeySpec kAccountKeys[] = {
     {"url", Type::String},
     {"user", Type::String},
@@ -368,6 +407,10 @@ constexpr KeySpec kAccountKeys[] = {
     {"min_rate", Type::Int, 0, 1 << 30},
     {"min_rate_window", Type::Int, 1, kMaxSeconds},
     {"run_timeout", Type::Int, 0, 7 * kMaxSeconds},
+    {"delete_after", Type::String},
+    {"max_size", Type::String},
+    {"oversize", Type::String},
+    {"max_messages", Type::Int, 0, 1 << 30},
 };
 
 // The connection keys of an account, for deliver = { ... }.
@@ -653,7 +696,32 @@ private:
         number("min_rate", a.min_rate);
         number("min_rate_window", a.min_rate_window);
         number("run_timeout", a.run_timeout);
+        number("max_messages", a.max_messages);
+        retention(fields, a);
         return a;
+    }
+
+    // delete_after, max_size and oversize (issue 13).
+    void retention(const Fields& fields, Account& a) const {
+        if (auto it = fields.find("delete_after"); it != fields.end()) {
+            a.delete_after = parse_duration(str(it->second));
+            if (a.delete_after <= 0)
+                fail(where(it->second), "must be a duration such as \"30d\", \"12h\" or \"2w\" (a whole number of "
+                                        "hours, days or weeks, at least 1h and at most 100 years)");
+        }
+        if (auto it = fields.find("max_size"); it != fields.end()) {
+            a.max_size = parse_size(str(it->second));
+            if (a.max_size == 0)
+                fail(where(it->second), "must be a size such as \"10M\", \"500K\", \"1G\" or \"20000\" (bytes; "
+                                        "K, M, G are 1024, 1024^2, 1024^3; at least 1)");
+        }
+        if (auto it = fields.find("oversize"); it != fields.end()) {
+            const std::string& v = str(it->second);
+            if (v == "skip") a.oversize = Oversize::Skip;
+            else if (v == "headers") a.oversize = Oversize::Headers;
+            else if (v == "delete") a.oversize = Oversize::Delete;
+            else fail(where(it->second), "must be \"skip\", \"headers\" or \"delete\", not " + quoted(v));
+        }
     }
 
     std::vector<std::string> folders(const Field& f) const {

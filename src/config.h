@@ -51,6 +51,9 @@ struct DeliveryTarget {
     std::optional<Endpoint> imap;     // IMAP target; path = target folder with '/' separators
 };
 
+// What to do with a message larger than max_size (issue 13; sync_plan.h).
+enum class Oversize { Skip, Headers, Delete };
+
 struct Account {
     std::string name;
     Endpoint server;
@@ -70,6 +73,13 @@ struct Account {
     int min_rate = 8;
     int min_rate_window = 60;
     int run_timeout = 0;               // seconds a connection may last after login; 0 = no limit
+    // Retention and limits (sync_plan.h): delete_after = "30d" (seconds
+    // after delivery, with keep; 0 = never), max_size = "10M" (octets, 0 =
+    // no limit) with oversize, max_messages per folder and run (0 = all).
+    std::int64_t delete_after = 0;
+    std::uint64_t max_size = 0;
+    Oversize oversize = Oversize::Skip;
+    int max_messages = 0;
     std::string source;                // "file:line" of the account table, for messages; "command line" for one-off
 };
 

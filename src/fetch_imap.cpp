@@ -66,6 +66,10 @@ public:
         return imap_.fetch_header_fields(uids(msgs), kFingerprintFields);
     }
 
+    std::map<std::uint32_t, std::string> header_blocks(const std::vector<RemoteMessage>& msgs) override {
+        return imap_.fetch_header_fields(uids(msgs), "");
+    }
+
     void retrieve(const std::vector<RemoteMessage>& msgs, MessageHandler& handler) override {
         imap_.fetch(msgs, handler);
     }

@@ -57,7 +57,9 @@ void recognise(MailSource& source, Plan& plan, const SourceIdentity& id, SyncSha
     std::lock_guard<std::mutex> lock(sh.mu);
     auto found = recognise_delivered(plan, id, sh.state.entries(), headers, sh.options);
     if (plan.records)
-        for (const auto& r : found) sh.state.record_seen(r.message.key, r.message.size, r.fingerprint);
+        for (const auto& r : found)
+            sh.state.record_seen(r.message.key,
+                                 SeenEntry{r.message.size, r.fingerprint, {}, false, Delivered::Whole, r.recorded_at});
     sh.result.recognised += found.size();
     if (!found.empty())
         sh.log.info(sh.account.name,
@@ -66,10 +68,64 @@ void recognise(MailSource& source, Plan& plan, const SourceIdentity& id, SyncSha
                                           : " message(s) recognised as already delivered by their headers and size"));
 }
 
+std::string too_large(const RemoteMessage& m, const SyncShared& sh) {
+    return describe(m) + " is " + std::to_string(m.size) + " bytes, more than max_size (" +
+           std::to_string(sh.options.max_size) + " bytes)";
+}
+
+// oversize = "skip": each message is reported once and recorded as Skipped,
+// so that the next runs stay quiet about it.
+void report_oversize(const Plan& plan, SyncShared& sh) {
+    if (plan.report_oversize.empty() || sh.options.check || sh.options.adopt) return;
+    std::lock_guard<std::mutex> lock(sh.mu);
+    for (const auto& m : plan.report_oversize) {
+        sh.log.warn(sh.account.name, (sh.options.dry_run ? "would leave " : "left ") + too_large(m, sh) +
+                                         " on the server (oversize = \"skip\"; reported once)");
+        if (plan.records) sh.state.record_seen(m.key, SeenEntry{m.size, "-", {}, false, Delivered::Skipped, 0});
+    }
+    sh.result.skipped += plan.report_oversize.size();
+}
+
+// oversize = "headers": the header block and a note (sync_plan.h,
+// oversize_stub), delivered and recorded like a message but as HeadersOnly.
+void deliver_headers_only(MailSource& source, const Plan& plan, Intake& handler, SyncShared& sh) {
+    if (plan.headers_only.empty() || handler.stop_requested()) return;
+    auto blocks = source.header_blocks(plan.headers_only);
+    handler.set_headers_only(true);
+    for (const auto& m : plan.headers_only) {
+        if (handler.stop_requested()) break;
+        auto b = blocks.find(header_id(m));
+        if (b == blocks.end()) {
+            handler.failed(m, "the server did not return its header");
+            continue;
+        }
+        handler.begin(m);
+        handler.data(oversize_stub(b->second, m.size, sh.options.max_size));
+        handler.end(m);
+    }
+    handler.set_headers_only(false);
+    if (!plan.headers_only.empty())
+        sh.log.info(sh.account.name, where_of(plan.headers_only.front().folder) +
+                                         std::to_string(plan.headers_only.size()) +
+                                         " message(s) over max_size: only their headers were delivered");
+}
+
 void report_dry_run(const Plan& plan, const std::vector<RemoteMessage>& removal, SyncShared& sh) {
     for (const auto& m : plan.fetch)
         sh.log.info(sh.account.name, "would fetch " + describe(m) + " (" + std::to_string(m.size) + " bytes) into " +
                                          sh.deliverer.describe());
+    for (const auto& m : plan.headers_only)
+        sh.log.info(sh.account.name, "would deliver only the header of " + too_large(m, sh) + " into " +
+                                         sh.deliverer.describe());
+    for (const auto& m : plan.remove_unread)
+        sh.log.info(sh.account.name, "would delete " + too_large(m, sh) + " without delivering it (oversize = \"delete\")");
+    for (const auto& m : plan_expired(plan, sh.state.entries(), sh.options))
+        sh.log.info(sh.account.name, "would delete " + describe(m) + ": delivered " +
+                                         std::to_string((sh.options.now - sh.state.find(m.key)->recorded_at) / 3600) +
+                                         " hour(s) ago, delete_after has passed");
+    if (plan.deferred)
+        sh.log.info(sh.account.name, "would leave " + std::to_string(plan.deferred) +
+                                         " new message(s) for later runs (max_messages)");
     if (!sh.options.keep)
         sh.log.info(sh.account.name, "would delete " + std::to_string(removal.size()) +
                                          " already delivered message(s) and every message fetched");
@@ -123,7 +179,9 @@ void collect_mark(const MailSource::Opened& opened, const Plan& plan, SyncShared
 void sync_folder(MailSource& source, const std::string& folder, Intake& handler, SyncShared& sh,
                  const FolderMark* status) {
     if (skip_unchanged(folder, status, sh)) return;
-    bool read_only = sh.options.keep || sh.options.check || sh.options.dry_run || sh.options.adopt;
+    const PlanOptions& po = sh.options;
+    bool removes = !po.keep || po.delete_after > 0 || (po.max_size > 0 && po.oversize == Oversize::Delete);
+    bool read_only = !removes || po.check || po.dry_run || po.adopt;
     MailSource::Opened opened;
     try {
         opened = source.open(folder, read_only);
@@ -139,9 +197,13 @@ void sync_folder(MailSource& source, const std::string& folder, Intake& handler,
     Plan plan = make_plan(opened, sh);
     warn_untouched(plan, sh);
     recognise(source, plan, opened.identity, sh);
+    report_oversize(plan, sh);
     {
         std::lock_guard<std::mutex> lock(sh.mu);
-        sh.result.new_messages += plan.fetch.size();
+        sh.result.new_messages += plan.fetch.size() + plan.headers_only.size();
+        if (plan.deferred && !sh.options.dry_run && !sh.options.check)
+            sh.log.info(sh.account.name, where_of(folder) + std::to_string(plan.deferred) +
+                                             " new message(s) left for the next run (max_messages)");
         if (plan.records)
             for (const auto& k : plan.prune) sh.prune.insert(k);
     }
@@ -156,6 +218,7 @@ void sync_folder(MailSource& source, const std::string& folder, Intake& handler,
     handler.set_target_may_hold(plan.target_may_hold);
     try {
         source.retrieve(plan.fetch, handler);
+        deliver_headers_only(source, plan, handler, sh);
     } catch (...) {
         // Complete messages in hand are delivered and recorded; nothing was
         // removed in this folder yet.

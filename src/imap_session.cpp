@@ -76,7 +76,7 @@ std::optional<FetchAttrs> parse_fetch(std::string text, bool partial, const std:
             a.internal_date = v.text;
         } else if (name == "BODY[]" || name == "BODY[]<0>" || name == "RFC822") {
             a.has_body = true;
-        } else if (name.rfind("BODY[HEADER.FIELDS", 0) == 0) {
+        } else if (name.rfind("BODY[HEADER.FIELDS", 0) == 0 || name == "BODY[HEADER]") {
             a.header_fields = v.text;
             a.has_header_fields = true;
         }
@@ -515,7 +515,8 @@ std::map<std::uint32_t, std::string> ImapSession::fetch_header_fields(const std:
     } reset{*reader_};
     reader_->literal_keep = limits::kMaxHeaderKept;
     for (const auto& set : uid_sets(uids_in)) {
-        auto done = run("UID FETCH " + set + " (UID BODY.PEEK[HEADER.FIELDS (" + fields + ")])",
+        std::string item = fields.empty() ? "BODY.PEEK[HEADER]" : "BODY.PEEK[HEADER.FIELDS (" + fields + ")]";
+        auto done = run("UID FETCH " + set + " (UID " + item + ")",
                         [&](const std::string& text) {
                             auto a = parse_fetch(text, false, reader_->literals());
                             if (!a || !a->uid || !a->has_header_fields) return;

@@ -60,7 +60,8 @@ public:
     // flight). Messages that vanished are reported through handler.failed.
     void fetch(const std::vector<RemoteMessage>& msgs, MessageHandler& handler);
 
-    // Header fields (HEADER.FIELDS) of the given UIDs, for fingerprints.
+    // Header fields (HEADER.FIELDS) of the given UIDs, for fingerprints;
+    // with no fields the whole header block (HEADER), for oversize stubs.
     std::map<std::uint32_t, std::string> fetch_header_fields(const std::vector<std::uint32_t>& uids,
                                                              const std::string& fields);
 

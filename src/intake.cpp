@@ -161,14 +161,15 @@ void Intake::end(const RemoteMessage& m) {
         // A reply shorter than the size the server announced may be a cut
         // message: delivered as received, but never deleted on the server
         // (sync_plan.h). Longer is normal (POP3 adds a final line break).
-        bool short_reply = m.size > 0 && wire_bytes_ < m.size;
+        bool short_reply = !headers_only_ && m.size > 0 && wire_bytes_ < m.size;
         if (short_reply)
             log_.warn(account_.name, "the server announced " + std::to_string(m.size) + " bytes for " +
                                          (m.uid ? "UID " + std::to_string(m.uid) : "message " + m.uidl) +
                                          " but sent " + std::to_string(wire_bytes_) +
                                          "; delivered as received and kept on the server");
+        if (headers_only_) intent.insert(0, kHeadersOnlyIntent);
         batch_.push_back(Prepared{std::move(sink_), m, std::move(intent), header_fingerprint(header_.header()),
-                                  msg_bytes_, short_reply});
+                                  msg_bytes_, short_reply, headers_only_});
     } catch (const Error& e) {
         fail_current(e);
         return;
@@ -329,7 +330,8 @@ void Intake::record_published(std::vector<Prepared>& batch, std::size_t committe
             std::string where = p.sink->published_as();
             bool present = p.sink->already_present();
             p.sink.reset();
-            state_.record_seen(p.msg.key, p.msg.size, p.fingerprint, where, p.short_reply);
+            state_.record_seen(p.msg.key, SeenEntry{p.msg.size, p.fingerprint, where, p.short_reply,
+                                                    p.headers_only ? Delivered::HeadersOnly : Delivered::Whole, 0});
             test_step("seen recorded");
             {
                 std::lock_guard<std::mutex> counters(counters_mu_);

@@ -22,6 +22,7 @@
 #include <thread>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "deliver.h"
@@ -66,6 +67,11 @@ public:
     std::size_t already_present() const { return already_present_; }
     // For the messages of the next retrieval (sync_plan.h, target_may_hold).
     void set_target_may_hold(bool v) { target_may_hold_ = v; }
+    // The messages that follow are oversize stubs (oversize = "headers",
+    // sync_plan.h): recorded as Delivered::HeadersOnly, so that they are
+    // never deleted for being delivered, and their intents carry
+    // kHeadersOnlyIntent so that recovery after a crash records them so too.
+    void set_headers_only(bool v) { headers_only_ = v; }
     // Errors of single messages (first few kept) and the fatal one, if any.
     const std::vector<Error>& errors() const { return errors_; }
 
@@ -77,6 +83,7 @@ private:
         std::string fingerprint;
         std::uint64_t bytes = 0;
         bool short_reply = false;  // fewer bytes than the server announced
+        bool headers_only = false;  // an oversize stub (set_headers_only)
     };
 
     std::unique_lock<std::mutex> lock_state();
@@ -123,6 +130,7 @@ private:
     std::uint64_t msg_bytes_ = 0;
     std::uint64_t wire_bytes_ = 0;  // as received (CRLF), compared with the announced size
     bool target_may_hold_ = false;
+    bool headers_only_ = false;
     std::atomic<bool> stop_{false};
 
     std::size_t delivered_ = 0;
@@ -131,6 +139,9 @@ private:
     std::uint64_t bytes_ = 0;
     std::vector<Error> errors_;
 };
+
+// The prefix of the intent of an oversize stub (set_headers_only).
+inline constexpr std::string_view kHeadersOnlyIntent = "headers-only ";
 
 // "Received: by pullmail (account NAME); <RFC 5322 date>\n"
 std::string received_line(const std::string& account, const std::string& host);

@@ -39,6 +39,13 @@ public:
     // refuses are left out.
     virtual std::map<std::uint32_t, std::string> headers(const std::vector<RemoteMessage>& msgs) = 0;
 
+    // The whole header blocks (up to memory_limits.h's kMaxHeaderKept each),
+    // as the server sends them with CRLF line ends, by header_id(): what
+    // oversize = "headers" delivers. POP3's headers() are whole already.
+    virtual std::map<std::uint32_t, std::string> header_blocks(const std::vector<RemoteMessage>& msgs) {
+        return headers(msgs);
+    }
+
     // Streams the messages into the handler (handler.failed for one that
     // vanished); throws Error when the connection breaks.
     virtual void retrieve(const std::vector<RemoteMessage>& msgs, MessageHandler& handler) = 0;

@@ -16,6 +16,7 @@
 #include "deliver_imap.h"
 #include "folder_sync.h"
 #include "fs_util.h"
+#include "intake.h"
 #include "log.h"
 #include "report.h"
 #include "test_hooks.h"
@@ -96,8 +97,12 @@ void recover_intents(StateJournal& state, Deliverer& deliverer, Logger& log, con
     if (pending.empty()) return;
     std::size_t done = 0, rolled_back = 0;
     for (const auto& p : pending) {
-        if (deliverer.recover(p.intent) == Deliverer::Recovery::Delivered) {
-            state.record_seen(p.key, 0, "-");
+        // An oversize stub (intake.h) is recorded as one: never deleted.
+        std::string_view intent = p.intent;
+        bool stub = intent.rfind(kHeadersOnlyIntent, 0) == 0;
+        if (stub) intent.remove_prefix(kHeadersOnlyIntent.size());
+        if (deliverer.recover(std::string(intent)) == Deliverer::Recovery::Delivered) {
+            state.record_seen(p.key, SeenEntry{0, "-", {}, false, stub ? Delivered::HeadersOnly : Delivered::Whole, 0});
             ++done;
         } else {
             state.drop_intent(p.key);
@@ -143,6 +148,15 @@ PlanOptions plan_options(const RunOptions& opts, bool keep) {
     return p;
 }
 
+// The account's retention and limits (sync_plan.h), with the clock of this run.
+void add_retention(PlanOptions& p, const Account& account) {
+    p.now = clock_now();
+    p.delete_after = account.delete_after;
+    p.max_size = account.max_size;
+    p.oversize = account.oversize;
+    p.max_messages = static_cast<std::size_t>(account.max_messages);
+}
+
 // Lock, state, recovery, the protocol flow, the summary. Throws Error.
 void run_locked(const Account& account, const std::string& state_dir, const RunOptions& opts, Logger& log,
                 AccountResult& result) {
@@ -166,6 +180,7 @@ void run_locked(const Account& account, const std::string& state_dir, const RunO
     AccountContext ctx{account, opts, log, state, *deliverer, keep, result,
                    resolve_password(account.server.password, account.name, account.connect_timeout)};
     SyncShared shared{account, plan_options(opts, keep), log, state, *deliverer, result, {}, {}};
+    add_retention(shared.options, account);
     if (account.server.protocol == Protocol::Pop3)
         fetch_pop3(ctx, shared);
     else

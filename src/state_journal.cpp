@@ -13,6 +13,7 @@
 
 #include "error.h"
 #include "fs_util.h"
+#include "test_hooks.h"
 
 namespace pullmail {
 
@@ -26,18 +27,8 @@ std::string hex8(std::uint32_t v) {
     return buf;
 }
 
-std::string seen_record(const std::string& key, const SeenEntry& e) {
-    std::string r = "S " + key + " " + std::to_string(e.size) + " " + e.fingerprint;
-    if (e.keep_on_server) return r + " " + (e.where.empty() ? "-" : e.where) + " keep";
-    return e.where.empty() ? r : r + " " + e.where;
-}
-
 // The length of checked_line(seen_record(key, e)), without building it.
-std::uint64_t seen_record_size(const std::string& key, const SeenEntry& e) {
-    std::uint64_t n = 9 + 2 + key.size() + 1 + std::to_string(e.size).size() + 1 + e.fingerprint.size() + 1;
-    if (e.keep_on_server) return n + 1 + (e.where.empty() ? 1 : e.where.size()) + 5;
-    return e.where.empty() ? n : n + 1 + e.where.size();
-}
+std::uint64_t seen_record_size(const std::string& key, const SeenEntry& e);
 
 std::string mark_record(const std::string& enc_folder, const FolderMark& m) {
     return "M " + enc_folder + " " + std::to_string(m.uidvalidity) + " " + std::to_string(m.uidnext) + " " +
@@ -91,6 +82,42 @@ T to_number(std::string_view t) {
     return v;
 }
 
+const char* mark_of(const SeenEntry& e) {
+    if (e.keep_on_server) return "keep";
+    if (e.delivered == Delivered::HeadersOnly) return "headers";
+    if (e.delivered == Delivered::Skipped) return "skipped";
+    return "-";
+}
+
+std::string seen_record(const std::string& key, const SeenEntry& e) {
+    return "S " + key + " " + std::to_string(e.size) + " " + e.fingerprint + " " + (e.where.empty() ? "-" : e.where) +
+           " " + mark_of(e) + " " + std::to_string(e.recorded_at);
+}
+
+// The fields after the key of an S record (state_journal.h), of version 1 or 2.
+SeenEntry parse_seen(std::string_view fields) {
+    SeenEntry e;
+    auto sw = split_words<5>(fields);
+    e.size = to_number<std::uint64_t>(sw[0]);
+    e.fingerprint = sw.size() > 1 ? std::string(sw[1]) : "-";
+    if (sw.size() > 2 && sw[2] != "-") e.where = std::string(sw[2]);
+    if (sw.size() > 3) {
+        e.keep_on_server = sw[3] == "keep";
+        // An unknown mark (a newer pullmail) is read as "never delete".
+        if (sw[3] == "headers") e.delivered = Delivered::HeadersOnly;
+        else if (sw[3] == "skipped") e.delivered = Delivered::Skipped;
+        else if (sw[3] != "-" && sw[3] != "keep") e.keep_on_server = true;
+    }
+    if (sw.size() > 4) e.recorded_at = to_number<std::int64_t>(sw[4]);
+    return e;
+}
+
+std::uint64_t seen_record_size(const std::string& key, const SeenEntry& e) {
+    return 9 + 2 + key.size() + 1 + std::to_string(e.size).size() + 1 + e.fingerprint.size() + 1 +
+           (e.where.empty() ? 1 : e.where.size()) + 1 + std::strlen(mark_of(e)) + 1 +
+           std::to_string(e.recorded_at).size() + 1;
+}
+
 }  // namespace
 
 
@@ -114,11 +141,12 @@ StateJournal::StateJournal(std::string path, bool read_only) : path_(std::move(p
     load();
     if (read_only_ || !created_) return;
     // Rewrite a torn tail away now, so the next append cannot turn it into a
-    // complete (and then damaged-looking) line.
-    if (!load_warning_.empty())
-        compact([](const std::string&) { return true; }, true);
-    else
-        open_for_append();
+    // complete (and then damaged-looking) line; an old version (or records
+    // without a time) once, so that the times given at this load stay.
+    // The file is opened for writing first either way, so that one pullmail
+    // may not write is refused as it was before the upgrade.
+    open_for_append();
+    if (!load_warning_.empty() || upgrade_) compact([](const std::string&) { return true; }, true);
 }
 
 void StateJournal::ensure_created() {
@@ -169,13 +197,15 @@ void StateJournal::load() {
                                           "valid records (a backup is kept)");
     }
     int version = std::atoi(std::string(header.substr(std::strlen(kHeaderPrefix))).c_str());
-    if (version != kFormatVersion) {
+    if (version < 1 || version > kFormatVersion) {
         throw Error(ErrorKind::State, "state file " + path_ + " has format version " +
                                           std::string(header.substr(std::strlen(kHeaderPrefix))) +
-                                          ", this pullmail understands version " + std::to_string(kFormatVersion) +
+                                          ", this pullmail understands versions 1 to " + std::to_string(kFormatVersion) +
                                           " only (written by a newer pullmail?); nothing was fetched or deleted");
     }
     seen_.reserve(data.size() / 64);  // about one record per 64 bytes: no rehash while loading
+    upgrade_ = version < kFormatVersion;
+    const std::int64_t now = clock_now();
     std::size_t pos = nl + 1;
     std::size_t line_no = 1;
     std::size_t bad_line = 0;
@@ -200,13 +230,10 @@ void StateJournal::load() {
         if (w.size() < 2) continue;
         std::string key(w[1]);
         if (w[0] == "S") {
-            SeenEntry e;
-            if (w.size() == 3) {
-                auto sw = split_words<4>(w[2]);
-                e.size = to_number<std::uint64_t>(sw[0]);
-                e.fingerprint = sw.size() > 1 ? std::string(sw[1]) : "-";
-                if (sw.size() > 2 && sw[2] != "-") e.where = std::string(sw[2]);
-                e.keep_on_server = sw.size() > 3 && sw[3] == "keep";
+            SeenEntry e = w.size() == 3 ? parse_seen(w[2]) : SeenEntry{0, "-", {}, false, Delivered::Whole, 0};
+            if (e.recorded_at <= 0) {
+                e.recorded_at = now;  // expires counted from this first load (state_journal.h)
+                upgrade_ = true;
             }
             seen_[key] = std::move(e);
             intents_.erase(key);
@@ -260,7 +287,12 @@ void StateJournal::record_intent(const std::string& key, const std::string& inte
 
 void StateJournal::record_seen(const std::string& key, std::uint64_t size, const std::string& fingerprint,
                             const std::string& where, bool keep_on_server) {
-    SeenEntry e{size, fingerprint.empty() ? "-" : fingerprint, where, keep_on_server};
+    record_seen(key, SeenEntry{size, fingerprint, where, keep_on_server, Delivered::Whole, 0});
+}
+
+void StateJournal::record_seen(const std::string& key, SeenEntry e) {
+    if (e.fingerprint.empty()) e.fingerprint = "-";
+    if (e.recorded_at <= 0) e.recorded_at = clock_now();
     append(seen_record(key, e));
     seen_[key] = std::move(e);
     intents_.erase(key);

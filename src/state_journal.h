@@ -2,14 +2,22 @@
 // and which delivery was in flight when pullmail last stopped.
 //
 // Format (text, one record per line, each line "<crc32 hex> <record>"):
-//   pullmail-state 1                      header, no checksum
-//   S <key> <size> <fingerprint> [<where> [keep]]
+//   pullmail-state 2                      header, no checksum
+//   S <key> <size> <fingerprint> [<where> [<mark> [<time>]]]
 //                                         message <key> was delivered; <where>
 //                                         is set for IMAP targets: the copy's
 //                                         "appenduid:<uidvalidity>:<uid>" ("-"
-//                                         when unset and "keep" follows); "keep":
-//                                         the server's copy must never be deleted
-//                                         (the reply was shorter than announced)
+//                                         when unset and more follows); <mark>
+//                                         ("-" for none) is "keep": the server's
+//                                         copy must never be deleted (the reply
+//                                         was shorter than announced);
+//                                         "headers": only the header block was
+//                                         delivered (oversize = "headers");
+//                                         "skipped": nothing was delivered, the
+//                                         message was reported as too large
+//                                         (oversize = "skip"). <time>: when the
+//                                         record was made, Unix seconds (for
+//                                         delete_after).
 //   F <key>                               forget <key> (pruned)
 //   R <key>                               the intent of <key> was rolled back
 //   I <key> <intent...>                   delivery of <key> is about to be published
@@ -19,6 +27,13 @@
 //                                         (FolderMark); a later F of one of its
 //                                         keys or a new V drops it
 // Keys and folder names never contain spaces (see key helpers below).
+//
+// Version 1 files (no <mark> other than "keep", no <time>) are read as they
+// are. A record without a <time> is given the time of the first load that
+// sees it, and the file is then rewritten as version 2 (except read-only), so
+// that its messages expire counted from that first run: pullmail cannot know
+// when an older version delivered them, and guessing "long ago" would delete
+// kept mail at once after an upgrade.
 //
 // Why a journal: records are appended, so recording one message costs one
 // small write instead of rewriting the file (fdm's O(n^2)). Durability rule:
@@ -50,11 +65,23 @@
 
 namespace pullmail {
 
+// How much of a message a seen record stands for. Only Whole vouches that
+// the message was delivered: the others are never removed from the server
+// by keep = false or delete_after, and never recognised across a change of
+// identity (sync_plan.h).
+enum class Delivered : std::uint8_t {
+    Whole,        // the message was delivered
+    HeadersOnly,  // oversize = "headers": its header block and a note were delivered
+    Skipped,      // oversize = "skip": nothing was delivered; recorded so it is reported once
+};
+
 struct SeenEntry {
     std::uint64_t size = 0;
     std::string fingerprint;  // "-" when unknown
     std::string where;        // where the delivered copy is, when the target says (IMAP APPENDUID)
     bool keep_on_server = false;  // delivered from a reply shorter than announced: never delete the original
+    Delivered delivered = Delivered::Whole;
+    std::int64_t recorded_at = 0;  // Unix seconds of the record (delivery time); 0 only before load stamps it
 };
 
 // An IMAP folder as a complete sync left it: every message it held was
@@ -73,7 +100,7 @@ struct PendingIntent {
 
 class StateJournal {
 public:
-    static constexpr int kFormatVersion = 1;
+    static constexpr int kFormatVersion = 2;
 
     // Loads (or creates, with its directory) the state file at `path`.
     // Throws Error(State) for corruption or a newer format, Error(LocalIO)
@@ -82,6 +109,7 @@ public:
     // directory or file is created, and a missing file is an empty state.
     // Otherwise a missing file is created at the first sync(), so that a run
     // that fails before it has anything to record leaves no file behind.
+    // Records get their time from clock_now() (test_hooks.h).
     explicit StateJournal(std::string path, bool read_only = false);
     ~StateJournal();
     StateJournal(const StateJournal&) = delete;
@@ -104,6 +132,8 @@ public:
     // Appends a seen record; durable at the next record_intent()/sync()/compact().
     void record_seen(const std::string& key, std::uint64_t size, const std::string& fingerprint,
                      const std::string& where = {}, bool keep_on_server = false);
+    // The same with every field given; a zero recorded_at is taken as now.
+    void record_seen(const std::string& key, SeenEntry entry);
     // Drops a pending intent that turned out not delivered (rollback).
     void drop_intent(const std::string& key);
     void record_uidvalidity(const std::string& folder, std::uint32_t uidvalidity);
@@ -144,6 +174,7 @@ private:
     bool created_ = true;  // the file exists (false: new state, not written yet)
     int fd_ = -1;
     bool dirty_ = false;  // appended since the last fsync
+    bool upgrade_ = false;  // loaded an old version or records without a time: rewrite once
     std::string buffer_;  // records not yet written to the file
     std::uint64_t file_bytes_ = 0;  // size of the file (without buffer_)
     std::unordered_map<std::string, SeenEntry> seen_;

@@ -64,6 +64,46 @@ bool sizes_match(const RemoteMessage& m, const std::string& old_key, const SeenE
     return pop == imap || pop == imap + 2;
 }
 
+bool removable(const SeenEntry& e) { return e.delivered == Delivered::Whole && !e.keep_on_server; }
+
+bool too_big(const RemoteMessage& m, const PlanOptions& opts) { return opts.max_size > 0 && m.size > opts.max_size; }
+
+// Sorts a message that is new (or asked for again with -a) into the plan:
+// fetched, or one of the oversize lists.
+void place_new(const RemoteMessage& m, const SeenEntry* e, Plan& plan, const PlanOptions& opts) {
+    if (!too_big(m, opts)) {
+        if (!e || opts.all || e->delivered == Delivered::Skipped) plan.fetch.push_back(m);
+        return;
+    }
+    switch (opts.oversize) {
+        case Oversize::Skip:
+            if (!e || (opts.all && e->delivered == Delivered::Whole)) plan.report_oversize.push_back(m);
+            break;
+        case Oversize::Headers:
+            if (!e || opts.all || e->delivered == Delivered::Skipped) plan.headers_only.push_back(m);
+            break;
+        case Oversize::Delete:
+            plan.remove_unread.push_back(m);
+            break;
+    }
+}
+
+// max_messages: keeps the oldest of fetch and headers_only together (both
+// in listing order, which header_id() follows within one listing).
+void apply_limit(Plan& plan, const PlanOptions& opts) {
+    std::size_t total = plan.fetch.size() + plan.headers_only.size();
+    if (opts.max_messages == 0 || total <= opts.max_messages) return;
+    std::size_t f = 0, h = 0;
+    while (f + h < opts.max_messages) {
+        bool take_fetch = h == plan.headers_only.size() ||
+                          (f < plan.fetch.size() && header_id(plan.fetch[f]) < header_id(plan.headers_only[h]));
+        take_fetch ? ++f : ++h;
+    }
+    plan.fetch.resize(f);
+    plan.headers_only.resize(h);
+    plan.deferred += total - opts.max_messages;
+}
+
 }  // namespace
 
 std::uint32_t header_id(const RemoteMessage& m) { return m.uid ? m.uid : m.number; }
@@ -99,9 +139,12 @@ Plan plan_folder(const std::vector<RemoteMessage>& listing, const SourceIdentity
             continue;
         }
         plan.listed.push_back(&m);
-        bool known = state.count(m.key) != 0;
-        known_listed += known;
-        if (opts.all || !known) plan.fetch.push_back(m);
+        auto it = state.find(m.key);
+        const SeenEntry* e = it == state.end() ? nullptr : &it->second;
+        known_listed += e != nullptr;
+        if (e && e->delivered == Delivered::Whole && !opts.all) continue;
+        if (e && e->delivered == Delivered::HeadersOnly && !opts.all && !too_big(m, opts)) continue;
+        place_new(m, e, plan, opts);
     }
     const std::string enc_folder = encode_folder(id.folder), validity = std::to_string(id.uidvalidity);
     std::size_t current = 0;
@@ -112,7 +155,8 @@ Plan plan_folder(const std::vector<RemoteMessage>& listing, const SourceIdentity
                 break;
             case Relation::Old:
                 plan.prune.push_back(key);
-                if (e.fingerprint != "-") plan.recognise_against.push_back(key);
+                // Only a whole delivery vouches for a message.
+                if (e.fingerprint != "-" && e.delivered == Delivered::Whole) plan.recognise_against.push_back(key);
                 break;
             case Relation::Retired:
                 plan.prune.push_back(key);
@@ -127,6 +171,8 @@ Plan plan_folder(const std::vector<RemoteMessage>& listing, const SourceIdentity
                 !std::binary_search(keys.begin(), keys.end(), std::string_view(key)))
                 plan.prune.push_back(key);
     plan.need_headers = !opts.all && !plan.fetch.empty() && (opts.adopt || !plan.recognise_against.empty());
+    // With recognition pending the limit counts what is still to fetch after it.
+    if (!plan.need_headers) apply_limit(plan, opts);
     return plan;
 }
 
@@ -154,7 +200,7 @@ std::vector<Recognised> recognise_delivered(Plan& plan, const SourceIdentity& id
         if (k != known.end()) {
             for (auto it = k->second.begin(); it != k->second.end(); ++it) {
                 if (!sizes_match(m, *it, state.at(*it), id)) continue;
-                out.push_back({m, fp, *it});
+                out.push_back({m, fp, *it, state.at(*it).recorded_at});
                 k->second.erase(it);
                 matched = true;
                 break;
@@ -163,21 +209,53 @@ std::vector<Recognised> recognise_delivered(Plan& plan, const SourceIdentity& id
         if (!matched) rest.push_back(std::move(m));
     }
     plan.fetch = std::move(rest);
+    if (!opts.adopt) apply_limit(plan, opts);
+    return out;
+}
+
+std::vector<RemoteMessage> plan_expired(const Plan& plan, const StateEntries& state, const PlanOptions& opts) {
+    std::vector<RemoteMessage> out;
+    if (!opts.keep || opts.delete_after <= 0 || opts.now <= 0) return out;
+    for (const RemoteMessage* m : plan.listed) {
+        auto it = state.find(m->key);
+        if (it == state.end() || !removable(it->second) || it->second.recorded_at <= 0) continue;
+        if (opts.now - it->second.recorded_at >= opts.delete_after) out.push_back(*m);
+    }
     return out;
 }
 
 std::vector<RemoteMessage> plan_removal(const Plan& plan, const StateEntries& state, const PlanOptions& opts) {
     std::vector<RemoteMessage> out;
-    if (opts.keep || opts.check || opts.dry_run || opts.adopt) return out;
-    for (const RemoteMessage* m : plan.listed) {
-        auto it = state.find(m->key);
-        if (it != state.end() && !it->second.keep_on_server) out.push_back(*m);
+    if (opts.check || opts.dry_run || opts.adopt) return out;
+    if (opts.keep) {
+        out = plan_expired(plan, state, opts);
+    } else {
+        for (const RemoteMessage* m : plan.listed) {
+            auto it = state.find(m->key);
+            if (it != state.end() && removable(it->second)) out.push_back(*m);
+        }
     }
+    // Removed unread only as configured (oversize = "delete"), once.
+    for (const auto& m : plan.remove_unread)
+        if (std::none_of(out.begin(), out.end(), [&](const RemoteMessage& r) { return r.key == m.key; }))
+            out.push_back(m);
+    return out;
+}
+
+std::string oversize_stub(std::string_view header, std::uint64_t size, std::uint64_t max_size) {
+    std::string out(header);
+    // The header block ends with an empty line; a block cut short gets one.
+    bool ends_blank = out.size() >= 4 && out.compare(out.size() - 4, 4, "\r\n\r\n") == 0;
+    bool ends_line = out.size() >= 2 && out.compare(out.size() - 2, 2, "\r\n") == 0;
+    if (!ends_blank) out += ends_line ? "\r\n" : "\r\n\r\n";
+    out += "[pullmail: this message is " + std::to_string(size) + " bytes, more than max_size (" +
+           std::to_string(max_size) + " bytes); only its header was fetched, the message was left on the server]\r\n";
     return out;
 }
 
 bool folder_unchanged(const FolderMark& now, const FolderMark* mark, const PlanOptions& opts) {
-    if (opts.all || !mark || now.uidvalidity == 0 || now.uidnext == 0) return false;
+    // delete_after: a recorded message may expire with nothing changed on the server.
+    if (opts.all || opts.delete_after > 0 || !mark || now.uidvalidity == 0 || now.uidnext == 0) return false;
     return now == *mark;
 }
 
@@ -185,9 +263,14 @@ std::optional<FolderMark> mark_after_sync(const Plan& plan, const FolderMark& op
                                           const PlanOptions& opts) {
     if (!plan.records || opened.uidvalidity == 0 || opened.uidnext == 0) return std::nullopt;
     if (!plan.untouched.empty() || plan.listed.size() != opened.exists) return std::nullopt;
-    for (const RemoteMessage* m : plan.listed)
-        if (!state.count(m->key)) return std::nullopt;  // not fetched, failed, or the run stopped
+    for (const RemoteMessage* m : plan.listed) {
+        auto it = state.find(m->key);
+        if (it == state.end()) return std::nullopt;  // not fetched, failed, or the run stopped
+        // Oversize stubs and skips are fetched again when max_size changes.
+        if (it->second.delivered != Delivered::Whole) return std::nullopt;
+    }
     if (!plan_removal(plan, state, opts).empty()) return std::nullopt;  // the count will change
+    if (!plan_expired(plan, state, opts).empty()) return std::nullopt;
     return opened;
 }
 

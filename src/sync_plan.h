@@ -12,7 +12,26 @@
 // handler after the delivery was durable) or it was strongly recognised
 // (recognise_delivered below) and recorded under its current key before the
 // removal is carried out. An entry marked `keep_on_server` (a reply shorter
-// than the server announced) is never removed.
+// than the server announced) is never removed, nor one whose `delivered`
+// is not Whole (oversize "headers" or "skip": the body never reached the
+// target). The one exception is oversize = "delete", which the user asks
+// for: a message over max_size is removed without being delivered.
+//
+// Retention and limits (issue 13), all rules of this file:
+//   - delete_after: with keep, a listed message whose entry is Whole, not
+//     keep_on_server, and recorded at least delete_after seconds before
+//     `now` is removed (plan_removal). Without keep everything delivered is
+//     removed at once anyway.
+//   - max_size / oversize: a message to fetch whose server size exceeds
+//     max_size is not fetched. "skip": reported once (plan.report_oversize,
+//     recorded Skipped; fetched after all if it later fits); "headers": its
+//     header block is delivered with a note (plan.headers_only, recorded
+//     HeadersOnly, never fetched again); "delete": removed unread
+//     (plan.remove_unread).
+//   - max_messages: at most that many messages are fetched by one plan (the
+//     whole ones and the header-only ones together), oldest first (the
+//     listing order: POP3 message numbers, IMAP UIDs); the rest wait for
+//     the next run.
 //
 // Recognition rule. A message of the listing is matched against state
 // entries by fingerprint only across a real change of identity:
@@ -34,9 +53,11 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
+#include "config.h"
 #include "retrieval.h"
 #include "state_journal.h"
 
@@ -58,6 +79,12 @@ struct PlanOptions {
     bool check = false;    // -c: count only
     bool dry_run = false;  // -n: report only
     bool adopt = false;    // pullmail adopt: record everything as seen, fetch nothing
+    // Retention and limits (see the top of this file); 0 = no limit.
+    std::int64_t now = 0;           // Unix seconds, for delete_after (the caller's clock)
+    std::int64_t delete_after = 0;  // seconds after delivery; only with keep
+    std::uint64_t max_size = 0;     // octets as the server counts them
+    Oversize oversize = Oversize::Skip;
+    std::size_t max_messages = 0;   // per plan (one folder)
 };
 
 using StateEntries = std::unordered_map<std::string, SeenEntry>;
@@ -69,6 +96,11 @@ struct Plan {
     std::vector<const RemoteMessage*> listed;
     std::vector<RemoteMessage> fetch;      // new messages to retrieve, in listing order
     std::vector<RemoteMessage> untouched;  // shared UIDLs: never fetched, never removed
+    // Over max_size (see the top of this file), in listing order.
+    std::vector<RemoteMessage> report_oversize;  // skip: report once, record as Skipped
+    std::vector<RemoteMessage> headers_only;     // headers: deliver the header block and a note
+    std::vector<RemoteMessage> remove_unread;    // delete: remove without delivering
+    std::size_t deferred = 0;  // new messages left for a later run by max_messages
     // Old-identity entries with a fingerprint that may vouch for messages of
     // `fetch`; when non-empty (or with adopt) the executor fetches the
     // header fields of `fetch` and calls recognise_delivered().
@@ -102,6 +134,7 @@ struct Recognised {
     RemoteMessage message;
     std::string fingerprint;
     std::string old_key;  // empty for adopt
+    std::int64_t recorded_at = 0;  // the old entry's delivery time (delete_after counts from it); 0 = now
 };
 
 // Moves the messages of plan.fetch that old entries strongly match (or all
@@ -111,9 +144,10 @@ std::vector<Recognised> recognise_delivered(Plan& plan, const SourceIdentity& id
                                             const std::map<std::uint32_t, std::string>& headers,
                                             const PlanOptions& opts);
 
-// What to remove from the server once retrieval is over: every listed
-// message whose entry says it was delivered (this run or before) and may be
-// removed. Empty with keep, check, dry run or adopt.
+// What to remove from the server once retrieval is over: without keep,
+// every listed message whose entry says it was delivered whole (this run or
+// before) and may be removed; with keep, those of them that expired
+// (plan_expired); and plan.remove_unread. Empty with check, dry run or adopt.
 std::vector<RemoteMessage> plan_removal(const Plan& plan, const StateEntries& state, const PlanOptions& opts);
 
 // ---- The constant-cost IMAP poll ----
@@ -126,15 +160,29 @@ std::vector<RemoteMessage> plan_removal(const Plan& plan, const StateEntries& st
 // so it is neither opened nor listed. A message deleted by another client
 // changes the count, so the next poll lists the folder and prunes its
 // record: counts detect every deletion, no periodic listing is needed.
-// Never with -a (everything is fetched again).
+// Never with -a (everything is fetched again) nor with delete_after (a
+// recorded message may expire while nothing changes on the server).
 bool folder_unchanged(const FolderMark& now, const FolderMark* mark, const PlanOptions& opts);
 
 // The mark to record once the sync of a listed folder is over (after its
 // prune): only when the state then says exactly what the folder holds:
-// every listed message recorded, nothing shared or left to remove, the
+// every listed message recorded as delivered whole (no oversize stub or
+// skip, which a new max_size may change), nothing shared or left to remove
+// or expired, the
 // listing as long as the server's count, and UIDNEXT known. `opened` is the
 // folder as SELECT reported it, before the listing.
 std::optional<FolderMark> mark_after_sync(const Plan& plan, const FolderMark& opened, const StateEntries& state,
                                           const PlanOptions& opts);
+
+// The listed messages that delete_after removes (with keep), whatever the
+// mode: the dry run lists them.
+std::vector<RemoteMessage> plan_expired(const Plan& plan, const StateEntries& state, const PlanOptions& opts);
+
+// The header block of an oversize message with the note that stands for its
+// body (what oversize = "headers" delivers), CRLF as the server's bytes.
+// `header` is the block as the server sent it, with or without the blank
+// line that ends it; it is kept byte for byte.
+std::string oversize_stub(std::string_view header, std::uint64_t size, std::uint64_t max_size);
+
 
 }  // namespace pullmail

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 
 namespace pullmail {
 
@@ -31,6 +32,15 @@ void test_step(const char* what) {
     long n = steps.fetch_add(1, std::memory_order_relaxed) + 1;
     if (trace_steps()) std::fprintf(stderr, "step %ld: %s\n", n, what);
     if (limit > 0 && n >= limit) ::kill(::getpid(), SIGKILL);
+}
+
+long long clock_now() {
+    if (const char* v = std::getenv("PULLMAIL_TEST_NOW")) {
+        char* end = nullptr;
+        long long t = std::strtoll(v, &end, 10);
+        if (end != v && *end == '\0' && t > 0) return t;
+    }
+    return static_cast<long long>(std::time(nullptr));
 }
 
 }  // namespace pullmail

@@ -11,4 +11,9 @@ namespace pullmail {
 
 void test_step(const char* what);
 
+// The wall clock in Unix seconds, for the times in the state file and the
+// delete_after rule. PULLMAIL_TEST_NOW=<Unix seconds> replaces it, so that
+// the tests of expiry never wait for days.
+long long clock_now();
+
 }  // namespace pullmail

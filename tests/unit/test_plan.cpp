@@ -287,3 +287,19 @@ TEST_CASE("plan: a folder is marked only when the state says exactly what it hol
         CHECK(mark_after_sync(p, FolderMark{7, 3, 0}, empty, keep_opts()).has_value());
     }
 }
+
+TEST_CASE("plan: retention and limits never skip a folder on its mark, and stubs are not marked") {
+    const FolderMark mark{7, 3, 2};
+    PlanOptions expiring = keep_opts();
+    expiring.delete_after = 86400;
+    CHECK_FALSE(folder_unchanged({7, 3, 2}, &mark, expiring));
+
+    std::vector<RemoteMessage> listing{imap("INBOX", 7, 1, 10), imap("INBOX", 7, 2, 20)};
+    StateEntries state{{listing[0].key, entry(10)}, {listing[1].key, entry(20)}};
+    state[listing[1].key].delivered = Delivered::HeadersOnly;
+    PlanOptions limited = keep_opts();
+    limited.max_size = 15;
+    limited.oversize = Oversize::Headers;
+    Plan plan = plan_folder(listing, inbox(7), state, true, limited);
+    CHECK_FALSE(mark_after_sync(plan, mark, state, limited).has_value());
+}

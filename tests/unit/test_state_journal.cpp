@@ -14,6 +14,7 @@
 #include "test_support.h"
 #include "fingerprint.h"
 #include "state_journal.h"
+#include "text_util.h"
 
 using namespace pullmail;
 using namespace pullmail::test;
@@ -139,7 +140,7 @@ TEST_CASE("state: damage in the middle is an error naming the file; repair keeps
 TEST_CASE("state: a newer format version is refused") {
     TempDir d;
     std::string p = d.path + "/acct.state";
-    write_file(p, "pullmail-state 2\n");
+    write_file(p, "pullmail-state 3\n");
     try {
         StateJournal s(p);
         FAIL("newer format loaded");
@@ -286,4 +287,87 @@ TEST_CASE("state: a folder mark survives a reload and is dropped when one of its
     StateJournal s(p);
     REQUIRE(s.mark("INBOX"));
     CHECK(*s.mark("INBOX") == FolderMark{10, 5, 4});
+}
+
+namespace {
+std::string v1_line(const std::string& record) {
+    char crc[9];
+    std::snprintf(crc, sizeof crc, "%08x", crc32(record));
+    return std::string(crc) + " " + record + "\n";
+}
+
+// Sets PULLMAIL_TEST_NOW for the scope (state_journal.h takes its times from clock_now()).
+struct FakeNow {
+    explicit FakeNow(long long t) { ::setenv("PULLMAIL_TEST_NOW", std::to_string(t).c_str(), 1); }
+    ~FakeNow() { ::unsetenv("PULLMAIL_TEST_NOW"); }
+};
+}  // namespace
+
+TEST_CASE("state: version 1 files are read as they are, stamped at the first load and rewritten as version 2") {
+    TempDir d;
+    std::string p = d.path + "/acct.state";
+    write_file(p, "pullmail-state 1\n" + v1_line("S pop3:a 100 ff") + v1_line("S pop3:b 7 ee appenduid:9:4") +
+                      v1_line("S pop3:c 5 dd - keep") + v1_line("V INBOX 42"));
+    {
+        FakeNow now(1000000);
+        StateJournal s(p);
+        CHECK(s.find(pop3_key("a"))->recorded_at == 1000000);
+        CHECK(s.find(pop3_key("a"))->delivered == Delivered::Whole);
+        CHECK(s.find(pop3_key("b"))->where == "appenduid:9:4");
+        CHECK(s.find(pop3_key("c"))->keep_on_server);
+        CHECK(s.uidvalidity("INBOX") == 42u);
+    }
+    CHECK(read_file(p).rfind("pullmail-state 2\n", 0) == 0);
+    FakeNow later(2000000);  // a later run keeps the time of the first load
+    StateJournal s(p);
+    CHECK(s.find(pop3_key("a"))->recorded_at == 1000000);
+    CHECK(s.find(pop3_key("c"))->recorded_at == 1000000);
+    CHECK(s.find(pop3_key("c"))->keep_on_server);
+    CHECK(s.find(pop3_key("b"))->where == "appenduid:9:4");
+}
+
+TEST_CASE("state: a read-only load of a version 1 file changes nothing") {
+    TempDir d;
+    std::string p = d.path + "/acct.state";
+    std::string v1 = "pullmail-state 1\n" + v1_line("S pop3:a 100 ff");
+    write_file(p, v1);
+    FakeNow now(1000000);
+    StateJournal s(p, true);
+    CHECK(s.find(pop3_key("a"))->recorded_at == 1000000);
+    CHECK(read_file(p) == v1);
+}
+
+TEST_CASE("state: marks and delivery times survive reload and compaction") {
+    TempDir d;
+    std::string p = d.path + "/acct.state";
+    {
+        FakeNow now(5000);
+        StateJournal s(p);
+        s.record_seen(pop3_key("whole"), 10, "aa");
+        s.record_seen(pop3_key("hdr"), SeenEntry{20, "bb", {}, false, Delivered::HeadersOnly, 0});
+        s.record_seen(pop3_key("skip"), SeenEntry{30, "-", {}, false, Delivered::Skipped, 4000});
+        s.record_seen(pop3_key("keep"), 40, "cc", {}, true);
+        s.sync();
+    }
+    for (int round = 0; round < 2; ++round) {
+        StateJournal s(p);
+        CHECK(s.find(pop3_key("whole"))->recorded_at == 5000);
+        CHECK(s.find(pop3_key("whole"))->delivered == Delivered::Whole);
+        CHECK(s.find(pop3_key("hdr"))->delivered == Delivered::HeadersOnly);
+        CHECK(s.find(pop3_key("hdr"))->fingerprint == "bb");
+        CHECK(s.find(pop3_key("skip"))->delivered == Delivered::Skipped);
+        CHECK(s.find(pop3_key("skip"))->recorded_at == 4000);
+        CHECK(s.find(pop3_key("keep"))->keep_on_server);
+        CHECK_FALSE(s.find(pop3_key("hdr"))->keep_on_server);
+        s.compact([](const std::string&) { return true; }, true);
+    }
+}
+
+TEST_CASE("state: an unknown mark of a newer writer is read as never delete") {
+    TempDir d;
+    std::string p = d.path + "/acct.state";
+    write_file(p, "pullmail-state 2\n" + v1_line("S pop3:a 100 ff - future 77"));
+    StateJournal s(p);
+    CHECK(s.find(pop3_key("a"))->keep_on_server);
+    CHECK(s.find(pop3_key("a"))->recorded_at == 77);
 }
