@@ -154,6 +154,24 @@ bool is_gmail(const ImapSession& imap, const std::string& host) {
     return imap.has_capability("X-GM-EXT-1") || ends("gmail.com") || ends("googlemail.com");
 }
 
+// STATUS of the folders that have a mark (a complete earlier sync), in one
+// flight before any is opened; folder_unchanged() then decides which need
+// no SELECT. Nothing with -a, or when no folder has a mark (first fetch).
+std::map<std::string, FolderMark> folder_statuses(ImapSession& imap, const std::vector<std::string>& folders,
+                                                  SyncShared& shared) {
+    std::map<std::string, FolderMark> out;
+    if (shared.options.all) return out;
+    std::vector<std::string> marked;
+    {
+        std::lock_guard<std::mutex> lock(shared.mu);
+        for (const auto& f : folders)
+            if (shared.state.mark(f)) marked.push_back(f);
+    }
+    if (marked.empty()) return out;
+    for (const auto& [f, info] : imap.status(marked)) out[f] = FolderMark{info.uidvalidity, info.uidnext, info.exists};
+    return out;
+}
+
 // How many connections to use: `connections`, but never more than there
 // are folders, nor more than Gmail allows (with a warning).
 std::size_t connection_count(const AccountContext& ctx, const ImapSession& imap, std::size_t folders) {
@@ -201,6 +219,7 @@ void fetch_imap(AccountContext& ctx, SyncShared& shared) {
     ImapSession imap(*link.channel);
     imap.start();
     const auto folders = ImapSource(imap, acc).folders(acc.folders);
+    const auto statuses = folder_statuses(imap, folders, shared);
 
     // Folders go to whichever connection is free next. The first connection
     // starts at once; the others (connections = N) log in meanwhile and join.
@@ -223,7 +242,8 @@ void fetch_imap(AccountContext& ctx, SyncShared& shared) {
                 }
                 std::size_t i = next_folder.fetch_add(1);
                 if (i >= folders.size()) break;
-                sync_folder(source, folders[i], *handlers[k], shared);
+                auto st = statuses.find(folders[i]);
+                sync_folder(source, folders[i], *handlers[k], shared, st == statuses.end() ? nullptr : &st->second);
             }
             source.close();
         } catch (...) {

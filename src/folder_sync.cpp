@@ -154,9 +154,32 @@ void remove_delivered(MailSource& source, const Plan& plan, SyncShared& sh) {
     for (auto& k : removed.keys) sh.prune.insert(std::move(k));
 }
 
+// A folder that STATUS shows unchanged since its last complete sync.
+bool skip_unchanged(const std::string& folder, const FolderMark* status, SyncShared& sh) {
+    if (!status) return false;
+    std::lock_guard<std::mutex> lock(sh.mu);
+    if (!folder_unchanged(*status, sh.state.mark(folder), sh.options)) return false;
+    sh.log.detail(sh.account.name, where_of(folder) + "unchanged since the last sync (UIDVALIDITY, UIDNEXT and "
+                                                      "message count): not listed");
+    return true;
+}
+
+// The folder's mark, to be recorded by finish_sync once the prune is done.
+void collect_mark(const MailSource::Opened& opened, const Plan& plan, SyncShared& sh) {
+    if (opened.identity.protocol != SourceProtocol::Imap) return;
+    std::lock_guard<std::mutex> lock(sh.mu);
+    FolderMark at_open{opened.identity.uidvalidity, opened.uidnext, opened.exists};
+    if (auto m = mark_after_sync(plan, at_open, sh.state.entries(), sh.options))
+        sh.marks[opened.identity.folder] = *m;
+    else
+        sh.marks.erase(opened.identity.folder);
+}
+
 }  // namespace
 
-void sync_folder(MailSource& source, const std::string& folder, Intake& handler, SyncShared& sh) {
+void sync_folder(MailSource& source, const std::string& folder, Intake& handler, SyncShared& sh,
+                 const FolderMark* status) {
+    if (skip_unchanged(folder, status, sh)) return;
     const PlanOptions& po = sh.options;
     bool removes = !po.keep || po.delete_after > 0 || (po.max_size > 0 && po.oversize == Oversize::Delete);
     bool read_only = !removes || po.check || po.dry_run || po.adopt;
@@ -211,6 +234,7 @@ void sync_folder(MailSource& source, const std::string& folder, Intake& handler,
     handler.flush();
     test_step("folder fetched");
     remove_delivered(source, plan, sh);
+    collect_mark(opened, plan, sh);
 }
 
 void account_for(const Intake& handler, SyncShared& sh) {
@@ -226,6 +250,9 @@ void finish_sync(SyncShared& sh) {
     if (sh.options.check || sh.options.dry_run) return;
     std::lock_guard<std::mutex> lock(sh.mu);
     sh.state.compact([&](const std::string& key) { return sh.prune.count(key) == 0; });
+    if (sh.marks.empty()) return;
+    for (const auto& [folder, mark] : sh.marks) sh.state.record_mark(folder, mark);
+    sh.state.sync();
 }
 
 }  // namespace pullmail

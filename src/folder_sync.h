@@ -10,6 +10,7 @@
 // nothing it might still need.
 #pragma once
 
+#include <map>
 #include <mutex>
 #include <string>
 #include <unordered_set>
@@ -37,19 +38,23 @@ struct SyncShared {
     AccountResult& result;
     std::mutex mu;
     std::unordered_set<std::string> prune;  // keys to forget at the end
+    std::map<std::string, FolderMark> marks;  // folder -> mark to record after the prune
 };
 
 // Syncs one folder ("" for POP3) over `source`. Throws Error for what stops
 // the account (the connection broke, the state cannot be written); a folder
 // the server refuses to open is reported and skipped when the error says
-// it is scoped to that folder.
-void sync_folder(MailSource& source, const std::string& folder, Intake& handler, SyncShared& shared);
+// it is scoped to that folder. `status`: the folder as STATUS reported it
+// (IMAP), when known; a folder unchanged since its last complete sync
+// (folder_unchanged) is then not opened at all.
+void sync_folder(MailSource& source, const std::string& folder, Intake& handler, SyncShared& shared,
+                 const FolderMark* status = nullptr);
 
 // Adds a handler's counts and errors to the account result (after flush()).
 void account_for(const Intake& handler, SyncShared& shared);
 
-// Forgets the keys collected by the folder syncs (state compaction). Not
-// with --check / --dry-run.
+// Forgets the keys collected by the folder syncs (state compaction), then
+// records the folders' marks. Not with --check / --dry-run.
 void finish_sync(SyncShared& shared);
 
 }  // namespace pullmail

@@ -370,6 +370,48 @@ std::vector<std::string> ImapSession::list_all_folders(const std::vector<std::st
     return out;
 }
 
+std::map<std::string, ImapSession::FolderInfo> ImapSession::status(const std::vector<std::string>& folders) {
+    std::map<std::string, FolderInfo> out;
+    std::map<std::string, std::string> by_name;  // server name -> folder
+    std::vector<std::string> cmds;
+    for (const auto& f : folders) {
+        try {
+            std::string arg = mailbox_arg(f);
+            by_name[server_name(f)] = f;
+            cmds.push_back("STATUS " + arg + " (MESSAGES UIDNEXT UIDVALIDITY)");
+        } catch (const Error&) {
+            // A name the server cannot take: open() says so.
+        }
+    }
+    if (cmds.empty()) return out;
+    std::map<std::string, FolderInfo> got;
+    std::map<std::string, int> items;  // how many of the three items each answer had
+    run_all(cmds, [&](const std::string& text) {
+        auto vals = parse_imap_values(text, reader_->literals());
+        if (!vals || vals->size() != 4 || !(*vals)[1].is_atom("STATUS") || (*vals)[3].type != ImapValue::Type::List)
+            return;
+        std::string name = (*vals)[2].text;
+        if (ascii_upper(name) == "INBOX") name = "INBOX";
+        auto it = by_name.find(name);
+        if (it == by_name.end()) return;
+        FolderInfo info;
+        int n = 0;
+        const auto& kv = (*vals)[3].items;
+        for (std::size_t i = 0; i + 1 < kv.size(); i += 2) {
+            if (kv[i + 1].type != ImapValue::Type::Number || kv[i + 1].number() > 0xffffffffu) continue;
+            auto v = static_cast<std::uint32_t>(kv[i + 1].number());
+            if (kv[i].is_atom("MESSAGES")) info.exists = v, ++n;
+            else if (kv[i].is_atom("UIDNEXT")) info.uidnext = v, ++n;
+            else if (kv[i].is_atom("UIDVALIDITY")) info.uidvalidity = v, ++n;
+        }
+        got[it->second] = info;
+        items[it->second] = n;
+    });
+    for (auto& [f, info] : got)
+        if (items[f] == 3) out[f] = info;
+    return out;
+}
+
 ImapSession::FolderInfo ImapSession::select(const std::string& folder, bool read_only,
                                             std::vector<RemoteMessage>* listing) {
     FolderInfo info;

@@ -64,6 +64,12 @@ public:
         std::uint32_t exists = 0;
         std::uint32_t uidnext = 0;
     };
+
+    // STATUS (MESSAGES UIDNEXT UIDVALIDITY) of every folder, all commands in
+    // one flight (no folder is selected yet, as RFC 3501 6.3.10 wants).
+    // Folders the server refuses, or gives no complete answer for, are left
+    // out (opening them reports why).
+    std::map<std::string, FolderInfo> status(const std::vector<std::string>& folders);
     // SELECT, or EXAMINE when read_only (nothing in the folder can change).
     // With `listing`, also the UID and size of every message (no state key:
     // message_key.h is the sync layer's), in the same round trip.

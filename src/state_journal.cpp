@@ -6,6 +6,7 @@
 
 #include <array>
 #include <cerrno>
+#include <charconv>
 #include <cstring>
 #include <ctime>
 #include <filesystem>
@@ -26,6 +27,14 @@ std::string hex8(std::uint32_t v) {
     return buf;
 }
 
+// The length of checked_line(seen_record(key, e)), without building it.
+std::uint64_t seen_record_size(const std::string& key, const SeenEntry& e);
+
+std::string mark_record(const std::string& enc_folder, const FolderMark& m) {
+    return "M " + enc_folder + " " + std::to_string(m.uidvalidity) + " " + std::to_string(m.uidnext) + " " +
+           std::to_string(m.exists);
+}
+
 std::string checked_line(const std::string& record) { return hex8(crc32(record)) + " " + record + "\n"; }
 
 // Returns the record of a line if its checksum is valid.
@@ -43,16 +52,34 @@ std::optional<std::string_view> verify_line(std::string_view line) {
     return record;
 }
 
-std::vector<std::string_view> split_words(std::string_view s, std::size_t max_words) {
-    std::vector<std::string_view> out;
-    while (!s.empty() && out.size() + 1 < max_words) {
+// Up to N space-separated words, the last taking the rest of the line. A
+// fixed array, not a vector: the load runs this for every record.
+template <std::size_t N>
+struct Words {
+    std::array<std::string_view, N> w{};
+    std::size_t n = 0;
+    std::size_t size() const { return n; }
+    std::string_view operator[](std::size_t i) const { return w[i]; }
+};
+
+template <std::size_t N>
+Words<N> split_words(std::string_view s) {
+    Words<N> out;
+    while (!s.empty() && out.n + 1 < N) {
         auto sp = s.find(' ');
         if (sp == std::string_view::npos) break;
-        out.push_back(s.substr(0, sp));
+        out.w[out.n++] = s.substr(0, sp);
         s.remove_prefix(sp + 1);
     }
-    out.push_back(s);
+    out.w[out.n++] = s;
     return out;
+}
+
+template <class T>
+T to_number(std::string_view t) {
+    T v = 0;
+    std::from_chars(t.data(), t.data() + t.size(), v);
+    return v;
 }
 
 const char* mark_of(const SeenEntry& e) {
@@ -70,8 +97,8 @@ std::string seen_record(const std::string& key, const SeenEntry& e) {
 // The fields after the key of an S record (state_journal.h), of version 1 or 2.
 SeenEntry parse_seen(std::string_view fields) {
     SeenEntry e;
-    auto sw = split_words(fields, 5);
-    e.size = std::strtoull(std::string(sw[0]).c_str(), nullptr, 10);
+    auto sw = split_words<5>(fields);
+    e.size = to_number<std::uint64_t>(sw[0]);
     e.fingerprint = sw.size() > 1 ? std::string(sw[1]) : "-";
     if (sw.size() > 2 && sw[2] != "-") e.where = std::string(sw[2]);
     if (sw.size() > 3) {
@@ -81,8 +108,14 @@ SeenEntry parse_seen(std::string_view fields) {
         else if (sw[3] == "skipped") e.delivered = Delivered::Skipped;
         else if (sw[3] != "-" && sw[3] != "keep") e.keep_on_server = true;
     }
-    if (sw.size() > 4) e.recorded_at = std::strtoll(std::string(sw[4]).c_str(), nullptr, 10);
+    if (sw.size() > 4) e.recorded_at = to_number<std::int64_t>(sw[4]);
     return e;
+}
+
+std::uint64_t seen_record_size(const std::string& key, const SeenEntry& e) {
+    return 9 + 2 + key.size() + 1 + std::to_string(e.size).size() + 1 + e.fingerprint.size() + 1 +
+           (e.where.empty() ? 1 : e.where.size()) + 1 + std::strlen(mark_of(e)) + 1 +
+           std::to_string(e.recorded_at).size() + 1;
 }
 
 }  // namespace
@@ -170,6 +203,7 @@ void StateJournal::load() {
                                           ", this pullmail understands versions 1 to " + std::to_string(kFormatVersion) +
                                           " only (written by a newer pullmail?); nothing was fetched or deleted");
     }
+    seen_.reserve(data.size() / 64);  // about one record per 64 bytes: no rehash while loading
     upgrade_ = version < kFormatVersion;
     const std::int64_t now = clock_now();
     std::size_t pos = nl + 1;
@@ -192,7 +226,7 @@ void StateJournal::load() {
             continue;
         }
         if (bad_line != 0) break;  // a good record after a bad one: corruption
-        auto w = split_words(*record, 3);
+        auto w = split_words<3>(*record);
         if (w.size() < 2) continue;
         std::string key(w[1]);
         if (w[0] == "S") {
@@ -209,8 +243,16 @@ void StateJournal::load() {
             intents_.erase(key);
         } else if (w[0] == "F") {
             seen_.erase(key);
+            drop_mark_of(key);
         } else if (w[0] == "V" && w.size() == 3) {
-            uidvalidity_[key] = static_cast<std::uint32_t>(std::strtoul(std::string(w[2]).c_str(), nullptr, 10));
+            auto v = to_number<std::uint32_t>(w[2]);
+            if (uidvalidity_[key] != v) marks_.erase(key);
+            uidvalidity_[key] = v;
+        } else if (w[0] == "M" && w.size() == 3) {
+            auto n = split_words<3>(w[2]);
+            if (n.size() != 3) continue;
+            marks_[key] = FolderMark{to_number<std::uint32_t>(n[0]), to_number<std::uint32_t>(n[1]),
+                                     to_number<std::uint32_t>(n[2])};
         }
     }
     // A bad complete line is never produced by an interrupted append (a torn
@@ -270,6 +312,28 @@ void StateJournal::drop_intent(const std::string& key) {
 
 void StateJournal::forget(const std::string& key) {
     if (seen_.erase(key)) append("F " + key);
+    drop_mark_of(key);
+}
+
+// A mark vouches that every message of its folder is recorded: forgetting
+// one of the folder's keys ends that.
+void StateJournal::drop_mark_of(const std::string& key) {
+    if (marks_.empty() || key.rfind("imap:", 0) != 0) return;
+    auto end = key.find(':', 5);
+    if (end != std::string::npos) marks_.erase(key.substr(5, end - 5));
+}
+
+const FolderMark* StateJournal::mark(const std::string& folder) const {
+    auto it = marks_.find(encode_folder(folder));
+    return it == marks_.end() ? nullptr : &it->second;
+}
+
+void StateJournal::record_mark(const std::string& folder, const FolderMark& m) {
+    auto enc = encode_folder(folder);
+    auto it = marks_.find(enc);
+    if (it != marks_.end() && it->second == m) return;
+    marks_[enc] = m;
+    append(mark_record(enc, m));
 }
 
 void StateJournal::record_uidvalidity(const std::string& folder, std::uint32_t uidvalidity) {
@@ -277,6 +341,7 @@ void StateJournal::record_uidvalidity(const std::string& folder, std::uint32_t u
     auto it = uidvalidity_.find(enc);
     if (it != uidvalidity_.end() && it->second == uidvalidity) return;
     uidvalidity_[enc] = uidvalidity;
+    marks_.erase(enc);
     append("V " + enc + " " + std::to_string(uidvalidity));
 }
 
@@ -305,29 +370,37 @@ void StateJournal::sync() {
 
 void StateJournal::compact(const std::function<bool(const std::string&)>& keep, bool rewrite) {
     if (read_only_) return;
-    std::string out = std::string(kHeaderPrefix) + std::to_string(kFormatVersion) + "\n";
-    for (const auto& [folder, v] : uidvalidity_) out += checked_line("V " + folder + " " + std::to_string(v));
+    // The size of the live records is estimated without writing them out:
+    // a poll with nothing new must not format (and checksum) the whole
+    // state only to find that the journal is small enough to keep.
     std::vector<std::string> gone;
-    std::uint64_t forget_bytes = 0;
+    std::uint64_t forget_bytes = 0, live_bytes = 64;
     for (const auto& [key, entry] : seen_) {
         if (!keep(key)) {
             gone.push_back(key);
             forget_bytes += key.size() + 16;  // "F key" with its checksum
             continue;
         }
-        out += checked_line(seen_record(key, entry));
+        live_bytes += seen_record_size(key, entry);
     }
-    for (const auto& [k, v] : intents_) out += checked_line("I " + k + " " + v);
     // A journal at most twice the live records (plus a little) is kept as it
     // is: rewriting it on every run would cost two more flushes per run and
     // rewrite a large file for nothing.
     std::uint64_t journal = file_bytes_ + buffer_.size() + forget_bytes;
-    if (!rewrite && fd_ >= 0 && journal <= 2 * static_cast<std::uint64_t>(out.size()) + 4096) {
+    if (!rewrite && fd_ >= 0 && journal <= 2 * live_bytes + 4096) {
         for (const auto& key : gone) forget(key);
         sync();
         return;
     }
-    for (const auto& key : gone) seen_.erase(key);
+    for (const auto& key : gone) {
+        seen_.erase(key);
+        drop_mark_of(key);
+    }
+    std::string out = std::string(kHeaderPrefix) + std::to_string(kFormatVersion) + "\n";
+    for (const auto& [folder, v] : uidvalidity_) out += checked_line("V " + folder + " " + std::to_string(v));
+    for (const auto& [folder, m] : marks_) out += checked_line(mark_record(folder, m));
+    for (const auto& [key, entry] : seen_) out += checked_line(seen_record(key, entry));
+    for (const auto& [k, v] : intents_) out += checked_line("I " + k + " " + v);
     write_file_atomic(path_, out, 0600);
     file_bytes_ = out.size();
     buffer_.clear();

@@ -22,6 +22,10 @@
 //   R <key>                               the intent of <key> was rolled back
 //   I <key> <intent...>                   delivery of <key> is about to be published
 //   V <folder> <uidvalidity>              IMAP folder's UIDVALIDITY the keys refer to
+//   M <folder> <uidvalidity> <uidnext> <exists>
+//                                         the folder as a complete sync left it
+//                                         (FolderMark); a later F of one of its
+//                                         keys or a new V drops it
 // Keys and folder names never contain spaces (see key helpers below).
 //
 // Version 1 files (no <mark> other than "keep", no <time>) are read as they
@@ -80,6 +84,15 @@ struct SeenEntry {
     std::int64_t recorded_at = 0;  // Unix seconds of the record (delivery time); 0 only before load stamps it
 };
 
+// An IMAP folder as a complete sync left it: every message it held was
+// recorded (sync_plan.h, folder_unchanged). Also what STATUS reports.
+struct FolderMark {
+    std::uint32_t uidvalidity = 0;
+    std::uint32_t uidnext = 0;
+    std::uint32_t exists = 0;
+    bool operator==(const FolderMark&) const = default;
+};
+
 struct PendingIntent {
     std::string key;
     std::string intent;
@@ -124,6 +137,11 @@ public:
     // Drops a pending intent that turned out not delivered (rollback).
     void drop_intent(const std::string& key);
     void record_uidvalidity(const std::string& folder, std::uint32_t uidvalidity);
+    // The folder's mark, when its records are still all there: forgetting
+    // one of its keys (F, compaction) or a new UIDVALIDITY drops it.
+    const FolderMark* mark(const std::string& folder) const;
+    // Appends an M record when the mark changed.
+    void record_mark(const std::string& folder, const FolderMark& mark);
     // Whether the account's POP3 maildrop was synced before (recorded as a V
     // record for the reserved name ":pop3", which no encoded folder name can
     // be): the IMAP target then never takes a new message for one it holds.
@@ -168,6 +186,8 @@ private:
     std::unordered_map<std::string, SeenEntry> seen_;
     std::map<std::string, std::string> intents_;  // key -> intent
     std::map<std::string, std::uint32_t> uidvalidity_;
+    std::map<std::string, FolderMark> marks_;  // encoded folder -> mark
+    void drop_mark_of(const std::string& key);
 };
 
 

@@ -127,28 +127,38 @@ Plan plan_folder(const std::vector<RemoteMessage>& listing, const SourceIdentity
     keys.reserve(listing.size());
     for (const auto& m : listing) keys.push_back(m.key);
     std::sort(keys.begin(), keys.end());
-    auto listed_times = [&](std::string_view k) {
-        auto [lo, hi] = std::equal_range(keys.begin(), keys.end(), k);
-        return hi - lo;
+    std::vector<std::string_view> shared;  // keys listed more than once (usually none)
+    for (std::size_t i = 1; i < keys.size(); ++i)
+        if (keys[i] == keys[i - 1] && (shared.empty() || shared.back() != keys[i])) shared.push_back(keys[i]);
+    auto is_shared = [&](std::string_view k) {
+        return !shared.empty() && std::binary_search(shared.begin(), shared.end(), k);
     };
+    // Distinct listed keys that have an entry: when every entry of this
+    // identity is one of them, none is to be pruned, and the poll with
+    // nothing new needs no search of the listing per entry.
+    std::size_t known_listed = 0;
+    for (auto k : shared)
+        if (state.count(std::string(k))) ++known_listed;
     plan.listed.reserve(listing.size());
     for (const auto& m : listing) {
-        if (listed_times(m.key) > 1) {
+        if (is_shared(m.key)) {
             plan.untouched.push_back(m);
             continue;
         }
         plan.listed.push_back(&m);
         auto it = state.find(m.key);
         const SeenEntry* e = it == state.end() ? nullptr : &it->second;
+        known_listed += e != nullptr;
         if (e && e->delivered == Delivered::Whole && !opts.all) continue;
         if (e && e->delivered == Delivered::HeadersOnly && !opts.all && !too_big(m, opts)) continue;
         place_new(m, e, plan, opts);
     }
     const std::string enc_folder = encode_folder(id.folder), validity = std::to_string(id.uidvalidity);
+    std::size_t current = 0;
     for (const auto& [key, e] : state) {
         switch (relation(key, id, enc_folder, validity)) {
             case Relation::Current:
-                if (listed_times(key) == 0) plan.prune.push_back(key);
+                ++current;
                 break;
             case Relation::Old:
                 plan.prune.push_back(key);
@@ -162,6 +172,11 @@ Plan plan_folder(const std::vector<RemoteMessage>& listing, const SourceIdentity
                 break;
         }
     }
+    if (current != known_listed)
+        for (const auto& [key, e] : state)
+            if (relation(key, id, enc_folder, validity) == Relation::Current &&
+                !std::binary_search(keys.begin(), keys.end(), std::string_view(key)))
+                plan.prune.push_back(key);
     plan.need_headers = !opts.all && !plan.fetch.empty() && (opts.adopt || !plan.recognise_against.empty());
     // With recognition pending the limit counts what is still to fetch after it.
     if (!plan.need_headers) apply_limit(plan, opts);
@@ -246,6 +261,27 @@ std::string oversize_stub(std::string_view header, std::uint64_t size, std::uint
     out += "[pullmail: this message is " + std::to_string(size) + " bytes, more than max_size (" +
            std::to_string(max_size) + " bytes); only its header was fetched, the message was left on the server]\r\n";
     return out;
+}
+
+bool folder_unchanged(const FolderMark& now, const FolderMark* mark, const PlanOptions& opts) {
+    // delete_after: a recorded message may expire with nothing changed on the server.
+    if (opts.all || opts.delete_after > 0 || !mark || now.uidvalidity == 0 || now.uidnext == 0) return false;
+    return now == *mark;
+}
+
+std::optional<FolderMark> mark_after_sync(const Plan& plan, const FolderMark& opened, const StateEntries& state,
+                                          const PlanOptions& opts) {
+    if (!plan.records || opened.uidvalidity == 0 || opened.uidnext == 0) return std::nullopt;
+    if (!plan.untouched.empty() || plan.listed.size() != opened.exists) return std::nullopt;
+    for (const RemoteMessage* m : plan.listed) {
+        auto it = state.find(m->key);
+        if (it == state.end()) return std::nullopt;  // not fetched, failed, or the run stopped
+        // Oversize stubs and skips are fetched again when max_size changes.
+        if (it->second.delivered != Delivered::Whole) return std::nullopt;
+    }
+    if (!plan_removal(plan, state, opts).empty()) return std::nullopt;  // the count will change
+    if (!plan_expired(plan, state, opts).empty()) return std::nullopt;
+    return opened;
 }
 
 }  // namespace pullmail

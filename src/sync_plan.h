@@ -55,6 +55,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -152,6 +153,30 @@ std::vector<Recognised> recognise_delivered(Plan& plan, const SourceIdentity& id
 // before) and may be removed; with keep, those of them that expired
 // (plan_expired); and plan.remove_unread. Empty with check, dry run or adopt.
 std::vector<RemoteMessage> plan_removal(const Plan& plan, const StateEntries& state, const PlanOptions& opts);
+
+// ---- The constant-cost IMAP poll ----
+//
+// `now` is what STATUS (or LIST-STATUS) reports for a folder, `mark` what the
+// state recorded after its last complete sync (mark_after_sync). With the
+// same UIDVALIDITY and UIDNEXT no message was added since (a new message
+// always gets a UID >= UIDNEXT, RFC 3501 2.3.1.1), and with the same count
+// none was removed either: the folder holds exactly the recorded messages,
+// so it is neither opened nor listed. A message deleted by another client
+// changes the count, so the next poll lists the folder and prunes its
+// record: counts detect every deletion, no periodic listing is needed.
+// Never with -a (everything is fetched again) nor with delete_after (a
+// recorded message may expire while nothing changes on the server).
+bool folder_unchanged(const FolderMark& now, const FolderMark* mark, const PlanOptions& opts);
+
+// The mark to record once the sync of a listed folder is over (after its
+// prune): only when the state then says exactly what the folder holds:
+// every listed message recorded as delivered whole (no oversize stub or
+// skip, which a new max_size may change), nothing shared or left to remove
+// or expired, the
+// listing as long as the server's count, and UIDNEXT known. `opened` is the
+// folder as SELECT reported it, before the listing.
+std::optional<FolderMark> mark_after_sync(const Plan& plan, const FolderMark& opened, const StateEntries& state,
+                                          const PlanOptions& opts);
 
 // The listed messages that delete_after removes (with keep), whatever the
 // mode: the dry run lists them.

@@ -231,3 +231,75 @@ TEST_CASE("plan: the IMAP target is asked only on the first sync of an identity"
     // a new key is a new message, even if byte for byte an old one.
     CHECK_FALSE(plan_folder(listing, kPop3, {}, true, keep_opts()).target_may_hold);
 }
+
+// ---- The constant-cost IMAP poll (folder_unchanged, mark_after_sync) ----
+
+TEST_CASE("plan: an IMAP folder whose UIDVALIDITY, UIDNEXT and count are as marked is not listed") {
+    const FolderMark mark{7, 101, 100};
+    CHECK(folder_unchanged({7, 101, 100}, &mark, keep_opts()));
+    CHECK_FALSE(folder_unchanged({7, 102, 100}, &mark, keep_opts()));  // new mail
+    CHECK_FALSE(folder_unchanged({7, 101, 99}, &mark, keep_opts()));   // deleted by another client: prune
+    CHECK_FALSE(folder_unchanged({7, 102, 99}, &mark, keep_opts()));   // one added, one deleted
+    CHECK_FALSE(folder_unchanged({8, 101, 100}, &mark, keep_opts()));  // new UIDVALIDITY
+    CHECK_FALSE(folder_unchanged({7, 101, 100}, nullptr, keep_opts()));  // never completely synced
+    const FolderMark no_uidnext{7, 0, 100};
+    CHECK_FALSE(folder_unchanged({7, 0, 100}, &no_uidnext, keep_opts()));  // server gives no UIDNEXT
+    PlanOptions all = keep_opts();
+    all.all = true;
+    CHECK_FALSE(folder_unchanged({7, 101, 100}, &mark, all));  // -a fetches everything again
+}
+
+TEST_CASE("plan: a folder is marked only when the state says exactly what it holds") {
+    std::vector<RemoteMessage> listing{imap("INBOX", 7, 1, 10), imap("INBOX", 7, 2, 20)};
+    StateEntries state{{listing[0].key, entry(10)}, {listing[1].key, entry(20)}};
+    const FolderMark opened{7, 3, 2};
+
+    Plan plan = plan_folder(listing, inbox(7), state, true, keep_opts());
+    auto m = mark_after_sync(plan, opened, state, keep_opts());
+    REQUIRE(m.has_value());
+    CHECK(*m == opened);
+
+    SUBCASE("a listed message not recorded (failed, or the run stopped): no mark") {
+        StateEntries partial{{listing[0].key, entry(10)}};
+        Plan p = plan_folder(listing, inbox(7), partial, true, keep_opts());
+        CHECK_FALSE(mark_after_sync(p, opened, partial, keep_opts()).has_value());
+    }
+    SUBCASE("keep = false and delivered messages still on the server: no mark (the count will change)") {
+        Plan p = plan_folder(listing, inbox(7), state, true, delete_opts());
+        CHECK_FALSE(mark_after_sync(p, opened, state, delete_opts()).has_value());
+    }
+    SUBCASE("the listing is shorter than the server's count: no mark") {
+        CHECK_FALSE(mark_after_sync(plan, FolderMark{7, 3, 3}, state, keep_opts()).has_value());
+    }
+    SUBCASE("no UIDNEXT: no mark") {
+        CHECK_FALSE(mark_after_sync(plan, FolderMark{7, 0, 2}, state, keep_opts()).has_value());
+    }
+    SUBCASE("check and dry run write nothing, so no mark") {
+        PlanOptions check = keep_opts();
+        check.check = true;
+        Plan p = plan_folder(listing, inbox(7), state, true, check);
+        CHECK_FALSE(mark_after_sync(p, opened, state, check).has_value());
+    }
+    SUBCASE("an empty folder is marked too") {
+        std::vector<RemoteMessage> none;
+        StateEntries empty;
+        Plan p = plan_folder(none, inbox(7), empty, true, keep_opts());
+        CHECK(mark_after_sync(p, FolderMark{7, 3, 0}, empty, keep_opts()).has_value());
+    }
+}
+
+TEST_CASE("plan: retention and limits never skip a folder on its mark, and stubs are not marked") {
+    const FolderMark mark{7, 3, 2};
+    PlanOptions expiring = keep_opts();
+    expiring.delete_after = 86400;
+    CHECK_FALSE(folder_unchanged({7, 3, 2}, &mark, expiring));
+
+    std::vector<RemoteMessage> listing{imap("INBOX", 7, 1, 10), imap("INBOX", 7, 2, 20)};
+    StateEntries state{{listing[0].key, entry(10)}, {listing[1].key, entry(20)}};
+    state[listing[1].key].delivered = Delivered::HeadersOnly;
+    PlanOptions limited = keep_opts();
+    limited.max_size = 15;
+    limited.oversize = Oversize::Headers;
+    Plan plan = plan_folder(listing, inbox(7), state, true, limited);
+    CHECK_FALSE(mark_after_sync(plan, mark, state, limited).has_value());
+}

@@ -259,6 +259,46 @@ TEST_CASE("state: compact writes nothing when nothing changed, and keeps the jou
     CHECK(again.pending_intents().empty());
 }
 
+TEST_CASE("state: a folder mark survives a reload and is dropped when one of its keys is forgotten") {
+    TempDir d;
+    std::string p = d.path + "/acct.state";
+    const FolderMark m{7, 3, 2};
+    {
+        StateJournal s(p);
+        s.record_uidvalidity("Lists/cpp", 7);
+        s.record_seen(imap_key("Lists/cpp", 7, 1), 10, "-");
+        s.record_seen(imap_key("Lists/cpp", 7, 2), 20, "-");
+        s.record_uidvalidity("INBOX", 9);
+        s.record_mark("Lists/cpp", m);
+        s.record_mark("INBOX", FolderMark{9, 1, 0});
+        s.sync();
+    }
+    {
+        StateJournal s(p);
+        REQUIRE(s.mark("Lists/cpp"));
+        CHECK(*s.mark("Lists/cpp") == m);
+        REQUIRE(s.mark("INBOX"));
+        CHECK_FALSE(s.mark("Other"));
+        // A POP3 sync retiring IMAP records, or any prune: the folder no
+        // longer holds only recorded messages as far as the state knows.
+        s.compact([&](const std::string& k) { return k != imap_key("Lists/cpp", 7, 2); });
+        CHECK_FALSE(s.mark("Lists/cpp"));
+        CHECK(s.mark("INBOX"));
+    }
+    {
+        StateJournal s(p);  // the F record drops the mark on reload too
+        CHECK_FALSE(s.mark("Lists/cpp"));
+        CHECK(s.mark("INBOX"));
+        s.record_uidvalidity("INBOX", 10);  // a new UIDVALIDITY drops it
+        CHECK_FALSE(s.mark("INBOX"));
+        s.record_mark("INBOX", FolderMark{10, 5, 4});
+        s.compact([](const std::string&) { return true; }, true);  // a rewrite keeps it
+    }
+    StateJournal s(p);
+    REQUIRE(s.mark("INBOX"));
+    CHECK(*s.mark("INBOX") == FolderMark{10, 5, 4});
+}
+
 namespace {
 std::string v1_line(const std::string& record) {
     char crc[9];

@@ -1,0 +1,103 @@
+#!/usr/bin/env python3
+"""The constant-cost IMAP poll (issue 11): a folder whose UIDVALIDITY,
+UIDNEXT and message count are what the last complete sync recorded is
+neither selected nor listed (the -vv trace shows STATUS for it and no
+SELECT/EXAMINE, no UID FETCH); a message another client deleted still gets
+its record pruned (the count changed, so that folder is listed again, and
+only that one); new mail is still found; and a poll after that is again
+without listing."""
+
+import os
+import re
+
+import util
+from util import Dovecot  # noqa: F401  (the IntegrationCase starts it)
+from messages import ordinary_corpus
+
+
+def commands(result):
+    """The IMAP commands pullmail sent (-vv trace lines "C: <tag> <command>")."""
+    return [m.group(1) for m in re.finditer(r"C: \S+ ([^\r\n]*)", result.err)]
+
+
+def opened(result):
+    return [c for c in commands(result) if re.match(r"(SELECT|EXAMINE) ", c, re.I)]
+
+
+def listed(result):
+    return [c for c in commands(result) if re.match(r"UID FETCH 1:\* ", c, re.I)]
+
+
+def live_keys(state_dir, account):
+    """The keys the state file holds: its S records less the F records after them."""
+    live = set()
+    with open(os.path.join(state_dir, account + ".state"), "rb") as f:
+        for line in f.read().splitlines()[1:]:
+            w = line.split(b" ")
+            if len(w) >= 3 and w[1] == b"S":
+                live.add(w[2].decode())
+            elif len(w) >= 3 and w[1] == b"F":
+                live.discard(w[2].decode())
+    return live
+
+
+class PollUnchanged(util.IntegrationCase):
+
+    def test_unchanged_folders_are_not_listed(self):
+        user, pw = self.new_user()
+        self.d.create_folder(user, "Lists.cpp")
+        for m in ordinary_corpus(6, seed=11, prefix="in"):
+            self.d.add_message(user, m.data)
+        for m in ordinary_corpus(3, seed=12, prefix="li"):
+            self.d.add_message(user, m.data, folder="Lists.cpp")
+        maildir = self.path("Maildir")
+        self.config({"poll": self.account(user, pw, "imaps", deliver="maildir:" + maildir,
+                                          folders=["INBOX", "Lists/cpp"])})
+        r = self.run_config("--json", expect=0)
+        self.assertEqual(self.json_account(r, "poll")["fetched"], 9, r.describe())
+
+        r = self.run_config("-vv", expect=0)
+        self.assertEqual(len(util.maildir_messages(maildir)), 9)
+        self.assertEqual(opened(r), [], "an unchanged folder was opened:\n" + r.err[-3000:])
+        self.assertEqual(listed(r), [], "an unchanged folder was listed:\n" + r.err[-3000:])
+        self.assertEqual(len([c for c in commands(r) if c.upper().startswith("STATUS ")]), 2, r.err[-3000:])
+        self.note("poll with nothing new: two STATUS, no SELECT, no UID listing")
+
+        # Another client deletes one INBOX message: its record is pruned.
+        c = self.d.imap(user)
+        c.select("INBOX")
+        typ, data = c.uid("SEARCH", None, "ALL")
+        gone_uid = int(data[0].split()[2])
+        c.uid("STORE", str(gone_uid), "+FLAGS", "(\\Deleted)")
+        c.expunge()
+        c.logout()
+        before = live_keys(self.state_dir, "poll")
+        gone = [k for k in before if re.fullmatch(r"imap:INBOX:\d+:%d" % gone_uid, k)]
+        self.assertEqual(len(gone), 1, before)
+        r = self.run_config("-vv", expect=0)
+        self.assertEqual([c.split()[0].upper() + " " + c.split()[1] for c in opened(r)], ["EXAMINE INBOX"],
+                         "only the changed folder is opened:\n" + r.err[-3000:])
+        self.assertEqual(len(listed(r)), 1, r.err[-3000:])
+        after = live_keys(self.state_dir, "poll")
+        self.assertNotIn(gone[0], after, "the record of the deleted message is still there")
+        self.assertEqual(len(after), 8, after)
+        self.note("deleted by another client: INBOX listed again, its record pruned, Lists/cpp not opened")
+
+        # New mail in the other folder is found.
+        new = ordinary_corpus(1, seed=13, prefix="new")[0]
+        self.d.add_message(user, new.data, folder="Lists.cpp")
+        r = self.run_config("--json", expect=0)
+        self.assertEqual(self.json_account(r, "poll")["fetched"], 1, r.describe())
+        self.assertEqual(len(util.maildir_messages(maildir)), 10)
+
+        r = self.run_config("-vv", expect=0)
+        self.assertEqual(opened(r), [], "unchanged again, yet opened:\n" + r.err[-3000:])
+        self.note("new mail found; then unchanged again, nothing listed")
+
+        # -a lists everything (and fetches it again).
+        r = self.run_config("-vv", "-a", expect=0)
+        self.assertEqual(len(listed(r)), 2, r.err[-3000:])
+
+
+if __name__ == "__main__":
+    util.main()
