@@ -13,8 +13,8 @@ import sys
 LAYERS = [
     ("base", "error text_util fs_util log test_hooks message_key mail_date fingerprint config run_types "
              "process_runner secrets memory_limits rate_guard"),
-    ("state and codecs", "state_journal pop3_codec imap_codec imap_append_args retrieval"),
-    ("transport", "transport trust_store credentials"),
+    ("state and codecs", "state_journal pop3_codec imap_codec imap_append_args retrieval sasl"),
+    ("transport", "transport trust_store credentials login"),
     ("sessions", "pop3_session imap_session"),
     ("delivery", "deliver deliver_impl deliver_common deliver_maildir deliver_mbox deliver_mda deliver_imap "
                  "intake"),

@@ -298,7 +298,8 @@ TEST_CASE("config: wrong types and ranges") {
     CHECK(config_error("[accounts.home]\nuser = \"\"\n") == "config.toml:2:8: accounts.home.user: must not be empty");
     CHECK(config_error("[accounts.home]\nauth = \"PLAIN LOGIN\"\nurl = \"pop3s://h\"\nuser = \"u\"\npassword = \"p\"\n"
                        "deliver = \"mbox:/x\"\n") ==
-          "config.toml:2:8: accounts.home.auth: \"PLAIN LOGIN\" is not a SASL mechanism name (such as \"PLAIN\" or \"LOGIN\")");
+          "config.toml:2:8: accounts.home.auth: \"PLAIN LOGIN\" is not a login method: use \"user\", \"apop\", "
+          "\"plain\", \"login\", \"cram-md5\", \"xoauth2\", \"oauthbearer\" or \"auto\"");
     CHECK(config_error("[accounts.home]\ntls = \"yes\"\nurl = \"pop3://h\"\nuser = \"u\"\npassword = \"p\"\n"
                        "deliver = \"mbox:/x\"\n") ==
           "config.toml:2:7: accounts.home.tls: unknown tls mode \"yes\": use \"implicit\", \"starttls\" or \"off\"");
