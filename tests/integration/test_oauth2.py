@@ -128,7 +128,7 @@ class OAuth2(util.IntegrationCase):
         maildir = self.path("Maildir-x")
         self.config({"x": self._account(user, "pop3s", command, maildir)})
         r = self.run_config("--json", expect=util.EX_NOPERM)
-        line = self.assertStderrNames(r, "x", r"refused.*OAuth2 access token")[0]
+        line = [l for l in self.assertStderrNames(r, "x", r"access token was not accepted") if "not accepted" in l][0]
         self.assertErrorKind(r, "x", "auth")
         self.assertEqual(runs(), 2, "the command must run once more, and only once")
         self.assertEqual(util.count_maildir(maildir), 0)
