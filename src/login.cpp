@@ -13,7 +13,11 @@ constexpr std::size_t kMaxLoginLine = 64 * 1024;
 // One server line (without CRLF) from the channel; `buf` keeps what came
 // after it (nothing, from a server that answers in turn).
 std::string next_line(Channel& ch, std::string& buf) {
-    auto complete = [&] { return buf.find('\n') != std::string::npos || buf.size() > kMaxLoginLine; };
+    // Sends what is queued while reading: a quick server's answer may come
+    // in the same pump (Channel::flush would throw it away).
+    auto complete = [&] {
+        return !ch.has_output() && (buf.find('\n') != std::string::npos || buf.size() > kMaxLoginLine);
+    };
     if (!complete()) ch.pump([&](std::string_view bytes) { buf.append(bytes); }, complete);
     auto nl = buf.find('\n');
     if (nl == std::string::npos) throw_protocol_error("the server sent an over-long line during login");
@@ -26,8 +30,8 @@ std::string next_line(Channel& ch, std::string& buf) {
 
 // Runs one exchange to its end. Returns the server's final line, empty on
 // success.
-std::optional<std::string> run_exchange(Channel& ch, LoginExchange& ex) {
-    std::string buf;
+std::optional<std::string> run_exchange(Channel& ch, LoginExchange& ex, std::string& pending) {
+    std::string& buf = pending;
     LoginExchange::Step step = ex.start();
     for (;;) {
         if (step.kind == LoginExchange::Step::Kind::Send) {
@@ -36,7 +40,6 @@ std::optional<std::string> run_exchange(Channel& ch, LoginExchange& ex) {
             ch.trace_out(step.trace);
             ch.queue(step.bytes);
             wipe(step.bytes);
-            ch.flush();
         } else if (step.kind == LoginExchange::Step::Kind::Done) {
             return std::nullopt;
         } else if (step.kind == LoginExchange::Step::Kind::Refused) {
@@ -60,11 +63,12 @@ void log_in(Connection& conn, const Endpoint& ep, LoginCredentials& creds, const
                                                         : "an OAuth2 access token (oauth2_token_command or an "
                                                           "oauth2 table), but only a password is configured"));
     Channel ch(conn, opts.connect_timeout, opts.account, opts.log, opts.verbosity);
+    std::string pending;  // server bytes read but not yet used
     for (int attempt = 0;; ++attempt) {
         std::optional<std::string> refused;
         {
             LoginExchange ex(method, offer, ep.user, creds.secret, ep.host, ep.port);
-            refused = run_exchange(ch, ex);
+            refused = run_exchange(ch, ex, pending);
         }
         if (!refused) return;
         if (creds.token && creds.fresh_token && attempt == 0) {

@@ -14,7 +14,10 @@ import base64
 import os
 import re
 
+import ssl
+
 import util
+from fakes.fakepop3 import FakePop3
 from fakes.oauth_server import OAuthServer
 from messages import ordinary_corpus
 
@@ -153,6 +156,31 @@ class OAuth2(util.IntegrationCase):
         for form in token_forms(dst, token):
             util.assert_secret_absent(form, r.stdout, r.stderr)
         self.note("POP3 -> IMAP target with oauth2_token_command: 3 messages moved")
+
+    def test_microsoft_pop3_xoauth2_on_a_second_line(self):
+        """Microsoft's POP3 (CAPA "SASL PLAIN XOAUTH2", no initial response
+        accepted): AUTH XOAUTH2, "+ ", then the response on its own line."""
+        msg = b"From: a@example.org\r\nSubject: ms\r\nMessage-ID: <ms1@example.org>\r\n\r\nbody\r\n"
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(self.d.cert_file, self.d.key_file)
+        with FakePop3([("m1", msg)], user="me@contoso.example",
+                      capa=(b"TOP", b"UIDL", b"SASL PLAIN XOAUTH2")) as srv:
+            srv.tls_context = ctx
+            srv.greeting = b"+OK The Microsoft Exchange POP3 service is ready."
+            token = "eyJ0eXAiOiJKV1Qi" + "x" * 1500
+            srv.xoauth2_token = token
+            command, runs = self.token_command(token)
+            maildir = self.path("Maildir-ms")
+            self.config({"ms": {"url": "pop3s://127.0.0.1:%d" % srv.port, "user": srv.user,
+                                "oauth2_token_command": command, "ca_file": self.d.ca_file,
+                                "deliver": "maildir:" + maildir}})
+            r = self.run_config("-vv", expect=0)
+            self.assertEqual(util.maildir_messages(maildir), [util.lf(msg)])
+            auth = [l for l in srv.commands() if l.upper().startswith(b"AUTH")]
+            self.assertEqual(auth, [b"AUTH XOAUTH2"], "not the two-line form: %r" % auth)
+            for form in token_forms(srv.user, token):
+                util.assert_secret_absent(form, r.stdout, r.stderr)
+        self.note("Microsoft-style POP3: %r then the response on a second line" % auth[0])
 
 
 if __name__ == "__main__":
