@@ -315,7 +315,8 @@ TEST_CASE("config: missing required keys name the account table") {
     CHECK(config_error("\n[accounts.home]\n" + url + user + pw) ==
           "config.toml:2:1: accounts.home: missing required key 'deliver'");
     CHECK(config_error("\n[accounts.home]\n" + url + user + del) ==
-          "config.toml:2:1: accounts.home: no password source: set one of password, password_command or password_file");
+          "config.toml:2:1: accounts.home: no password source: set one of password, password_command, password_file or "
+          "oauth2_token_command");
 }
 
 TEST_CASE("config: two password sources are a contradiction") {
@@ -425,8 +426,8 @@ TEST_CASE("config: deliver tables") {
     CHECK(config_error(head + "deliver = { url = \"imaps://n\", password = \"x\" }\n") ==
           "config.toml:5:11: accounts.home.deliver: missing required key 'user'");
     CHECK(config_error(head + "deliver = { url = \"imaps://n\", user = \"x\" }\n") ==
-          "config.toml:5:11: accounts.home.deliver: no password source: set one of password, password_command or "
-          "password_file");
+          "config.toml:5:11: accounts.home.deliver: no password source: set one of password, password_command, "
+          "password_file or oauth2_token_command");
     CHECK(config_error(head + "deliver = { url = \"pop3s://n\", user = \"x\", password = \"y\" }\n") ==
           "config.toml:5:19: accounts.home.deliver.url: cannot deliver to a POP3 server: a delivery URL must be imap:// "
           "or imaps://");
