@@ -125,7 +125,7 @@ void add_options(CLI::App& app, CliArgs& a) {
     app.add_option("--ca-file", one.ca_file, "Extra trusted CA certificate (PEM)")->group(g);
     app.add_option("--folder", one.folders, "IMAP folder, '/' separated (repeatable; default INBOX)")->group(g);
     app.add_option("--tls", one.tls, "off | starttls | implicit")->group(g);
-    app.add_option("--auth", one.auth, "SASL mechanism to use (PLAIN, LOGIN, ...)")->group(g);
+    app.add_option("--auth", one.auth, "login method: user, apop, plain, login, cram-md5, xoauth2, oauthbearer or auto (default)")->group(g);
     app.add_option("--deliver-user", one.deliver_user, "User on an IMAP delivery target")->group(g);
     app.add_option("--deliver-ca-file", one.deliver_ca_file, "Extra trusted CA certificate for the IMAP target")
         ->group(g);

@@ -296,13 +296,29 @@ void apply_tls(Endpoint& ep, const std::string& tls_value, const std::string& wh
     }
 }
 
-// RFC 4422 3.1: 1 to 20 characters of A-Z, 0-9, '-', '_'.
+// The login methods pullmail speaks itself (sasl.h), stored upper case;
+// "auto" (the default) is stored empty.
 std::string normalize_auth(const std::string& value, const std::string& where) {
     std::string m = to_upper(value);
-    if (m.empty() || m.size() > 20 ||
-        !std::all_of(m.begin(), m.end(), [](char c) { return (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_'; }))
-        fail(where, quoted(value) + " is not a SASL mechanism name (such as \"PLAIN\" or \"LOGIN\")");
+    if (m == "AUTO") return {};
+    static const char* const kNames[] = {"USER", "APOP", "PLAIN", "LOGIN", "CRAM-MD5", "XOAUTH2", "OAUTHBEARER"};
+    if (std::none_of(std::begin(kNames), std::end(kNames), [&](const char* n) { return m == n; }))
+        fail(where, quoted(value) + " is not a login method: use \"user\", \"apop\", \"plain\", \"login\", "
+                    "\"cram-md5\", \"xoauth2\", \"oauthbearer\" or \"auto\"");
     return m;
+}
+
+// proxy = "socks5h://host:port", "socks5://", "socks4a://" or "http://"
+// (CONNECT): handed to libcurl as it is.
+std::string check_proxy(const std::string& value, const std::string& where) {
+    static const char* const kSchemes[] = {"socks5h://", "socks5://", "socks4a://", "socks4://", "http://"};
+    std::string lower = value;
+    std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
+    if (std::none_of(std::begin(kSchemes), std::end(kSchemes), [&](const char* s) { return lower.starts_with(s); }) ||
+        lower.find("://") + 3 >= lower.size())
+        fail(where, quoted(value) + " is not a proxy URL: use \"socks5h://HOST:PORT\" or \"http://HOST:PORT\"");
+    if (value.find_first_of(" \t\r\n") != std::string::npos) fail(where, "must not contain white space");
+    return value;
 }
 
 // An IMAP endpoint used as a delivery target: its path is the target folder.
@@ -415,6 +431,8 @@ constexpr KeySpec kAccountKeys[] = {
     {"ca_file", Type::String},
     {"tls", Type::String},
     {"auth", Type::String},
+    {"oauth2_token_command", Type::String},
+    {"proxy", Type::String},
     {"received_header", Type::Bool},
     {"pipelining", Type::Bool},
     {"connections", Type::Int, 1, 16},
@@ -439,7 +457,8 @@ constexpr KeySpec kAccountKeys[] = {
 constexpr KeySpec kTargetKeys[] = {
     {"url", Type::String},      {"user", Type::String},    {"password", Type::String},
     {"password_command", Type::String}, {"password_file", Type::String}, {"ca_file", Type::String},
-    {"tls", Type::String},      {"auth", Type::String},
+    {"tls", Type::String},      {"auth", Type::String},    {"oauth2_token_command", Type::String},
+    {"proxy", Type::String},
 };
 
 constexpr KeySpec kTopKeys[] = {
@@ -448,7 +467,8 @@ constexpr KeySpec kTopKeys[] = {
     {"accounts", Type::Table},
 };
 
-constexpr std::string_view kPasswordKeys[] = {"password", "password_command", "password_file"};
+constexpr std::string_view kPasswordKeys[] = {"password", "password_command", "password_file",
+                                              "oauth2_token_command"};
 
 bool is_password_key(std::string_view k) {
     return std::find(std::begin(kPasswordKeys), std::end(kPasswordKeys), k) != std::end(kPasswordKeys);
@@ -640,9 +660,14 @@ private:
             ep.password = {PasswordSource::Kind::Command, str(*c)};
         } else if (const Field* p = get("password_file")) {
             ep.password = {PasswordSource::Kind::File, expand_or_fail(str(*p), env_, where(*p))};
+        } else if (const Field* t = get("oauth2_token_command")) {
+            ep.password = {PasswordSource::Kind::Command, str(*t)};
+            ep.oauth2 = true;
         } else {
-            fail(where(table, label), "no password source: set one of password, password_command or password_file");
+            fail(where(table, label), "no password source: set one of password, password_command, password_file "
+                                      "or oauth2_token_command");
         }
+        if (auto it = fields.find("proxy"); it != fields.end()) ep.proxy = check_proxy(str(it->second), where(it->second));
         if (auto it = fields.find("ca_file"); it != fields.end())
             ep.ca_file = expand_or_fail(str(it->second), env_, where(it->second));
         if (auto it = fields.find("auth"); it != fields.end()) ep.auth = normalize_auth(str(it->second), where(it->second));

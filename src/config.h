@@ -41,7 +41,9 @@ struct Endpoint {
     std::string user;
     PasswordSource password;
     std::string ca_file;    // extra trust anchor, added to the system store
-    std::string auth;       // SASL mechanism to insist on ("PLAIN", "LOGIN", ...), empty = libcurl's choice
+    bool oauth2 = false;    // the password source (oauth2_token_command) yields an OAuth2 access token
+    std::string proxy;      // "socks5h://host:port" or "http://host:port" (CONNECT); empty = none
+    std::string auth;       // login method: "USER", "APOP", "PLAIN", "LOGIN", "CRAM-MD5", "XOAUTH2", "OAUTHBEARER"; empty = auto (sasl.h)
     std::string socket_path;  // lmtp:/path: the Unix socket (host is then "localhost")
 
     // "pop3s://host:995" — the URL with no path and no credentials, for logs.

@@ -77,4 +77,16 @@ std::string resolve_password(const PasswordSource& src, const std::string& accou
     throw Error(ErrorKind::Config, "no password source for account '" + account + "'");
 }
 
+LoginCredentials login_credentials(const Endpoint& ep, std::string secret, const std::string& account,
+                                   int timeout_seconds) {
+    LoginCredentials c;
+    c.secret = std::move(secret);
+    c.token = ep.oauth2 || ep.auth == "XOAUTH2" || ep.auth == "OAUTHBEARER";
+    if (c.token && ep.password.kind == PasswordSource::Kind::Command) {
+        PasswordSource src = ep.password;
+        c.fresh_token = [src, account, timeout_seconds] { return resolve_password(src, account, timeout_seconds); };
+    }
+    return c;
+}
+
 }  // namespace pullmail

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "config.h"
+#include "login.h"
 
 namespace pullmail {
 
@@ -16,5 +17,12 @@ namespace pullmail {
 // through the process runner (no secret variables in its environment, stdin
 // on /dev/null, stderr's first line in the error).
 std::string resolve_password(const PasswordSource& src, const std::string& account, int timeout_seconds);
+
+// What connect_and_login needs to log in to `ep` with `secret` (resolved by
+// resolve_password): an OAuth2 access token for oauth2_token_command (and
+// for auth = "xoauth2"/"oauthbearer"), which is then run once more for a
+// fresh token when the server refuses the first.
+LoginCredentials login_credentials(const Endpoint& ep, std::string secret, const std::string& account,
+                                   int timeout_seconds);
 
 }  // namespace pullmail

@@ -291,13 +291,15 @@ private:
                                                  std::to_string(abandoned_connections_) +
                                                  " times in a way that forced pullmail to abandon the connection; "
                                                  "giving up on it for this run");
-        std::string password = resolve_password(ep_.password, opts_.account, opts_.connect_timeout);
+        LoginCredentials creds = login_credentials(
+            ep_, resolve_password(ep_.password, opts_.account, opts_.connect_timeout), opts_.account,
+            opts_.connect_timeout);
         ConnectOptions copts{opts_.account, opts_.connect_timeout, opts_.verbosity, opts_.log};
         try {
-            conn_ = connect_and_login(ep_, password, copts);
-            wipe(password);
+            conn_ = connect_and_login(ep_, creds, copts);
+            wipe(creds.secret);
         } catch (Error& e) {
-            wipe(password);
+            wipe(creds.secret);
             throw Error(e.kind(), std::string("delivery target: ") + e.what(), e.temporary())
                 .set_server_text(e.server_text());
         }

@@ -21,6 +21,8 @@
 #include "trust_store.h"
 #include "fs_util.h"
 #include "log.h"
+#include "login.h"
+#include "secrets.h"
 
 namespace pullmail {
 
@@ -227,16 +229,21 @@ namespace {
 
 // Every option of a CONNECT_ONLY login: TLS policy, certificate checks
 // through the shared trust store (ssl_ctx_cb), timeouts, tracing.
-void set_login_options(CURL* h, const Endpoint& ep, const std::string& password, const ConnectOptions& opts,
+void set_login_options(CURL* h, const Endpoint& ep, const std::string& relay_password, const ConnectOptions& opts,
                        CurlContext& ctx, const std::string& url, char* errbuf) {
     curl_easy_setopt(h, CURLOPT_URL, url.c_str());
     curl_easy_setopt(h, CURLOPT_CONNECT_ONLY, 1L);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    // No user (an SMTP relay without AUTH): libcurl ends its login after
-    // EHLO (and STARTTLS) and hands the connection over.
-    if (!ep.user.empty()) {
+    // POP3 and IMAP: no CURLOPT_USERNAME: libcurl then ends its connect
+    // phase after the capability exchange (Curl_sasl_can_authenticate() is
+    // false) and the login is ours (login.cpp): USER despite an APOP
+    // timestamp, SASL initial responses only where the server allows them.
+    // An SMTP relay with a user: libcurl's own SMTP AUTH after EHLO (and
+    // STARTTLS); without one libcurl stops after EHLO and hands it over.
+    bool relay = ep.protocol == Protocol::Smtp || ep.protocol == Protocol::Lmtp;
+    if (relay && !ep.user.empty()) {
         curl_easy_setopt(h, CURLOPT_USERNAME, ep.user.c_str());
-        curl_easy_setopt(h, CURLOPT_PASSWORD, password.c_str());
+        curl_easy_setopt(h, CURLOPT_PASSWORD, relay_password.c_str());
     }
     long use_ssl = ep.tls == TlsMode::Off ? (long)CURLUSESSL_NONE
                    : ep.tls == TlsMode::IfOffered ? (long)CURLUSESSL_TRY
@@ -246,7 +253,8 @@ void set_login_options(CURL* h, const Endpoint& ep, const std::string& password,
     // nothing); the relay codec reads the greeting and says LHLO itself.
     if (ep.protocol == Protocol::Lmtp && !ep.socket_path.empty())
         curl_easy_setopt(h, CURLOPT_UNIX_SOCKET_PATH, ep.socket_path.c_str());
-    curl_easy_setopt(h, CURLOPT_PROXY, "");  // never through $http_proxy and friends
+    // Never through $http_proxy and friends; only the configured proxy.
+    curl_easy_setopt(h, CURLOPT_PROXY, "");
     curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
     curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
     // Nothing older than TLS 1.2, whatever the system's OpenSSL
@@ -254,9 +262,6 @@ void set_login_options(CURL* h, const Endpoint& ep, const std::string& password,
     curl_easy_setopt(h, CURLOPT_SSLVERSION, static_cast<long>(CURL_SSLVERSION_TLSv1_2));
     curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, progress_cb);
     curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
-    // Send the SASL initial response with the AUTH command (RFC 4959,
-    // RFC 5034): one round trip less per login.
-    curl_easy_setopt(h, CURLOPT_SASL_IR, 1L);
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, static_cast<long>(opts.connect_timeout));
     curl_easy_setopt(h, CURLOPT_TIMEOUT, static_cast<long>(opts.connect_timeout));
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
@@ -267,9 +272,11 @@ void set_login_options(CURL* h, const Endpoint& ep, const std::string& password,
     // nothing is ever reused across TLS profiles (libcurl-7.88.md,
     // CVE-2026-4873). CURLOPT_FORBID_REUSE must not be set: it would close
     // the CONNECT_ONLY connection right after login.
-    if (!ep.auth.empty()) {
-        std::string lo = "AUTH=" + ep.auth;
-        curl_easy_setopt(h, CURLOPT_LOGIN_OPTIONS, lo.c_str());
+    if (!ep.proxy.empty()) {
+        // socks5h:// resolves the server's name at the proxy; http:// tunnels
+        // with CONNECT. The server's certificate is verified as without one.
+        curl_easy_setopt(h, CURLOPT_PROXY, ep.proxy.c_str());
+        curl_easy_setopt(h, CURLOPT_HTTPPROXYTUNNEL, 1L);
     }
     curl_easy_setopt(h, CURLOPT_CAINFO, nullptr);
     curl_easy_setopt(h, CURLOPT_CAPATH, nullptr);
@@ -354,6 +361,16 @@ bool dropped_mid_handshake(const std::string& detail, long os_errno) {
 
 std::unique_ptr<Connection> connect_and_login(const Endpoint& ep, const std::string& password,
                                               const ConnectOptions& opts) {
+    LoginCredentials creds;
+    creds.secret = password;
+    creds.token = ep.oauth2 || ep.auth == "XOAUTH2" || ep.auth == "OAUTHBEARER";
+    auto conn = connect_and_login(ep, creds, opts);
+    wipe(creds.secret);
+    return conn;
+}
+
+std::unique_ptr<Connection> connect_and_login(const Endpoint& ep, LoginCredentials& creds,
+                                              const ConnectOptions& opts) {
     std::call_once(curl_init_once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
     if (!ep.ca_file.empty() && ::access(ep.ca_file.c_str(), R_OK) != 0)
         throw Error(ErrorKind::Config, "cannot read ca_file " + ep.ca_file + ": " + std::strerror(errno));
@@ -372,7 +389,7 @@ std::unique_ptr<Connection> connect_and_login(const Endpoint& ep, const std::str
     char errbuf[CURL_ERROR_SIZE] = {0};
     std::string host = ep.host.find(':') != std::string::npos ? "[" + ep.host + "]" : ep.host;
     std::string url = std::string(scheme_of(ep)) + "://" + host + ":" + std::to_string(ep.port) + "/";
-    set_login_options(h, ep, password, opts, ctx, url, errbuf);
+    set_login_options(h, ep, creds.secret, opts, ctx, url, errbuf);
 
     CURLcode rc = curl_easy_perform(h);
     // Detach the callbacks: ctx lives on this stack frame only.
@@ -403,7 +420,10 @@ std::unique_ptr<Connection> connect_and_login(const Endpoint& ep, const std::str
         SSL_CTX_set_ex_data(SSL_get_SSL_CTX(ssl), context_index(), nullptr);  // ctx dies with this frame
         SSL_set_read_ahead(ssl, 1);
     }
-    return std::make_unique<CurlConnection>(h, sock, ssl, std::move(ctx.server_lines));
+    auto conn = std::make_unique<CurlConnection>(h, sock, ssl, std::move(ctx.server_lines));
+    // A relay (SMTP, LMTP) is logged in already, or needs no login.
+    if (ep.protocol != Protocol::Smtp && ep.protocol != Protocol::Lmtp) log_in(*conn, ep, creds, opts);
+    return conn;
 }
 
 Channel::Channel(Connection& conn, int timeout_seconds, std::string account, Logger* log, int verbosity)
@@ -425,6 +445,10 @@ void Channel::command(std::string_view line, std::string_view trace) {
 
 void Channel::trace_in(std::string_view line) {
     if (log_ && verbosity_ >= 3) log_->trace(account_, "S: " + std::string(line));
+}
+
+void Channel::trace_out(std::string_view line) {
+    if (log_ && verbosity_ >= 3) log_->trace(account_, "C: " + std::string(line));
 }
 
 void Channel::flush() {

@@ -55,8 +55,16 @@ struct ConnectOptions {
     Logger* log = nullptr;
 };
 
-// Connects and logs in with libcurl; throws Error(Unreachable/Tls/Auth/...)
-// with a message a user can act on. The password is passed to libcurl only.
+struct LoginCredentials;
+
+// Connects with libcurl (TCP, TLS or STARTTLS, certificate checks, greeting,
+// capabilities; no user name is given to libcurl, so it stops there) and
+// logs in with our own codec (login.h, sasl.h). Throws
+// Error(Unreachable/Tls/Auth/Config/...) with a message a user can act on.
+std::unique_ptr<Connection> connect_and_login(const Endpoint& ep, LoginCredentials& creds,
+                                              const ConnectOptions& opts);
+// The same with a password, or with an OAuth2 access token when ep.auth is
+// "XOAUTH2" or "OAUTHBEARER".
 std::unique_ptr<Connection> connect_and_login(const Endpoint& ep, const std::string& password,
                                               const ConnectOptions& opts);
 
@@ -104,6 +112,8 @@ public:
     void flush();
     // Trace a server line at -vv.
     void trace_in(std::string_view line);
+    // Trace a client line at -vv, as given (the caller has masked secrets).
+    void trace_out(std::string_view line);
 
 private:
     using Clock = std::chrono::steady_clock;

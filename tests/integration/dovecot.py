@@ -233,7 +233,7 @@ class Dovecot:
     """One private Dovecot instance. See the module docstring."""
 
     def __init__(self, tmpdir=None, *, ssl=True, cert_names=("DNS:localhost", "IP:127.0.0.1"),
-                 cert_cn="localhost", users=3, extra_conf="", verbose_log=False, lmtp=False):
+                 cert_cn="localhost", users=3, extra_conf="", verbose_log=False, lmtp=False, oauth2_url=None):
         # The server's files (config, certificate, mail, log) go in a private
         # directory of its own below server_temp_root(), never in tmpdir:
         # tmpdir is the caller's and may be unreachable for Dovecot's
@@ -255,6 +255,9 @@ class Dovecot:
         # private run directory (lmtp_socket), delivering into the users'
         # Maildirs with the same userdb as the other services.
         self.lmtp = lmtp
+        # oauth2_url: XOAUTH2 and OAUTHBEARER too, tokens checked by POST
+        # {oauth2_url}/introspect (tests/integration/fakes/oauth_server.py)
+        self.oauth2_url = oauth2_url
         self.conf_path = os.path.join(self.dir, "dovecot.conf")
         self.log_path = os.path.join(self.dir, "dovecot.log")
         self.passwd_path = os.path.join(self.dir, "passwd.d")
@@ -320,7 +323,7 @@ class Dovecot:
             "first_valid_uid = 1",
             "first_valid_gid = 1",
             "auth_failure_delay = 0",
-            "auth_mechanisms = plain login",
+            "auth_mechanisms = plain login" + (" xoauth2 oauthbearer" if self.oauth2_url else ""),
             "auth_cache_size = 0",
             "disable_plaintext_auth = %s" % ("yes" if self.ssl else "no"),
             "mail_location = maildir:%s/%%u" % self.mail_root,
@@ -331,9 +334,25 @@ class Dovecot:
             "hdr_count=%{fetch_hdr_count} hdr_bytes=%{fetch_hdr_bytes} "
             "body_count=%{fetch_body_count} body_bytes=%{fetch_body_bytes}",
             "pop3_logout_format = top=%t/%p, retr=%r/%b, del=%d/%m, size=%s",
+        ]
+        if self.oauth2_url:
+            # Dovecot 2.3: the oauth2 passdb first, the password one limited
+            # to the password mechanisms (servers.md).
+            oauth_conf = os.path.join(d, "oauth2.conf")
+            with open(oauth_conf, "w") as f:
+                f.write("introspection_mode = post\n"
+                        "introspection_url = %s/introspect\n"
+                        "force_introspection = yes\n"
+                        "username_attribute = username\n"
+                        "active_attribute = active\n"
+                        "active_value = true\n" % self.oauth2_url)
+            lines += ["passdb {", "  driver = oauth2", "  mechanisms = xoauth2 oauthbearer",
+                      "  args = %s" % oauth_conf, "}"]
+        lines += [
             "passdb {",
             "  driver = passwd-file",
             "  args = scheme=PLAIN username_format=%%u %s/%%u" % self.passwd_path,
+        ] + (["  mechanisms = plain login"] if self.oauth2_url else []) + [
             "}",
             "userdb {",
             "  driver = static",

@@ -86,7 +86,8 @@ class CutConnections(util.IntegrationCase):
         args = faultlib.config_args(os.path.join(work, "config.toml"), "acc", "%s://127.0.0.1:%d" % (proto, port),
                                     user, pw, "%s:%s" % (kind, target), os.path.join(work, "state"),
                                     ca_file=server.ca_file if server.ssl else None, keep=False,
-                                    tls="off" if tls == "off" else None, extra=["--json"])
+                                    tls="off" if tls == "off" else None, extra=["--json"],
+                                    **({"auth": "plain"} if tls == "off" else {}))
         return args, target
 
     def _record(self, server, proto, tls, port_name):

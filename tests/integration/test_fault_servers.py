@@ -61,7 +61,7 @@ class FakeServers(util.IntegrationCase):
     def _run(self, proto, srv, kind="maildir", keep=False, extra=(), timeout=60, name="out"):
         target = self.path(name + (".mbox" if kind == "mbox" else ""))
         args = faultlib.oneoff("%s://127.0.0.1:%d" % (proto, srv.port), srv.user, "%s:%s" % (kind, target),
-                               self.path("state"), keep=keep, extra=["--tls", "off", "--json"] + list(extra))
+                               self.path("state"), keep=keep, extra=["--tls", "off", "--auth", "user", "--json"] + list(extra))
         t0 = time.monotonic()
         r = faultlib.run(args, password=srv.password, timeout=timeout)
         self.assertFalse(faultlib.crashed(r), "crash:\n" + r.describe())

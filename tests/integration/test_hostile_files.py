@@ -126,7 +126,7 @@ class HostileServerText(util.IntegrationCase):
         try:
             args = faultlib.oneoff("imap://127.0.0.1:%d" % srv.port, srv.user, "maildir:" + self.path("Maildir"),
                                    self.state_dir, keep=True,
-                                   extra=["--tls", "off", "--folder", "*", "-v", "-v", "--json"])
+                                   extra=["--tls", "off", "--auth", "user", "--folder", "*", "-v", "-v", "--json"])
             r = faultlib.run(args, password=srv.password, timeout=60)
         finally:
             srv.stop()

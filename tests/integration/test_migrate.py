@@ -51,7 +51,7 @@ class MigrateTest(IntegrationCase):
         lines.append("deliver = { url = %s, user = %s, password = %s, %s }" % (
             toml_value(target_url or "imaps://127.0.0.1:%d/%s" % (self.d.ports["imaps"], target)),
             toml_value(dst_user), toml_value(dst_pw),
-            'tls = "off"' if target_url else "ca_file = %s" % toml_value(self.d.ca_file)))
+            'tls = "off", auth = "user"' if target_url else "ca_file = %s" % toml_value(self.d.ca_file)))
         with open(self.config_path, "w") as f:
             f.write("\n".join(lines) + "\n")
         os.chmod(self.config_path, 0o600)  # it holds passwords: pullmail refuses it readable by others
@@ -309,7 +309,7 @@ class MigrateTest(IntegrationCase):
         srv.fetch_attrs[5] = b"FLAGS (\\Flagged a\x80b \\*) INTERNALDATE " + date
         args = faultlib.oneoff("imap://127.0.0.1:%d" % srv.port, srv.user,
                                "imaps://127.0.0.1:%d/INBOX" % self.d.ports["imaps"], self.state_dir, keep=True,
-                               extra=["--tls", "off", "--deliver-user", dst, "--deliver-ca-file", self.d.ca_file,
+                               extra=["--tls", "off", "--auth", "user", "--deliver-user", dst, "--deliver-ca-file", self.d.ca_file,
                                       "--json"])
         r = faultlib.run(args, password=srv.password, env={"PULLMAIL_DELIVER_PASSWORD": dst_pw}, timeout=120)
         self.assertNothingInjected(dst, "INJECTED")

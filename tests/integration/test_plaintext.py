@@ -2,7 +2,10 @@
 """STARTTLS is required for pop3:// and imap://: against a server without
 TLS (Dovecot ssl = no) pullmail refuses with status 76 and never sends the
 password; with tls = "off" (or --tls off) it works and warns on stderr that
-the connection is not encrypted."""
+the connection is not encrypted. The password itself goes in clear only when
+auth = names a plaintext method: auth = "auto" never sends it without TLS
+(issue 12) and is a configuration error (78) against a server that offers
+no challenge-response login."""
 
 import re
 
@@ -52,6 +55,12 @@ class Plaintext(util.IntegrationCase):
         expected = util.expected_from_served(self.d.messages(user), final_newline=final_newline)
         maildir = self.path("Maildir")
         self.config({"plain": self.account(user, pw, proto, deliver="maildir:" + maildir, tls="off")})
+        r = self.run_config("--json", expect=util.EX_CONFIG)
+        self.assertStderrNames(r, "plain", r"without TLS.*offers: user, plain, login")
+        self.assertEqual(util.count_maildir(maildir), 0)
+        util.assert_secret_absent(pw, r.stdout, r.stderr)
+        self.config({"plain": self.account(user, pw, proto, deliver="maildir:" + maildir, tls="off",
+                                           auth="plain")})
         r = self.run_config(expect=0)
         self.assertDelivered(util.maildir_messages(maildir), expected, "%s tls=off -> Maildir" % proto)
         self.assertTrue(re.search(WARNING, r.err, re.I),
@@ -74,8 +83,8 @@ class Plaintext(util.IntegrationCase):
         for m in ordinary_corpus(3, seed=34):
             self.d.add_message(src, m.data)
         target = {"url": "imap://127.0.0.1:%d/INBOX" % self.d.ports["imap"], "user": dst,
-                  "password": dst_pw, "tls": "off"}
-        self.config({"mig": self.account(src, src_pw, "pop3", deliver=target, tls="off")})
+                  "password": dst_pw, "tls": "off", "auth": "user"}
+        self.config({"mig": self.account(src, src_pw, "pop3", deliver=target, tls="off", auth="user")})
         r = self.run_config(expect=0)
         self.assertEqual(self.d.count(dst), 3, "not delivered to the plaintext target:\n" + r.describe())
         port = ":%d" % self.d.ports["imap"]
@@ -97,7 +106,7 @@ class Plaintext(util.IntegrationCase):
         r = self.pullmail(*base, password=pw, expect=util.EX_PROTOCOL)
         self.assertEqual(util.count_maildir(maildir), 0)
         self.note("one-off pop3:// without --tls off: exit 76")
-        r = self.pullmail(*base, "--tls", "off", password=pw, expect=0)
+        r = self.pullmail(*base, "--tls", "off", "--auth", "user", password=pw, expect=0)
         self.assertTrue(re.search(WARNING, r.err, re.I), "no plaintext warning:\n" + r.describe())
         self.assertDelivered(util.maildir_messages(maildir), expected, "one-off --tls off -> Maildir")
 

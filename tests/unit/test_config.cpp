@@ -298,7 +298,8 @@ TEST_CASE("config: wrong types and ranges") {
     CHECK(config_error("[accounts.home]\nuser = \"\"\n") == "config.toml:2:8: accounts.home.user: must not be empty");
     CHECK(config_error("[accounts.home]\nauth = \"PLAIN LOGIN\"\nurl = \"pop3s://h\"\nuser = \"u\"\npassword = \"p\"\n"
                        "deliver = \"mbox:/x\"\n") ==
-          "config.toml:2:8: accounts.home.auth: \"PLAIN LOGIN\" is not a SASL mechanism name (such as \"PLAIN\" or \"LOGIN\")");
+          "config.toml:2:8: accounts.home.auth: \"PLAIN LOGIN\" is not a login method: use \"user\", \"apop\", "
+          "\"plain\", \"login\", \"cram-md5\", \"xoauth2\", \"oauthbearer\" or \"auto\"");
     CHECK(config_error("[accounts.home]\ntls = \"yes\"\nurl = \"pop3://h\"\nuser = \"u\"\npassword = \"p\"\n"
                        "deliver = \"mbox:/x\"\n") ==
           "config.toml:2:7: accounts.home.tls: unknown tls mode \"yes\": use \"implicit\", \"starttls\" or \"off\"");
@@ -314,7 +315,8 @@ TEST_CASE("config: missing required keys name the account table") {
     CHECK(config_error("\n[accounts.home]\n" + url + user + pw) ==
           "config.toml:2:1: accounts.home: missing required key 'deliver'");
     CHECK(config_error("\n[accounts.home]\n" + url + user + del) ==
-          "config.toml:2:1: accounts.home: no password source: set one of password, password_command or password_file");
+          "config.toml:2:1: accounts.home: no password source: set one of password, password_command, password_file or "
+          "oauth2_token_command");
 }
 
 TEST_CASE("config: two password sources are a contradiction") {
@@ -424,8 +426,8 @@ TEST_CASE("config: deliver tables") {
     CHECK(config_error(head + "deliver = { url = \"imaps://n\", password = \"x\" }\n") ==
           "config.toml:5:11: accounts.home.deliver: missing required key 'user'");
     CHECK(config_error(head + "deliver = { url = \"imaps://n\", user = \"x\" }\n") ==
-          "config.toml:5:11: accounts.home.deliver: no password source: set one of password, password_command or "
-          "password_file");
+          "config.toml:5:11: accounts.home.deliver: no password source: set one of password, password_command, "
+          "password_file or oauth2_token_command");
     CHECK(config_error(head + "deliver = { url = \"pop3s://n\", user = \"x\", password = \"y\" }\n") ==
           "config.toml:5:19: accounts.home.deliver.url: cannot deliver to a POP3 server: a delivery URL must be imap:// "
           "or imaps://");

@@ -50,6 +50,9 @@ class FakePop3(LoopbackServer):
         self.uidl_override = None  # list of UIDL strings to announce instead of the real ones
         self.trickle_retr = None   # seconds between the bytes of a RETR payload
         self.greeting_delay = 0
+        # Microsoft's POP3 XOAUTH2: "AUTH XOAUTH2", "+ ", then the response on
+        # its own line; an initial response on the AUTH line is refused.
+        self.xoauth2_token = None
         self.synthetic_listing = None  # UIDL/LIST list messages 1..N ("uid-%08d", 100 octets) instead
         self.top_padding = 0       # bytes of an X-Padding field added to every TOP header
         self.log = []              # [[line, ...] per connection]
@@ -113,6 +116,24 @@ class FakePop3(LoopbackServer):
                     send(status + b" logged in")
                 else:
                     send(b"-ERR [AUTH] authentication failed")
+            elif cmd == "AUTH" and self.xoauth2_token and arg and arg[0].upper() == b"XOAUTH2":
+                if len(arg) > 1:
+                    send(b"-ERR Protocol error. Connection is closed. 10")
+                    return
+                send(b"+ ")
+                resp = h.rfile.readline(1 << 20).rstrip(b"\r\n")
+                log.append(b"<sasl response>")
+                import base64
+                want = ("user=%s\x01auth=Bearer %s\x01\x01" % (self.user, self.xoauth2_token)).encode()
+                try:
+                    ok = base64.b64decode(resp, validate=True) == want
+                except ValueError:
+                    ok = False
+                if ok:
+                    authed = True
+                    send(b"+OK User successfully authenticated.")
+                else:
+                    send(b"-ERR Authentication failure: unknown user name or bad password.")
             elif cmd == "QUIT":
                 if not authed:
                     send(b"+OK bye")

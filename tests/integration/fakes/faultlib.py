@@ -91,6 +91,10 @@ def config_args(path, name, url, user, password, deliver, state_dir, ca_file=Non
         acc["ca_file"] = ca_file
     if tls:
         acc["tls"] = tls
+    if tls == "off":
+        # auth = "auto" never sends a password without TLS (issue 12): the
+        # plaintext tests on loopback name the plaintext method.
+        acc["auth"] = "user"
     acc.update(settings)
     util.write_config(path, {name: acc}, state_dir=state_dir)
     return ["-f", path, "-k" if keep else "-K"] + list(extra)
