@@ -45,7 +45,7 @@ _pullmail() {
             compopt -o nospace 2>/dev/null
             COMPREPLY=($(compgen -W "maildir: maildir++: mbox: mda: imaps:// imap://" -- "$cur"))
             return ;;
-        -j | --jobs | --shard | --url | --user | --password-command | --folder | --auth | --deliver-user | \
+        -d | -j | --jobs | --shard | --url | --user | --password-command | --folder | --auth | --deliver-user | \
             --deliver-password-command)
             return ;;
     esac

@@ -22,7 +22,7 @@ function __pullmail_first_word
     for t in $tokens[2..-1]
         if test $skip -eq 1
             set skip 0
-        else if contains -- $t -f --file --state-dir -j --jobs --repair-state --shard --url --user --deliver \
+        else if contains -- $t -f --file --state-dir -j --jobs --repair-state --shard -d --url --user --deliver \
                 --password-command --ca-file --folder --tls --auth --deliver-user --deliver-ca-file \
                 --deliver-password-command
             set skip 1
@@ -56,6 +56,8 @@ complete -c pullmail -s j -l jobs -x -d 'Accounts fetched in parallel'
 complete -c pullmail -l wait-lock -d 'Wait for a busy account'
 complete -c pullmail -l repair-state -x -a '(__pullmail_accounts)' -d 'Rebuild the damaged state file of an account'
 complete -c pullmail -l shard -x -d 'Run only shard K of N (K/N)'
+complete -c pullmail -l daemon -d 'Keep running: push and polling until SIGTERM'
+complete -c pullmail -s d -x -d 'Daemon with this default poll interval in seconds'
 complete -c pullmail -l progress -d 'Live progress lines even when stderr is not a terminal'
 complete -c pullmail -l no-progress -d 'No live progress lines'
 complete -c pullmail -s V -l version -d 'Print the version'

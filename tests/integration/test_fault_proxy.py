@@ -282,14 +282,15 @@ class CutConnections(util.IntegrationCase):
             ("STORE sent, reply lost", "c2s", (b"P7 UID EXPUNGE", 0, 0)),
             ("mid-STORE reply", "s2c", (b"P6 OK", 0, 3)),
             ("mid-EXPUNGE command", "c2s", (b"UID EXPUNGE", 0, 5)),
-            ("EXPUNGE sent, reply lost", "c2s", (b"P8 LOGOUT", 0, 0)),
+            ("EXPUNGE sent, reply lost", "c2s", (b"P8 UID SEARCH", 0, 0)),
+            ("SEARCH sent, reply lost", "c2s", (b"P9 LOGOUT", 0, 0)),
             ("before EXPUNGE responses", "s2c", (b" EXPUNGE\r\n", 0, -3)),
             ("mid-EXPUNGE responses", "s2c", (b" EXPUNGE\r\n", 3, -3)),
             ("before EXPUNGE completion", "s2c", (b"P7 OK", 0, 0)),
-            ("mid-LOGOUT", "c2s", (b"P8 LOGOUT", 0, 4)),
-            ("LOGOUT sent, reply lost", "c2s", (b"P8 LOGOUT\r\n", 0, 11)),
+            ("mid-LOGOUT", "c2s", (b"P9 LOGOUT", 0, 4)),
+            ("LOGOUT sent, reply lost", "c2s", (b"P9 LOGOUT\r\n", 0, 11)),
             ("before LOGOUT reply", "s2c", (b"* BYE", 0, 0)),
-            ("last byte missing", "s2c", (b"P8 OK Logout completed", 0, 22)),
+            ("last byte missing", "s2c", (b"P9 OK Logout completed", 0, 22)),
         ] + CutConnections._spread(c2s, s2c, SPREAD_PLAIN)
 
     @staticmethod

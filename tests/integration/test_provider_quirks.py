@@ -198,7 +198,7 @@ class FingerprintlessOnUnstableUidvalidity(unittest.TestCase):
 
     def run_once(self, srv, keep=True):
         args = faultlib.oneoff("imap://127.0.0.1:%d" % srv.port, srv.user, "maildir:" + os.path.join(self.ws, "out"),
-                               os.path.join(self.ws, "state"), keep=keep, extra=["--tls", "off", "--json"])
+                               os.path.join(self.ws, "state"), keep=keep, extra=["--tls", "off", "--auth", "user", "--json"])
         r = faultlib.run(args, password=srv.password, timeout=60)
         self.assertEqual(r.rc, 0, r.describe())
         return r.json()["accounts"][0]
