@@ -237,7 +237,7 @@ std::string fetchmailrc_to_toml(const Fetchmailrc& rc, const std::string& source
     std::string globals;
     for (const auto& g : rc.globals) {
         if (g.name == "daemon" && !g.args.empty())
-            globals += "poll_interval = " + toml_quote(g.args[0] + "s") + "  # fetchmail: set daemon " + g.args[0] + "\n";
+            globals += "poll_interval = " + g.args[0] + "  # fetchmail: set daemon " + g.args[0] + " (seconds)\n";
         else
             globals += "# fetchmail: set " + shown(g) + " -- " +
                        (g.name == "logfile" || g.name == "syslog" ? "pullmail logs to stderr (journald under systemd)"
