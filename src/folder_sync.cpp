@@ -12,7 +12,7 @@ namespace {
 std::string where_of(const std::string& folder) { return folder.empty() ? "" : "folder '" + folder + "': "; }
 
 std::string describe(const RemoteMessage& m) {
-    if (m.uid) return m.folder + " UID " + std::to_string(m.uid);
+    if (m.uid) return m.folder() + " UID " + std::to_string(m.uid);
     return "message " + std::to_string(m.number) + " (UIDL " + m.uidl + ")";
 }
 
@@ -112,7 +112,7 @@ void deliver_headers_only(MailSource& source, const Plan& plan, Intake& handler,
     }
     handler.set_headers_only(false);
     if (!plan.headers_only.empty())
-        sh.log.info(sh.account.name, where_of(plan.headers_only.front().folder) +
+        sh.log.info(sh.account.name, where_of(plan.headers_only.front().folder()) +
                                          std::to_string(plan.headers_only.size()) +
                                          " message(s) over max_size: only their headers were delivered");
 }

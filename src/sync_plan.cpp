@@ -209,7 +209,7 @@ std::vector<Recognised> recognise_delivered(Plan& plan, const SourceIdentity& id
         auto h = headers.find(header_id(m));
         // Without the header block nothing is known: no arrival fingerprint
         // either (it stands for "the header has none of the fields").
-        std::string fp = h == headers.end() ? "-" : message_fingerprint(h->second, m.internal_date);
+        std::string fp = h == headers.end() ? "-" : message_fingerprint(h->second, m.internal_date());
         if (opts.adopt) {
             out.push_back({m, fp, {}});
             continue;
