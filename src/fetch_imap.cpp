@@ -70,7 +70,7 @@ public:
         std::map<std::uint32_t, std::string> dates;
         auto out = imap_.fetch_header_fields(uids(msgs), kFingerprintFields, &dates);
         for (auto& m : msgs)
-            if (auto d = dates.find(m.uid); d != dates.end()) m.internal_date = d->second;
+            if (auto d = dates.find(m.uid); d != dates.end()) m.set_internal_date(d->second);
         return out;
     }
 

@@ -12,7 +12,7 @@ namespace {
 std::string where_of(const std::string& folder) { return folder.empty() ? "" : "folder '" + folder + "': "; }
 
 std::string describe(const RemoteMessage& m) {
-    if (m.uid) return m.folder + " UID " + std::to_string(m.uid);
+    if (m.uid) return m.folder() + " UID " + std::to_string(m.uid);
     return "message " + std::to_string(m.number) + " (UIDL " + m.uidl + ")";
 }
 
@@ -52,9 +52,15 @@ Plan make_plan(const MailSource::Opened& opened, SyncShared& sh) {
 
 // Header fields of the new messages, matched against the old identity's
 // records; recognised messages are recorded under their current key.
-void recognise(MailSource& source, Plan& plan, const SourceIdentity& id, SyncShared& sh) {
+// headers() adds each message's INTERNALDATE: to copies in `dated`, which
+// plan.fetch then points into (so `dated` must outlive the plan's use).
+void recognise(MailSource& source, Plan& plan, const SourceIdentity& id, SyncShared& sh,
+               std::vector<RemoteMessage>& dated) {
     if (!plan.need_headers) return;
-    auto headers = source.headers(plan.fetch);
+    dated = plan.fetch.copy();
+    auto headers = source.headers(dated);
+    plan.fetch = MessageRefs();
+    for (const auto& m : dated) plan.fetch.push_back(m);
     std::lock_guard<std::mutex> lock(sh.mu);
     auto found = recognise_delivered(plan, id, sh.state.entries(), headers, sh.options);
     if (plan.records)
@@ -106,7 +112,7 @@ void deliver_headers_only(MailSource& source, const Plan& plan, Intake& handler,
     }
     handler.set_headers_only(false);
     if (!plan.headers_only.empty())
-        sh.log.info(sh.account.name, where_of(plan.headers_only.front().folder) +
+        sh.log.info(sh.account.name, where_of(plan.headers_only.front().folder()) +
                                          std::to_string(plan.headers_only.size()) +
                                          " message(s) over max_size: only their headers were delivered");
 }
@@ -197,7 +203,8 @@ void sync_folder(MailSource& source, const std::string& folder, Intake& handler,
     }
     Plan plan = make_plan(opened, sh);
     warn_untouched(plan, sh);
-    recognise(source, plan, opened.identity, sh);
+    std::vector<RemoteMessage> dated;
+    recognise(source, plan, opened.identity, sh, dated);
     report_oversize(plan, sh);
     {
         std::lock_guard<std::mutex> lock(sh.mu);
@@ -223,7 +230,10 @@ void sync_folder(MailSource& source, const std::string& folder, Intake& handler,
     }
     handler.set_target_may_hold(plan.target_may_hold);
     try {
-        source.retrieve(plan.fetch, handler);
+        // A slice at a time: a plan of a million messages is never copied whole.
+        constexpr std::size_t kSlice = 4096;
+        for (std::size_t i = 0; i < plan.fetch.size() && !handler.stop_requested(); i += kSlice)
+            source.retrieve(plan.fetch.copy(i, kSlice), handler);
         deliver_headers_only(source, plan, handler, sh);
     } catch (...) {
         // Complete messages in hand are delivered and recorded; nothing was

@@ -465,12 +465,14 @@ ImapSession::FolderInfo ImapSession::select(const std::string& folder, bool read
                     found.end());
         listing->clear();
         listing->reserve(found.size());
+        RemoteMessage in_folder;  // the folder name, once for the listing
+        in_folder.set_folder(folder);
         for (const auto& f : found) {
             RemoteMessage m;
             m.number = f.seq;
             m.uid = f.uid;
             m.size = f.size;
-            m.folder = folder;
+            m.share_details(in_folder);
             listing->push_back(std::move(m));
         }
     }
@@ -488,10 +490,10 @@ RemoteMessage ImapSession::starting_message(const std::string& text,
         current.uid = a->uid;
         auto it = wanted.find(a->uid);
         if (it != wanted.end()) current = *it->second;
-        current.flags = a->flags;
-        current.internal_date = a->internal_date;
+        current.set_flags(a->flags);
+        current.set_internal_date(a->internal_date);
     }
-    if (current.folder.empty()) current.folder = folder;
+    if (current.folder().empty()) current.set_folder(folder);
     if (!current.size) current.size = literal_size;
     return current;
 }
@@ -527,7 +529,7 @@ void ImapSession::fetch(const std::vector<RemoteMessage>& msgs, MessageHandler& 
         // One body per FETCH response: a second would start a message while
         // the handler still has this one open.
         if (in_message) throw_protocol_error("the server sent two message bodies in one FETCH response");
-        current = starting_message(text, wanted, msgs.front().folder, size);
+        current = starting_message(text, wanted, msgs.front().folder(), size);
         handler.begin(current);
         in_message = true;
         return true;
@@ -545,8 +547,8 @@ void ImapSession::fetch(const std::vector<RemoteMessage>& msgs, MessageHandler& 
                 return;
             }
             RemoteMessage m = *it->second;
-            m.flags = a->flags;
-            m.internal_date = a->internal_date;
+            m.set_flags(a->flags);
+            m.set_internal_date(a->internal_date);
             received.insert(a->uid);
             handler.end(m);
             return;

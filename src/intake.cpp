@@ -98,9 +98,9 @@ void Intake::begin(const RemoteMessage& m) {
         meta.account = account_.name;
         meta.key = m.key;
         meta.size_hint = m.size;
-        meta.folder = m.folder;
-        meta.flags = m.flags;
-        meta.internal_date = m.internal_date;
+        meta.folder = m.folder();
+        meta.flags = m.flags();
+        meta.internal_date = m.internal_date();
         meta.target_may_hold = target_may_hold_;
         auto lock = lock_state();
         sink_ = deliverer_.begin(meta);
@@ -172,7 +172,7 @@ void Intake::end(const RemoteMessage& m) {
                                          " but sent " + std::to_string(wire_bytes_) +
                                          "; delivered as received and kept on the server");
         if (headers_only_) intent.insert(0, kHeadersOnlyIntent);
-        batch_.push_back(Prepared{std::move(sink_), m, std::move(intent), message_fingerprint(header_.header(), m.internal_date),
+        batch_.push_back(Prepared{std::move(sink_), m, std::move(intent), message_fingerprint(header_.header(), m.internal_date()),
                                   msg_bytes_, short_reply, headers_only_});
     } catch (const Error& e) {
         fail_current(e);
@@ -346,7 +346,7 @@ void Intake::record_published(std::vector<Prepared>& batch, std::size_t committe
                 ++delivered_;
                 bytes_ += p.bytes;
             }
-            log_.detail(account_.name, "delivered " + (p.msg.folder.empty() ? "" : p.msg.folder + " ") +
+            log_.detail(account_.name, "delivered " + (p.msg.folder().empty() ? "" : p.msg.folder() + " ") +
                                            "message " +
                                            (p.msg.uid ? "UID " + std::to_string(p.msg.uid) : p.msg.uidl) + " (" +
                                            std::to_string(p.bytes) + " bytes) to " + deliverer_.describe());

@@ -140,6 +140,7 @@ Plan plan_folder(const std::vector<RemoteMessage>& listing, const SourceIdentity
     for (auto k : shared)
         if (state.count(std::string(k))) ++known_listed;
     plan.listed.reserve(listing.size());
+    plan.fetch.reserve(listing.size());  // address space only: untouched pages cost no memory
     for (const auto& m : listing) {
         if (is_shared(m.key)) {
             plan.untouched.push_back(m);
@@ -183,6 +184,15 @@ Plan plan_folder(const std::vector<RemoteMessage>& listing, const SourceIdentity
     return plan;
 }
 
+std::vector<RemoteMessage> MessageRefs::copy(std::size_t from, std::size_t count) const {
+    std::vector<RemoteMessage> out;
+    if (from >= refs_.size()) return out;
+    std::size_t n = std::min(count, refs_.size() - from);
+    out.reserve(n);
+    for (std::size_t i = from; i < from + n; ++i) out.push_back(*refs_[i]);
+    return out;
+}
+
 std::vector<Recognised> recognise_delivered(Plan& plan, const SourceIdentity& id, const StateEntries& state,
                                             const std::map<std::uint32_t, std::string>& headers,
                                             const PlanOptions& opts) {
@@ -194,12 +204,12 @@ std::vector<Recognised> recognise_delivered(Plan& plan, const SourceIdentity& id
         if (it != state.end()) known[it->second.fingerprint].push_back(key);
     }
     std::vector<Recognised> out;
-    std::vector<RemoteMessage> rest;
-    for (auto& m : plan.fetch) {
+    MessageRefs rest;
+    for (const auto& m : plan.fetch) {
         auto h = headers.find(header_id(m));
         // Without the header block nothing is known: no arrival fingerprint
         // either (it stands for "the header has none of the fields").
-        std::string fp = h == headers.end() ? "-" : message_fingerprint(h->second, m.internal_date);
+        std::string fp = h == headers.end() ? "-" : message_fingerprint(h->second, m.internal_date());
         if (opts.adopt) {
             out.push_back({m, fp, {}});
             continue;
@@ -216,7 +226,7 @@ std::vector<Recognised> recognise_delivered(Plan& plan, const SourceIdentity& id
                 break;
             }
         }
-        if (!matched) rest.push_back(std::move(m));
+        if (!matched) rest.push_back(m);
     }
     plan.fetch = std::move(rest);
     if (!opts.adopt) apply_limit(plan, opts);

@@ -53,7 +53,9 @@
 // the run that recognised against them retires all of them.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
+#include <iterator>
 #include <map>
 #include <optional>
 #include <string>
@@ -93,12 +95,51 @@ struct PlanOptions {
 
 using StateEntries = std::unordered_map<std::string, SeenEntry>;
 
+// Messages of a listing, by pointer (8 bytes a message): a plan of a
+// million new messages costs no copy of the listing. Reads like a
+// std::vector<RemoteMessage>; the listing must outlive it.
+class MessageRefs {
+public:
+    class const_iterator {
+    public:
+        using iterator_category = std::random_access_iterator_tag;
+        using value_type = RemoteMessage;
+        using difference_type = std::ptrdiff_t;
+        using pointer = const RemoteMessage*;
+        using reference = const RemoteMessage&;
+        explicit const_iterator(const RemoteMessage* const* p) : p_(p) {}
+        const RemoteMessage& operator*() const { return **p_; }
+        const RemoteMessage* operator->() const { return *p_; }
+        const_iterator& operator++() { ++p_; return *this; }
+        bool operator==(const const_iterator& o) const { return p_ == o.p_; }
+        difference_type operator-(const const_iterator& o) const { return p_ - o.p_; }
+
+    private:
+        const RemoteMessage* const* p_;
+    };
+    void push_back(const RemoteMessage& m) { refs_.push_back(&m); }
+    void reserve(std::size_t n) { refs_.reserve(n); }
+    void resize(std::size_t n) { refs_.resize(std::min(n, refs_.size())); }  // keeps the first n
+    std::size_t size() const { return refs_.size(); }
+    bool empty() const { return refs_.empty(); }
+    const RemoteMessage& operator[](std::size_t i) const { return *refs_[i]; }
+    const_iterator begin() const { return const_iterator(refs_.data()); }
+    const_iterator end() const { return const_iterator(refs_.data() + refs_.size()); }
+    // Copies of the messages [from, from + count), for an interface that
+    // takes messages by value (a slice at a time for big plans).
+    std::vector<RemoteMessage> copy(std::size_t from = 0, std::size_t count = SIZE_MAX) const;
+    operator std::vector<RemoteMessage>() const { return copy(); }
+
+private:
+    std::vector<const RemoteMessage*> refs_;
+};
+
 struct Plan {
     // The listing less `untouched`, pointing into the listing given to
     // plan_folder(), which must outlive the plan (8 bytes a message: a
     // listing of a million messages is held once, not copied).
     std::vector<const RemoteMessage*> listed;
-    std::vector<RemoteMessage> fetch;      // new messages to retrieve, in listing order
+    MessageRefs fetch;                     // new messages to retrieve, in listing order (into the listing)
     std::vector<RemoteMessage> untouched;  // shared UIDLs: never fetched, never removed
     // Over max_size (see the top of this file), in listing order.
     std::vector<RemoteMessage> report_oversize;  // skip: report once, record as Skipped
@@ -141,9 +182,9 @@ struct Recognised {
     std::int64_t recorded_at = 0;  // the old entry's delivery time (delete_after counts from it); 0 = now
 };
 
-// Moves the messages of plan.fetch that old entries strongly match (or all
+// Takes the messages of plan.fetch that old entries strongly match (or all
 // of them, with adopt) out of plan.fetch. `headers` maps header_id() to the
-// header block. The caller records each as seen under its current key.
+// header block; plan.fetch's internal_date counts for arrival fingerprints. The caller records each as seen under its current key.
 std::vector<Recognised> recognise_delivered(Plan& plan, const SourceIdentity& id, const StateEntries& state,
                                             const std::map<std::uint32_t, std::string>& headers,
                                             const PlanOptions& opts);

@@ -10,9 +10,10 @@ Memory (peak RSS measured with /usr/bin/time):
     nothing delivered or deleted, and peak RSS stays far below what the
     server sent;
   POP3: a UIDL/LIST listing over the limit: the same; a listing of 100,000
-    messages works (the 1,000,000 case is measured by hand, see the README
-    of this change); adopt with TOP replies of 5 MB each: headers are kept
+    messages works; adopt with TOP replies of 5 MB each: headers are kept
     up to 256 KiB per message, the run succeeds in bounded memory.
+  POP3 and IMAP: a check of a listing of 1,000,000 new messages works
+    within a peak RSS of 200 MB.
 Deadlines:
   a server that sends one byte a second (never silent for `timeout`) ends
     the run once it falls below min_rate over min_rate_window: exit 75, a
@@ -37,6 +38,7 @@ from fakes.fakeimap import FakeImap
 from fakes.fakepop3 import FakePop3
 
 RSS_BOUND_MB = 150
+LISTING_1M_RSS_MB = 200  # man/pullmail.1: a listing of 1,000,000 messages works within 200 MB
 MESSAGE = b"From: a@example.org\r\nSubject: hostile test\r\nMessage-ID: <h1@example.org>\r\n\r\nbody\r\n"
 
 
@@ -100,6 +102,25 @@ class HostileLimits(util.IntegrationCase):
             self.assertEqual(self.json_account(r, "hostile")["new"], 100000)
             self.assertLess(peak, RSS_BOUND_MB)
             self.note("100,000-message listing counted in %.1fs, peak RSS %.0f MB" % (r.seconds, peak))
+
+    def _million(self, proto, srv):
+        """A check (-c) of a 1,000,000-message listing: every message is new,
+        so the whole listing is planned for fetching."""
+        r, peak = self._measured(self._args(proto, srv, extra=["-c"]), timeout=600)
+        self.assertEqual(r.rc, util.EX_OK, r.describe())
+        self.assertEqual(self.json_account(r, "hostile")["new"], 1000000)
+        self.assertLessEqual(peak, LISTING_1M_RSS_MB, "peak RSS %.0f MB for a 1,000,000-message listing" % peak)
+        self.note("%s: 1,000,000-message listing counted in %.1fs, peak RSS %.0f MB" % (proto, r.seconds, peak))
+
+    def test_pop3_listing_of_1m_messages_in_bounded_memory(self):
+        with FakePop3([("m1", MESSAGE)]) as srv:
+            srv.synthetic_listing = 1000000
+            self._million("pop3", srv)
+
+    def test_imap_listing_of_1m_messages_in_bounded_memory(self):
+        with FakeImap([MESSAGE]) as srv:
+            srv.listing_flood = ("lines", 1000000)
+            self._million("imap", srv)
 
     def test_pop3_adopt_with_huge_headers(self):
         msgs = [("u%03d" % i, MESSAGE.replace(b"<h1@", b"<h%d@" % i)) for i in range(100)]

@@ -31,7 +31,7 @@ RemoteMessage imap(const std::string& folder, std::uint32_t validity, std::uint3
     RemoteMessage m;
     m.uid = uid;
     m.number = uid;
-    m.folder = folder;
+    m.set_folder(folder);
     m.key = imap_key(folder, validity, uid);
     m.size = size;
     return m;

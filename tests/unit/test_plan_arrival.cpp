@@ -25,10 +25,10 @@ RemoteMessage imap(const std::string& folder, std::uint32_t validity, std::uint3
                    const std::string& date = {}) {
     RemoteMessage m;
     m.uid = m.number = uid;
-    m.folder = folder;
+    m.set_folder(folder);
     m.key = imap_key(folder, validity, uid);
     m.size = size;
-    m.internal_date = date;
+    m.set_internal_date(date);
     return m;
 }
 

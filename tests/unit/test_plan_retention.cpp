@@ -31,7 +31,7 @@ RemoteMessage imap(std::uint32_t validity, std::uint32_t uid, std::uint64_t size
     RemoteMessage m;
     m.uid = uid;
     m.number = uid;
-    m.folder = "INBOX";
+    m.set_folder("INBOX");
     m.key = imap_key("INBOX", validity, uid);
     m.size = size;
     return m;

@@ -26,7 +26,7 @@ the data that follows.
     srv.listing_flood = ("literals", 200, 1 << 20)  # the UID FETCH listing, hostile:
         # one response with 200 literals of 1 MiB; ("text", 100, 8 << 20): one
         # response of 100 text pieces of 8 MiB; ("lines", 2 * 10**6): that many
-        # FETCH lines (UID n RFC822.SIZE 100)
+        # FETCH lines (UID n RFC822.SIZE 100), and SELECT announces that many
     srv.log                                # command lines received
 
 It speaks what libcurl's login needs (greeting, CAPABILITY, LOGIN) and what
@@ -214,7 +214,8 @@ class FakeImap(LoopbackServer):
                     selected = True
                     read_only = cmd == "EXAMINE"
                     line(b"* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)")
-                    line(b"* %d EXISTS" % len(self.box))
+                    flood = self.listing_flood
+                    line(b"* %d EXISTS" % (flood[1] if flood and flood[0] == "lines" else len(self.box)))
                     line(b"* 0 RECENT")
                     line(b"* OK [UIDVALIDITY %d] UIDs valid" % self.uidvalidity)
                     line(b"* OK [UIDNEXT %d] predicted next UID" % self.next_uid)
