@@ -275,7 +275,10 @@ class BuiltInOAuth2(util.IntegrationCase):
             return json.load(f)
 
     def _secrets_absent(self, *texts):
-        spy = open(self.spy).read() if os.path.exists(self.spy) else ""
+        spy = ""
+        if os.path.exists(self.spy):
+            with open(self.spy) as f:
+                spy = f.read()
         secrets_ = [CLIENT_SECRET] + list(self.oauth.tokens) + list(self.oauth.refresh) + self.seen_refresh
         for s in secrets_:
             for form in [s] + token_forms(self.user, s)[1:]:
