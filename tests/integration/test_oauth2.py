@@ -26,6 +26,7 @@ import re
 import stat
 import subprocess
 import threading
+import urllib.error
 import urllib.request
 
 import ssl
@@ -239,13 +240,14 @@ class BuiltInOAuth2(util.IntegrationCase):
         mda = "mda:{ env; tr \"\\\\0\" \" \" < /proc/$PPID/cmdline; echo; echo DELIVERED; } >> %s; cat > /dev/null" % self.spy
         self.config({"o": self.account(user, None, proto, deliver=mda, oauth2=oauth2)})
 
-    def _auth(self, *flags, browser=False):
+    def _auth(self, *flags, browser=False, paste=False):
         """Runs `pullmail auth o`, approving like a user; returns (rc, stderr)."""
         util.require_binary()
         env = {k: v for k, v in os.environ.items() if not k.startswith("PULLMAIL_") and not k.startswith("XDG_")}
         env["HOME"] = self.home
         p = subprocess.Popen([util.BIN, "-f", self.config_path, "auth", "o", *flags], env=env,
-                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                             stdin=subprocess.PIPE if paste else subprocess.DEVNULL,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         err = []
         timer = threading.Timer(30, p.kill)
         timer.start()
@@ -256,6 +258,21 @@ class BuiltInOAuth2(util.IntegrationCase):
                 m = re.search(r"enter the code (\S+)", line)
                 if m:
                     self.assertTrue(self.oauth.approve(m.group(1), self.user))
+                if paste and line.startswith(self.oauth.url + "/authorize?"):
+                    # A browser elsewhere: it lands on an error page whose address the user copies.
+                    self.oauth.next_user = self.user
+
+                    class NoRedirect(urllib.request.HTTPRedirectHandler):
+                        def redirect_request(self, *a, **k):
+                            return None
+                    try:
+                        urllib.request.build_opener(NoRedirect).open(line.strip(), timeout=10)
+                        self.fail("no redirect")
+                    except urllib.error.HTTPError as e:
+                        landed = e.headers["Location"]
+                    self.assertTrue(landed.startswith("http://127.0.0.1:1/?"), landed)
+                    p.stdin.write((landed + "\n").encode())
+                    p.stdin.close()
                 if browser and line.startswith(self.oauth.url + "/authorize?"):
                     self.oauth.next_user = self.user
                     with urllib.request.urlopen(line.strip(), timeout=10) as page:  # follows the redirect
@@ -290,13 +307,13 @@ class BuiltInOAuth2(util.IntegrationCase):
         self.seen_refresh.append(self._grant_file()["refresh_token"])
         return r
 
-    def _signed_in(self, *flags, browser=False, n=2, seed=80):
+    def _signed_in(self, *flags, browser=False, paste=False, n=2, seed=80):
         self.user, _ = self.new_user("b")
         self.seen_refresh = []
         for m in ordinary_corpus(n, seed=seed):
             self.d.add_message(self.user, m.data)
         self._config(self.user)
-        rc, err = self._auth(*flags, browser=browser)
+        rc, err = self._auth(*flags, browser=browser, paste=paste)
         self.assertEqual(rc, 0, err)
         grant = self._grant_file()
         self.seen_refresh.append(grant["refresh_token"])
@@ -324,6 +341,14 @@ class BuiltInOAuth2(util.IntegrationCase):
         r = self._fetch(2)
         self._secrets_absent(r.stdout, r.stderr)
         self.note("authorization code + PKCE S256 through the 127.0.0.1 redirect")
+
+    def test_paste_mode(self):
+        err = self._signed_in("--paste", paste=True)
+        self.assertIn("paste here", err)
+        self.assertEqual(self.oauth.token_requests[-1]["grant_type"], "authorization_code")
+        r = self._fetch(2)
+        self._secrets_absent(r.stdout, r.stderr)
+        self.note("--paste: the redirect address pasted on stdin signed in")
 
     def test_refresh_ahead_of_expiry_saves_rotated_token(self):
         self.oauth.expires_in = 60  # inside the two minutes pullmail refreshes ahead
