@@ -21,6 +21,7 @@
 #include "fetchmailrc.h"
 #include "fetchmailrc_toml.h"
 #include "log.h"
+#include "oauth2.h"
 #include "progress.h"
 #include "report.h"
 #include "runner.h"
@@ -82,6 +83,7 @@ struct CliArgs {
     bool keep = false, no_keep = false, all = false, check = false, dry_run = false, json = false,
          version = false, wait_lock = false, quiet = false, progress = false, no_progress = false,
          list_accounts = false;
+    bool auth_device = false, auth_browser = false, auth_paste = false;  // pullmail auth
     int verbose = 0, jobs = 4;
     bool daemon = false;
     int daemon_interval = 0;  // -d SECONDS
@@ -110,6 +112,9 @@ void add_options(CLI::App& app, CliArgs& a) {
     // For the shell completions (scripts/completions): the account names, one a line.
     app.add_flag("--list-accounts", a.list_accounts, "")->group("");
     app.add_flag("-V,--version", a.version, "Print the version");
+    app.add_flag("--device", a.auth_device, "pullmail auth: sign in with the device-code flow");
+    app.add_flag("--browser", a.auth_browser, "pullmail auth: sign in in a browser (redirect to 127.0.0.1)");
+    app.add_flag("--paste", a.auth_paste, "pullmail auth: sign in in a browser anywhere, then paste the address");
     app.add_flag("--daemon", a.daemon, "Keep running: push (IMAP IDLE/NOTIFY) and polling until SIGTERM");
     app.add_option("-d", a.daemon_interval, "Daemon with this default poll interval in seconds (as fetchmail -d)")
         ->check(CLI::Range(1, 86400));
@@ -262,6 +267,22 @@ int run_daemon_mode(CliArgs& a, const ConfigEnv& env, Logger& log) {
     return run_daemon(load, d, log);
 }
 
+// "pullmail auth ACCOUNT": the OAuth2 sign-in of an account with an
+// oauth2 table (oauth2.h); instructions on stderr, the pasted address on stdin.
+int sign_in(const CliArgs& a, const Config& config) {
+    if (a.names.size() != 2) throw Error(ErrorKind::Usage, "auth signs in one account: pullmail auth ACCOUNT");
+    const Account* acc = config.find(a.names[1]);
+    if (!acc) throw Error(ErrorKind::Usage, "no account named '" + a.names[1] + "' in " + config.path);
+    if (acc->server.password.kind != PasswordSource::Kind::OAuth2)
+        throw Error(ErrorKind::Usage, "account '" + acc->name + "' has no oauth2 table; pullmail auth is for those");
+    if (a.auth_device + a.auth_browser + a.auth_paste > 1)
+        throw Error(ErrorKind::Usage, "--device, --browser and --paste exclude each other");
+    SignInFlow flow = a.auth_device ? SignInFlow::Device : a.auth_browser ? SignInFlow::Browser
+                      : a.auth_paste ? SignInFlow::Paste : SignInFlow::Default;
+    oauth2_sign_in(*acc->server.password.client, acc->name, flow, std::cin, std::cerr);
+    return 0;
+}
+
 // Everything after parsing; throws Error.
 int run_command(CliArgs& a, Logger& log) {
     if (a.keep && a.no_keep) throw Error(ErrorKind::Usage, "--keep and --no-keep contradict each other");
@@ -282,6 +303,7 @@ int run_command(CliArgs& a, Logger& log) {
         for (const auto& acc : config.accounts) std::cout << acc.name << "\n";
         return 0;
     }
+    if (!a.names.empty() && a.names.front() == "auth") return sign_in(a, config);
     std::string sdir = a.state_dir.empty() ? config.state_dir : expand_home(a.state_dir, env);
     if (!a.repair.empty()) {
         if (!config.find(a.repair)) throw Error(ErrorKind::Usage, "no account named '" + a.repair + "'");

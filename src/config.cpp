@@ -321,6 +321,19 @@ std::string check_proxy(const std::string& value, const std::string& where) {
     return value;
 }
 
+// An OAuth2 endpoint: https, or http only to a loopback address (a test or
+// local proxy server: nothing leaves the machine unencrypted).
+std::string check_oauth2_url(const std::string& value, const std::string& where) {
+    std::string lower = value;
+    std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
+    bool loopback = lower.starts_with("http://127.") || lower.starts_with("http://[::1]") ||
+                    lower.starts_with("http://localhost:") || lower.starts_with("http://localhost/");
+    if (!lower.starts_with("https://") && !loopback)
+        fail(where, quoted(value) + " is not an https:// URL (http:// only to 127.0.0.1, [::1] or localhost)");
+    if (value.find_first_of(" \t\r\n") != std::string::npos) fail(where, "must not contain white space");
+    return value;
+}
+
 // An IMAP endpoint used as a delivery target: its path is the target folder.
 void resolve_target_folder(Endpoint& ep, const std::string& where) {
     std::string folder = ep.path;
@@ -432,6 +445,7 @@ constexpr KeySpec kAccountKeys[] = {
     {"tls", Type::String},
     {"auth", Type::String},
     {"oauth2_token_command", Type::String},
+    {"oauth2", Type::Table},
     {"proxy", Type::String},
     {"received_header", Type::Bool},
     {"pipelining", Type::Bool},
@@ -461,6 +475,13 @@ constexpr KeySpec kTargetKeys[] = {
     {"proxy", Type::String},
 };
 
+// An account's oauth2 = { ... } table (oauth2.h).
+constexpr KeySpec kOAuth2Keys[] = {
+    {"provider", Type::String},  {"client_id", Type::String}, {"client_secret", Type::String},
+    {"client_secret_command", Type::String}, {"token_url", Type::String}, {"device_url", Type::String},
+    {"auth_url", Type::String},  {"scope", Type::String},
+};
+
 constexpr KeySpec kTopKeys[] = {
     {"state_dir", Type::String},
     {"defaults", Type::Table},
@@ -468,7 +489,7 @@ constexpr KeySpec kTopKeys[] = {
 };
 
 constexpr std::string_view kPasswordKeys[] = {"password", "password_command", "password_file",
-                                              "oauth2_token_command"};
+                                              "oauth2_token_command", "oauth2"};
 
 bool is_password_key(std::string_view k) {
     return std::find(std::begin(kPasswordKeys), std::end(kPasswordKeys), k) != std::end(kPasswordKeys);
@@ -529,6 +550,7 @@ public:
             config.state_dir = expand_or_fail(str(it->second), env_, where(it->second));
         else
             config.state_dir = default_state_dir(env_);
+        state_dir_ = config.state_dir;
 
         Fields defaults;
         if (auto it = top.find("defaults"); it != top.end())
@@ -663,6 +685,10 @@ private:
         } else if (const Field* t = get("oauth2_token_command")) {
             ep.password = {PasswordSource::Kind::Command, str(*t)};
             ep.oauth2 = true;
+        } else if (const Field* o = get("oauth2")) {
+            ep.password = {PasswordSource::Kind::OAuth2, label.substr(label.find('.') + 1), nullptr};
+            ep.password.client = std::make_shared<const OAuth2Client>(oauth2_client(*o, ep.password.value));
+            ep.oauth2 = true;
         } else {
             fail(where(table, label), "no password source: set one of password, password_command, password_file "
                                       "or oauth2_token_command");
@@ -671,6 +697,53 @@ private:
         if (auto it = fields.find("ca_file"); it != fields.end())
             ep.ca_file = expand_or_fail(str(it->second), env_, where(it->second));
         if (auto it = fields.find("auth"); it != fields.end()) ep.auth = normalize_auth(str(it->second), where(it->second));
+    }
+
+    // The oauth2 table of account `name`: provider endpoints and scope filled in.
+    OAuth2Client oauth2_client(const Field& f, const std::string& name) const {
+        Fields o = collect(*f.node->as_table(), f.label, kOAuth2Keys);
+        auto at_key = [&](std::string_view k) -> const Field& { return o.find(k)->second; };
+        auto get = [&](std::string_view k) -> std::string {
+            auto it = o.find(k);
+            return it == o.end() ? std::string() : str(it->second);
+        };
+        OAuth2Client c;
+        c.provider = get("provider");
+        c.client_id = get("client_id");
+        if (c.provider != "google" && c.provider != "microsoft" && c.provider != "custom")
+            fail(where(f), "oauth2 needs provider = \"google\", \"microsoft\" or \"custom\"");
+        if (c.client_id.empty()) fail(where(f), "oauth2 needs client_id (the client you registered)");
+        if (o.count("client_secret") && o.count("client_secret_command"))
+            fail(where(at_key("client_secret")), "client_secret and client_secret_command are both set; use one");
+        if (o.count("client_secret")) c.client_secret = {PasswordSource::Kind::Literal, get("client_secret"), nullptr};
+        if (o.count("client_secret_command"))
+            c.client_secret = {PasswordSource::Kind::Command, get("client_secret_command"), nullptr};
+        for (std::string_view k : {"token_url", "device_url", "auth_url"})
+            if (o.count(k) && c.provider != "custom")
+                fail(where(at_key(k)), "the endpoints of provider = \"" + c.provider + "\" are built in; " +
+                                         std::string(k) + " is for provider = \"custom\"");
+        if (c.provider == "google") {
+            c.auth_url = "https://accounts.google.com/o/oauth2/v2/auth";
+            c.token_url = "https://oauth2.googleapis.com/token";
+            c.scope = "https://mail.google.com/";
+        } else if (c.provider == "microsoft") {
+            const std::string base = "https://login.microsoftonline.com/common/oauth2/v2.0/";
+            c.auth_url = base + "authorize";
+            c.token_url = base + "token";
+            c.device_url = base + "devicecode";
+            c.scope = "https://outlook.office.com/IMAP.AccessAsUser.All https://outlook.office.com/POP.AccessAsUser.All "
+                      "offline_access";
+        } else {
+            for (std::string_view k : {"token_url", "device_url", "auth_url"})
+                if (o.count(k)) (k == "token_url" ? c.token_url : k == "device_url" ? c.device_url : c.auth_url) =
+                                    check_oauth2_url(get(k), where(at_key(k)));
+            if (c.token_url.empty()) fail(where(f), "provider = \"custom\" needs token_url");
+            if (c.device_url.empty() && c.auth_url.empty())
+                fail(where(f), "provider = \"custom\" needs device_url or auth_url (how to sign in)");
+        }
+        if (o.count("scope")) c.scope = get("scope");
+        c.store_path = state_dir_ + "/" + name + ".oauth2";
+        return c;
     }
 
     Endpoint endpoint(const Fields& fields, const toml::node& table, const std::string& label) const {
@@ -864,6 +937,7 @@ private:
 
     std::string file_;
     const ConfigEnv& env_;
+    std::string state_dir_;  // where the oauth2 grants are kept
 };
 
 // Env password sources are checked for presence now, so that a forgotten

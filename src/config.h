@@ -8,6 +8,7 @@
 #pragma once
 
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -23,11 +24,30 @@ enum class Protocol { Pop3, Imap, Smtp, Lmtp };
 // when the server offers it).
 enum class TlsMode { Implicit, StartTls, Off, IfOffered };
 
+struct OAuth2Client;
+
 // Where a password comes from. It is read only when the account runs, never
 // logged, never put on a command line.
 struct PasswordSource {
-    enum class Kind { None, Literal, Command, File, Env } kind = Kind::None;
+    // OAuth2: an access token from the refresh token kept in the state
+    // directory (oauth2.h); value is the account name, client the settings.
+    enum class Kind { None, Literal, Command, File, Env, OAuth2 } kind = Kind::None;
     std::string value;  // the password, the shell command, the file path, or the variable name
+    std::shared_ptr<const OAuth2Client> client;  // Kind::OAuth2 only
+
+    PasswordSource() = default;
+    PasswordSource(Kind k, std::string v, std::shared_ptr<const OAuth2Client> c = nullptr)
+        : kind(k), value(std::move(v)), client(std::move(c)) {}
+};
+
+// An account's oauth2 = { ... } table (oauth2.h). Endpoints are https, or
+// http only to a loopback address (a local test or proxy server).
+struct OAuth2Client {
+    std::string provider;             // "google", "microsoft" or "custom"
+    std::string client_id;
+    PasswordSource client_secret;     // Literal or Command; None for a public client
+    std::string token_url, device_url, auth_url, scope;  // filled from the provider unless custom
+    std::string store_path;           // <state_dir>/<account>.oauth2: the refresh token
 };
 
 // A server to talk to: the account's source, or an IMAP delivery target.

@@ -4,6 +4,7 @@
 
 #include "error.h"
 #include "fs_util.h"
+#include "oauth2.h"
 #include "process_runner.h"
 #include "secret_file.h"
 #include "secrets.h"
@@ -71,6 +72,8 @@ std::string resolve_password(const PasswordSource& src, const std::string& accou
         }
         case PasswordSource::Kind::Command:
             return from_command(src, timeout_seconds);
+        case PasswordSource::Kind::OAuth2:
+            return oauth2_access_token(*src.client, account, timeout_seconds, false);
         case PasswordSource::Kind::None:
             break;
     }
@@ -85,6 +88,12 @@ LoginCredentials login_credentials(const Endpoint& ep, std::string secret, const
     if (c.token && ep.password.kind == PasswordSource::Kind::Command) {
         PasswordSource src = ep.password;
         c.fresh_token = [src, account, timeout_seconds] { return resolve_password(src, account, timeout_seconds); };
+    } else if (c.token && ep.password.kind == PasswordSource::Kind::OAuth2) {
+        // Refused: one new access token from the refresh token.
+        auto client = ep.password.client;
+        c.fresh_token = [client, account, timeout_seconds] {
+            return oauth2_access_token(*client, account, timeout_seconds, true);
+        };
     }
     return c;
 }

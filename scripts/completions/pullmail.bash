@@ -69,7 +69,7 @@ _pullmail() {
         compopt -o filenames 2>/dev/null
         COMPREPLY=($(compgen -f -- "$cur"))
     elif [[ -z $first ]]; then
-        COMPREPLY=($(compgen -W "adopt import-fetchmailrc $(_pullmail_accounts)" -- "$cur"))
+        COMPREPLY=($(compgen -W "adopt auth import-fetchmailrc $(_pullmail_accounts)" -- "$cur"))
     else
         COMPREPLY=($(compgen -W "$(_pullmail_accounts)" -- "$cur"))
     fi

@@ -86,12 +86,12 @@ class Completions(unittest.TestCase):
         util.log("    checked: bash completes all %d options of --help" % len(self.options))
         self.assertEqual(self.bash("pullmail", "--no-"), {"--no-keep", "--no-progress"})
         self.assertEqual(self.bash("pullmail", "-f", self.config, ""),
-                         {"adopt", "import-fetchmailrc", "home", "work.example"})
+                         {"adopt", "auth", "import-fetchmailrc", "home", "work.example"})
         self.assertEqual(self.bash("pullmail", "--file", self.config, "adopt", "w"), {"work.example"})
         self.assertEqual(self.bash("pullmail", "-f", self.config, "--repair-state", "h"), {"home"})
         self.assertEqual(self.bash("pullmail", "--tls", ""), {"off", "starttls", "implicit"})
         self.assertIn("c.toml", self.bash("pullmail", "import-fetchmailrc", "c"))
-        self.assertEqual(self.bash("pullmail", ""), {"adopt", "import-fetchmailrc"},
+        self.assertEqual(self.bash("pullmail", ""), {"adopt", "auth", "import-fetchmailrc"},
                          "no configuration: only the subcommands")
 
     def test_list_accounts(self):
@@ -154,7 +154,7 @@ class Completions(unittest.TestCase):
         self.assertEqual(self.options - got, set(), "options of --help zsh does not complete")
         self.assertNotIn("--list-accounts", got)
         self.assertEqual(self.zsh("pullmail -f %s " % self.config),
-                         {"adopt", "import-fetchmailrc", "home", "work.example"})
+                         {"adopt", "auth", "import-fetchmailrc", "home", "work.example"})
         self.assertEqual(self.zsh("pullmail -f %s adopt " % self.config), {"home", "work.example"})
         self.assertEqual(self.zsh("pullmail --tls "), {"off", "starttls", "implicit"})
         util.log("    checked: zsh completes all %d options of --help, accounts, subcommands" % len(self.options))

@@ -1,0 +1,51 @@
+#include "oauth2_store.h"
+
+#include <sys/stat.h>
+
+#include <nlohmann/json.hpp>
+
+#include "error.h"
+#include "fs_util.h"
+#include "secrets.h"
+
+namespace pullmail {
+
+bool load_grant(const std::string& path, StoredGrant& out) {
+    std::string data;
+    try {
+        if (!read_file_if_exists(path, data, false)) return false;
+    } catch (const Error& e) {
+        throw Error(ErrorKind::LocalIO, std::string("cannot read the OAuth2 token file: ") + e.what());
+    }
+    struct stat st {};
+    if (::stat(path.c_str(), &st) == 0 && (st.st_mode & 077) != 0) {
+        wipe(data);
+        throw Error(ErrorKind::LocalIO, "the OAuth2 token file " + path +
+                                            " is readable by others; fix with: chmod 600 " + path);
+    }
+    nlohmann::json j = nlohmann::json::parse(data, nullptr, false);
+    wipe(data);
+    auto bad = [&] {
+        return Error(ErrorKind::State, "the OAuth2 token file " + path +
+                                           " is damaged; sign in again with pullmail auth (it is rewritten)");
+    };
+    if (!j.is_object() || !j.contains("refresh_token") || !j["refresh_token"].is_string()) throw bad();
+    out.refresh_token = j["refresh_token"].get<std::string>();
+    if (out.refresh_token.empty()) throw bad();
+    if (j.contains("access_token") && j["access_token"].is_string()) out.access_token = j["access_token"];
+    if (j.contains("expires_at") && j["expires_at"].is_number_integer()) out.expires_at = j["expires_at"];
+    return true;
+}
+
+void save_grant(const std::string& path, const StoredGrant& grant) {
+    std::string dir = path.substr(0, path.find_last_of('/'));
+    if (!dir.empty() && dir != path) make_dirs(dir, 0700);
+    nlohmann::json j = {{"refresh_token", grant.refresh_token},
+                        {"access_token", grant.access_token},
+                        {"expires_at", grant.expires_at}};
+    std::string data = j.dump() + "\n";
+    write_file_atomic(path, data, 0600);
+    wipe(data);
+}
+
+}  // namespace pullmail

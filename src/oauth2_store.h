@@ -1,0 +1,30 @@
+// oauth2_store.h — the file that keeps an account's OAuth2 grant between
+// runs: <state_dir>/<account>.oauth2, JSON, mode 0600.
+//
+// It holds the refresh token (the long-lived secret `pullmail auth` earned)
+// and the last access token with its expiry, so that runs within the token's
+// lifetime do not ask the token endpoint again. Written only by atomic
+// replace (temp file + fsync + rename, fs_util.h); read with O_NOFOLLOW, so a
+// symbolic link planted in its place is refused, never followed.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace pullmail {
+
+struct StoredGrant {
+    std::string refresh_token;
+    std::string access_token;   // may be empty
+    std::int64_t expires_at = 0;  // Unix seconds; 0 = unknown (treated as expired)
+};
+
+// False when there is no file. A damaged file (not our JSON, no refresh
+// token) or one readable by others is Error(State)/Error(LocalIO) naming the
+// path and what to do; never its contents.
+bool load_grant(const std::string& path, StoredGrant& out);
+
+// Creates the directory (0700) when missing and replaces the file (0600).
+void save_grant(const std::string& path, const StoredGrant& grant);
+
+}  // namespace pullmail

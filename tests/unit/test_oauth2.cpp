@@ -1,0 +1,67 @@
+// The built-in OAuth2 client (issue 12): the oauth2 table of the
+// configuration, and the small codecs of oauth2.h (form escaping, base64url
+// for PKCE, query values of a redirect).
+#include <doctest/doctest.h>
+
+#include "config.h"
+#include "error.h"
+#include "oauth2.h"
+
+using namespace pullmail;
+
+namespace {
+
+const std::string kHead = "state_dir = \"/st\"\n[accounts.a]\nurl = \"imaps://h\"\nuser = \"u\"\ndeliver = \"mbox:/x\"\n";
+
+std::string error_of(const std::string& text) {
+    try {
+        parse_config(text, "config.toml", ConfigEnv{});
+    } catch (const Error& e) {
+        return e.what();
+    }
+    return "";
+}
+
+}  // namespace
+
+TEST_CASE("config: oauth2 table with provider defaults") {
+    Config c = parse_config(kHead + "oauth2 = { provider = \"microsoft\", client_id = \"id\" }\n", "config.toml",
+                            ConfigEnv{});
+    const Endpoint& ep = c.accounts.at(0).server;
+    REQUIRE(ep.password.kind == PasswordSource::Kind::OAuth2);
+    CHECK(ep.oauth2);
+    REQUIRE(ep.password.client);
+    CHECK(ep.password.client->device_url.find("login.microsoftonline.com") != std::string::npos);
+    CHECK(ep.password.client->scope.find("offline_access") != std::string::npos);
+    CHECK(ep.password.client->store_path == "/st/a.oauth2");
+    Config g = parse_config(kHead + "oauth2 = { provider = \"google\", client_id = \"id\", client_secret = \"s\" }\n",
+                            "config.toml", ConfigEnv{});
+    CHECK(g.accounts.at(0).server.password.client->scope == "https://mail.google.com/");
+    CHECK(g.accounts.at(0).server.password.client->client_secret.kind == PasswordSource::Kind::Literal);
+}
+
+TEST_CASE("config: oauth2 errors; http only to loopback") {
+    CHECK(error_of(kHead + "oauth2 = { provider = \"yahoo\", client_id = \"i\" }\n").find("provider") != std::string::npos);
+    CHECK(error_of(kHead + "oauth2 = { provider = \"google\" }\n").find("client_id") != std::string::npos);
+    CHECK(error_of(kHead + "oauth2 = { provider = \"google\", client_id = \"i\", token_url = \"https://x\" }\n")
+              .find("built in") != std::string::npos);
+    CHECK(error_of(kHead + "oauth2 = { provider = \"custom\", client_id = \"i\", token_url = \"http://auth.example/t\", "
+                           "device_url = \"https://auth.example/d\" }\n")
+              .find("not an https:// URL") != std::string::npos);
+    CHECK(error_of(kHead + "oauth2 = { provider = \"custom\", client_id = \"i\", token_url = \"http://127.0.0.1:9/t\", "
+                           "device_url = \"http://127.0.0.1:9/d\" }\n") == "");
+    CHECK(error_of(kHead + "password = \"p\"\noauth2 = { provider = \"google\", client_id = \"i\" }\n")
+              .find("use exactly one password source") != std::string::npos);
+    CHECK(error_of(kHead + "oauth2 = { provider = \"google\", client_id = \"i\", clientid = \"x\" }\n")
+              .find("unknown key") != std::string::npos);
+}
+
+TEST_CASE("oauth2 codecs") {
+    CHECK(form_escape("a b&c=d/é~") == "a%20b%26c%3Dd%2F%C3%A9~");
+    const unsigned char bytes[] = {0xfb, 0xff, 0x00, 0x01};
+    CHECK(base64url(bytes, 4) == "-_8AAQ");
+    CHECK(query_value("code=ab%2Fc&state=x+y", "code") == "ab/c");
+    CHECK(query_value("code=ab%2Fc&state=x+y", "state") == "x y");
+    CHECK(query_value("xcode=1", "code") == "");
+    CHECK(query_value("code=%zz", "code") == "%zz");
+}
