@@ -203,7 +203,7 @@ class DaemonCutTest(DaemonCase):
         # after the server's "+ idling"; once one was, the others pass.
         with CutProxy(self.d.ports["imap"], direction="s2c", cut_at=(b"+ idling", 0, 10), rst=True,
                       cut_once=False) as p:
-            acc = self.account(user, pw, proto="imap", poll_interval=HOUR, tls="off")
+            acc = self.account(user, pw, proto="imap", poll_interval=HOUR, tls="off", auth="plain")
             acc["url"] = "imap://127.0.0.1:%d" % p.port
             self.config({"a": acc})
             with self.daemon() as d:
@@ -231,7 +231,7 @@ class DaemonCutTest(DaemonCase):
         # A pass-through proxy keeps the daemon's address while the server
         # comes back on other ports.
         with CutProxy(self.d.ports["imap"]) as p:
-            acc = self.account(user, pw, proto="imap", poll_interval=HOUR, tls="off")
+            acc = self.account(user, pw, proto="imap", poll_interval=HOUR, tls="off", auth="plain")
             acc["url"] = "imap://127.0.0.1:%d" % p.port
             self.config({"a": acc})
             with self.daemon() as d:
