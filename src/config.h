@@ -105,7 +105,7 @@ struct Account {
     int run_timeout = 0;               // seconds a connection may last after login; 0 = no limit
     // Retention and limits (sync_plan.h): delete_after = "30d" (seconds
     // after delivery, with keep; 0 = never), max_size = "10M" (octets, 0 =
-    // no limit) with oversize, max_messages per folder and run (0 = all).
+    // no limit) with oversize, max_messages per run of the account (0 = all).
     std::int64_t delete_after = 0;
     std::uint64_t max_size = 0;
     Oversize oversize = Oversize::Skip;

@@ -243,7 +243,7 @@ void fetch_imap(AccountContext& ctx, SyncShared& shared) {
                 std::size_t i = next_folder.fetch_add(1);
                 if (i >= folders.size()) break;
                 auto st = statuses.find(folders[i]);
-                sync_folder(source, folders[i], *handlers[k], shared, st == statuses.end() ? nullptr : &st->second);
+                sync_folder(source, folders[i], *handlers[k], shared, st == statuses.end() ? nullptr : &st->second, i);
             }
             source.close();
         } catch (...) {

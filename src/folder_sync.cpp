@@ -1,5 +1,7 @@
 #include "folder_sync.h"
 
+#include <algorithm>
+
 #include "intake.h"
 #include "log.h"
 #include "progress.h"
@@ -30,11 +32,58 @@ void warn_untouched(const Plan& plan, SyncShared& sh) {
                                          uidl + "'; they are left on the server untouched");
 }
 
+// A folder's turn to claim the max_messages budget (SyncShared::turn).
+// Without a limit there is nothing to wait for. Passing the turn on (at
+// the latest when the folder sync ends, whatever the outcome) lets the
+// next folder plan.
+class BudgetTurn {
+public:
+    BudgetTurn(SyncShared& sh, std::size_t order) : sh_(sh), order_(order) {}
+    BudgetTurn(const BudgetTurn&) = delete;
+    BudgetTurn& operator=(const BudgetTurn&) = delete;
+    ~BudgetTurn() {
+        std::lock_guard<std::mutex> lock(sh_.mu);
+        pass(lock);
+    }
+    // Waits (lock held on `mu`) until the folders before this one claimed.
+    void wait(std::unique_lock<std::mutex>& lock) {
+        if (sh_.options.max_messages) sh_.turn.wait(lock, [&] { return sh_.turn_next >= order_; });
+    }
+    // The options of this folder's plan: the limit is what is left.
+    PlanOptions options() const {
+        PlanOptions o = sh_.options;
+        if (o.max_messages) o.max_messages = *o.max_messages - std::min(*o.max_messages, sh_.planned);
+        return o;
+    }
+    // Takes what the plan fetches from the budget and passes the turn on.
+    template <class Lock>
+    void claim(const Plan& plan, Lock& lock) {
+        if (passed_) return;
+        sh_.planned += plan.fetch.size() + plan.headers_only.size();
+        pass(lock);
+    }
+
+private:
+    template <class Lock>
+    void pass(Lock&) {
+        if (passed_) return;
+        passed_ = true;
+        if (sh_.turn_next <= order_) sh_.turn_next = order_ + 1;
+        sh_.turn.notify_all();
+    }
+    SyncShared& sh_;
+    std::size_t order_;
+    bool passed_ = false;
+};
+
 // Plans the listing under the lock and records the identity as synced.
-Plan make_plan(const MailSource::Opened& opened, SyncShared& sh) {
+// The budget is claimed here, or after recognition when that is pending.
+Plan make_plan(const MailSource::Opened& opened, SyncShared& sh, BudgetTurn& turn) {
     const SourceIdentity& id = opened.identity;
-    std::lock_guard<std::mutex> lock(sh.mu);
-    Plan plan = plan_folder(opened.listing, id, sh.state.entries(), synced_before(sh.state, id), sh.options);
+    std::unique_lock<std::mutex> lock(sh.mu);
+    turn.wait(lock);
+    Plan plan = plan_folder(opened.listing, id, sh.state.entries(), synced_before(sh.state, id), turn.options());
+    if (!plan.need_headers) turn.claim(plan, lock);
     if (id.protocol == SourceProtocol::Imap) {
         auto old = sh.state.uidvalidity(id.folder);
         if (old && *old != id.uidvalidity)
@@ -55,14 +104,15 @@ Plan make_plan(const MailSource::Opened& opened, SyncShared& sh) {
 // headers() adds each message's INTERNALDATE: to copies in `dated`, which
 // plan.fetch then points into (so `dated` must outlive the plan's use).
 void recognise(MailSource& source, Plan& plan, const SourceIdentity& id, SyncShared& sh,
-               std::vector<RemoteMessage>& dated) {
+               std::vector<RemoteMessage>& dated, BudgetTurn& turn) {
     if (!plan.need_headers) return;
     dated = plan.fetch.copy();
     auto headers = source.headers(dated);
     plan.fetch = MessageRefs();
     for (const auto& m : dated) plan.fetch.push_back(m);
     std::lock_guard<std::mutex> lock(sh.mu);
-    auto found = recognise_delivered(plan, id, sh.state.entries(), headers, sh.options);
+    auto found = recognise_delivered(plan, id, sh.state.entries(), headers, turn.options());
+    turn.claim(plan, lock);
     if (plan.records)
         for (const auto& r : found)
             sh.state.record_seen(r.message.key,
@@ -184,7 +234,8 @@ void collect_mark(const MailSource::Opened& opened, const Plan& plan, SyncShared
 }  // namespace
 
 void sync_folder(MailSource& source, const std::string& folder, Intake& handler, SyncShared& sh,
-                 const FolderMark* status) {
+                 const FolderMark* status, std::size_t order) {
+    BudgetTurn turn(sh, order);
     if (skip_unchanged(folder, status, sh)) return;
     const PlanOptions& po = sh.options;
     bool removes = !po.keep || po.delete_after > 0 || (po.max_size > 0 && po.oversize == Oversize::Delete);
@@ -201,10 +252,10 @@ void sync_folder(MailSource& source, const std::string& folder, Intake& handler,
         sh.result.errors.push_back(e);
         return;
     }
-    Plan plan = make_plan(opened, sh);
+    Plan plan = make_plan(opened, sh, turn);
     warn_untouched(plan, sh);
     std::vector<RemoteMessage> dated;
-    recognise(source, plan, opened.identity, sh, dated);
+    recognise(source, plan, opened.identity, sh, dated, turn);
     report_oversize(plan, sh);
     {
         std::lock_guard<std::mutex> lock(sh.mu);

@@ -11,6 +11,7 @@
 #pragma once
 
 #include <map>
+#include <condition_variable>
 #include <mutex>
 #include <string>
 #include <unordered_set>
@@ -38,7 +39,15 @@ struct SyncShared {
     AccountResult& result;
     std::mutex mu;
     std::unordered_set<std::string> prune;  // keys to forget at the end
-    std::map<std::string, FolderMark> marks;  // folder -> mark to record after the prune
+    std::map<std::string, FolderMark> marks{};  // folder -> mark to record after the prune
+    // max_messages is the account's per run (options.max_messages, the
+    // whole budget): `planned` is what the plans so far took of it. Folders
+    // claim it in their configured order (`order` of sync_folder), also on
+    // several connections: a folder waits on `turn` until the folders
+    // before it have planned (or failed), never while holding `mu` across I/O.
+    std::size_t planned = 0;
+    std::size_t turn_next = 0;  // the order whose turn it is to claim the budget
+    std::condition_variable turn{};
 };
 
 // Syncs one folder ("" for POP3) over `source`. Throws Error for what stops
@@ -46,9 +55,11 @@ struct SyncShared {
 // the server refuses to open is reported and skipped when the error says
 // it is scoped to that folder. `status`: the folder as STATUS reported it
 // (IMAP), when known; a folder unchanged since its last complete sync
-// (folder_unchanged) is then not opened at all.
+// (folder_unchanged) is then not opened at all. `order`: the folder's place
+// in the configured order (0, 1, ...; each once per run), the order in
+// which folders take the max_messages budget.
 void sync_folder(MailSource& source, const std::string& folder, Intake& handler, SyncShared& shared,
-                 const FolderMark* status = nullptr);
+                 const FolderMark* status = nullptr, std::size_t order = 0);
 
 // Adds a handler's counts and errors to the account result (after flush()).
 void account_for(const Intake& handler, SyncShared& shared);

@@ -161,7 +161,7 @@ void add_retention(PlanOptions& p, const Account& account, const RunOptions& opt
     p.delete_after = account.delete_after;
     p.max_size = account.max_size;
     p.oversize = account.oversize;
-    p.max_messages = static_cast<std::size_t>(account.max_messages);
+    if (account.max_messages > 0) p.max_messages = static_cast<std::size_t>(account.max_messages);
     // -k keeps every message on the server (man page): no expiry, and oversize
     // messages are skipped rather than deleted.
     if (opts.keep.value_or(false)) {

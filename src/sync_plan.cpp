@@ -92,16 +92,17 @@ void place_new(const RemoteMessage& m, const SeenEntry* e, Plan& plan, const Pla
 // in listing order, which header_id() follows within one listing).
 void apply_limit(Plan& plan, const PlanOptions& opts) {
     std::size_t total = plan.fetch.size() + plan.headers_only.size();
-    if (opts.max_messages == 0 || total <= opts.max_messages) return;
+    if (!opts.max_messages || total <= *opts.max_messages) return;
+    const std::size_t limit = *opts.max_messages;
     std::size_t f = 0, h = 0;
-    while (f + h < opts.max_messages) {
+    while (f + h < limit) {
         bool take_fetch = h == plan.headers_only.size() ||
                           (f < plan.fetch.size() && header_id(plan.fetch[f]) < header_id(plan.headers_only[h]));
         take_fetch ? ++f : ++h;
     }
     plan.fetch.resize(f);
     plan.headers_only.resize(h);
-    plan.deferred += total - opts.max_messages;
+    plan.deferred += total - limit;
 }
 
 // An arrival fingerprint (INTERNALDATE) vouches only within one IMAP

@@ -31,7 +31,9 @@
 //   - max_messages: at most that many messages are fetched by one plan (the
 //     whole ones and the header-only ones together), oldest first (the
 //     listing order: POP3 message numbers, IMAP UIDs); the rest wait for
-//     the next run.
+//     the next run. The limit is the account's per run (fetchmail's
+//     fetchlimit): the executor gives each folder's plan what the folders
+//     before it (configured order) left of the budget.
 //
 // Recognition rule. A message of the listing is matched against state
 // entries by fingerprint only across a real change of identity:
@@ -90,7 +92,9 @@ struct PlanOptions {
     std::int64_t delete_after = 0;  // seconds after delivery; only with keep
     std::uint64_t max_size = 0;     // octets as the server counts them
     Oversize oversize = Oversize::Skip;
-    std::size_t max_messages = 0;   // per plan (one folder)
+    // max_messages: what this plan may still fetch, the account's budget
+    // left in this run (none = no limit; 0 = fetch nothing new).
+    std::optional<std::size_t> max_messages;
 };
 
 using StateEntries = std::unordered_map<std::string, SeenEntry>;

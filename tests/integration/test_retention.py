@@ -11,7 +11,8 @@ IMAP, with the clock injected through PULLMAIL_TEST_NOW (no test waits):
   byte-exact (the stub is the server's header block and a note), a skipped
   message is reported once, neither a skipped message nor a header-only one
   is ever deleted (even with keep = false), delete removes unread.
-- max_messages: several runs deliver everything exactly once, oldest first.
+- max_messages: several runs deliver everything exactly once, oldest first;
+  the limit is the account's per run across its folders (configured order).
 - bad durations and sizes: exit 78 naming the account and the key."""
 
 import os
@@ -250,6 +251,44 @@ class Retention(util.IntegrationCase):
 
     def test_max_messages_imaps(self):
         self._max_messages("imaps", keep=True)
+
+    def _max_messages_folders(self, connections):
+        """max_messages is the account's budget per run, not each folder's:
+        3 folders x 4 messages with max_messages = 5 deliver 5, 5, 2, 0,
+        in the configured folder order, oldest first within a folder."""
+        user, pw = self.new_user()
+        folders = ["INBOX", "Work", "Lists"]
+        served = []
+        for k, folder in enumerate(folders):
+            if folder != "INBOX":
+                self.d.create_folder(user, folder)
+            for m in ordinary_corpus(4, seed=60 + k, max_size=4096, prefix="budget-%d-%s" % (connections, folder)):
+                self.d.add_message(user, m.data, folder=folder)
+            served += self.d.messages(user, folder)
+        maildir = self.path("M-budget-%d" % connections)
+        name = "budget-%d" % connections
+        self.config({name: self.account(user, pw, "imaps", deliver="maildir:" + maildir, keep=True,
+                                        folders=folders, connections=connections, max_messages=5)})
+        counts, before = [], set()
+        for run in range(4):
+            r = self.run_config("--json", expect=0)
+            counts.append(self.json_account(r, name)["delivered"])
+            got = set(util.message_id(m) for m in util.maildir_messages(maildir))
+            want_now = set(util.message_id(b) for _, b, _ in served[:min(12, 5 * (run + 1))])
+            self.assertEqual(got, want_now, "run %d: not the configured folder order, oldest first" % (run + 1))
+            self.assertTrue(before <= got)
+            before = got
+        self.assertEqual(counts, [5, 5, 2, 0], "max_messages = 5 over 3 folders x 4 messages")
+        self.assertDelivered(util.maildir_messages(maildir), util.expected_from_served(served),
+                             "max_messages = 5 across 3 folders over 4 runs")
+        self.note("imaps, 3 folders x 4, max_messages = 5, connections = %d: runs delivered %s, "
+                  "every message exactly once, byte-exact" % (connections, counts))
+
+    def test_max_messages_across_folders(self):
+        self._max_messages_folders(1)
+
+    def test_max_messages_across_folders_parallel(self):
+        self._max_messages_folders(3)
 
     # ---- configuration errors ---------------------------------------------
 

@@ -2,8 +2,10 @@
 // a failure at every step leaves the state and the server consistent
 // (nothing removed that is not durably delivered), and a rerun delivers
 // everything exactly once.
+#include <chrono>
 #include <map>
 #include <set>
+#include <thread>
 
 #include "intake.h"
 #include "folder_sync.h"
@@ -241,4 +243,36 @@ TEST_CASE("executor: a message the server announced larger than it sent is deliv
     CHECK(src.server.count("u1") == 0);
     CHECK(src.server.count("u2") == 1);  // kept on the server
     CHECK(r.result.deleted == 1);
+}
+
+TEST_CASE("executor: max_messages is one budget for the account's folders, taken in the configured order") {
+    // Three folders of four messages, max_messages = 5, each folder on its
+    // own connection (thread); the last folder starts first, yet the
+    // budget goes to the folders in their order: 4, 1, 0.
+    TempDir dir;
+    StateJournal state(dir.path + "/acct.state");
+    MemoryDeliverer dst;
+    std::vector<MemorySource> srcs(3);
+    for (int f = 0; f < 3; ++f)
+        for (int i = 0; i < 4; ++i) srcs[f].server["f" + std::to_string(f) + "-" + std::to_string(i)] = body(f * 10 + i);
+    Run r;
+    r.account.name = "acct";
+    PlanOptions o;
+    o.max_messages = 5;
+    SyncShared sh{r.account, o, r.log, state, dst, r.result, {}, {}};
+    std::vector<std::unique_ptr<Intake>> handlers;
+    for (int f = 0; f < 3; ++f) handlers.push_back(std::make_unique<Intake>(r.account, dst, state, r.log, nullptr, &sh.mu));
+    std::vector<std::thread> threads;
+    for (int f = 2; f >= 0; --f) {
+        threads.emplace_back([&, f] { sync_folder(srcs[f], "", *handlers[f], sh, nullptr, static_cast<std::size_t>(f)); });
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    for (auto& t : threads) t.join();
+    for (auto& h : handlers) account_for(*h, sh);
+    CHECK(srcs[0].retrieved == 4);
+    CHECK(srcs[1].retrieved == 1);
+    CHECK(srcs[2].retrieved == 0);
+    CHECK(dst.delivered.size() == 5);
+    CHECK(sh.planned == 5);
+    CHECK(r.result.errors.empty());
 }

@@ -222,6 +222,22 @@ TEST_CASE("plan: max_messages fetches the oldest first; successive runs take eve
     CHECK(std::set<std::string>(taken.begin(), taken.end()).size() == 7);
 }
 
+TEST_CASE("plan: a spent max_messages budget (0 left) fetches nothing new and defers everything") {
+    std::vector<RemoteMessage> listing;
+    for (std::uint32_t i = 1; i <= 4; ++i) listing.push_back(pop3(i, "m" + std::to_string(i), 100));
+    PlanOptions o = opts();
+    o.max_messages = 0;  // what the folders before this one left of the account's budget
+    auto plan = plan_folder(listing, kPop3, {}, false, o);
+    CHECK(plan.fetch.empty());
+    CHECK(plan.deferred == 4);
+    o.max_messages = 2;
+    plan = plan_folder(listing, kPop3, {}, false, o);
+    CHECK(keys(plan.fetch) == std::set<std::string>{pop3_key("m1"), pop3_key("m2")});
+    CHECK(plan.deferred == 2);
+    o.max_messages.reset();  // no limit
+    CHECK(plan_folder(listing, kPop3, {}, false, o).fetch.size() == 4);
+}
+
 TEST_CASE("plan: max_messages counts what is left after recognition") {
     std::string fa = header_fingerprint(header("a"));
     StateEntries state{{imap_key("INBOX", 1, 1), delivered(kNow - 10 * kDay, 300, fa)}};
