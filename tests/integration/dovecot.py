@@ -103,9 +103,23 @@ def _die_with_parent():
 
 def free_port():
     """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return free_ports(1)[0]
+
+
+def free_ports(n):
+    """n different TCP ports on 127.0.0.1 that were free a moment ago: the
+    sockets stay bound until all are chosen, so the kernel cannot hand out
+    one port twice (one server's listeners on one port is a config error)."""
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            socks.append(s)
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
 
 
 def ensure_mail_user(name=MAIL_USER):
@@ -418,7 +432,8 @@ class Dovecot:
             # bytes): it gets its own directory in /tmp, removed by stop()
             self.run_dir = tempfile.mkdtemp(prefix="pm-dovecot-", dir="/tmp")
             os.chmod(self.run_dir, 0o755)
-            self.ports = {name: free_port() for name in self._listeners()}
+            names = list(self._listeners())
+            self.ports = dict(zip(names, free_ports(len(names))))
             self._write_config()
             log_offset = os.path.getsize(self.log_path) if os.path.exists(self.log_path) else 0
             self._proc = subprocess.Popen([_sbin("dovecot"), "-F", "-c", self.conf_path],

@@ -33,7 +33,7 @@ import time
 import weakref
 import atexit
 
-from dovecot import _die_with_parent, _install_sigterm_handler, _sbin, free_port, make_certificate, \
+from dovecot import _die_with_parent, _install_sigterm_handler, _sbin, free_ports, make_certificate, \
     server_temp_root
 
 _live = weakref.WeakSet()
@@ -91,7 +91,8 @@ class Mailutils:
 
     def start(self, timeout=10):
         _install_sigterm_handler()
-        self.ports = {k: free_port() for k in ("pop3s", "pop3", "imaps", "imap")}
+        names = ("pop3s", "pop3", "imaps", "imap")
+        self.ports = dict(zip(names, free_ports(len(names))))
         for name, keys in (("pop3d", ("pop3s", "pop3")), ("imap4d", ("imaps", "imap"))):
             conf = self._config(name, [self.ports[k] for k in keys])
             log = open(os.path.join(self.dir, name + ".log"), "ab")
