@@ -66,19 +66,7 @@ public:
             header_.feed(header_lf_);
         }
         out_.clear();
-        std::size_t i = 0;
-        while (i < chunk.size()) {
-            auto nl = chunk.find('\n', i);
-            if (nl == std::string_view::npos) {
-                out_.append(chunk.substr(i));
-                break;
-            }
-            out_.append(chunk.substr(i, nl - i));
-            bool cr_before = nl > 0 ? chunk[nl - 1] == '\r' : last_cr_;
-            out_ += cr_before ? "\n" : "\r\n";
-            i = nl + 1;
-        }
-        if (!chunk.empty()) last_cr_ = chunk.back() == '\r';
+        append_crlf(chunk, last_cr_, out_);
         if (int err = write_all(fd_, out_.data(), out_.size()))
             throw Error(ErrorKind::LocalIO, std::string("cannot spool a message for the IMAP target: ") +
                                                 std::strerror(err));

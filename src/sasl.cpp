@@ -49,19 +49,6 @@ std::string trim_right(std::string_view s) {
     return std::string(s);
 }
 
-std::vector<std::string_view> split_words(std::string_view s) {
-    std::vector<std::string_view> out;
-    std::size_t i = 0;
-    while (i < s.size()) {
-        while (i < s.size() && s[i] == ' ') ++i;
-        std::size_t j = i;
-        while (j < s.size() && s[j] != ' ') ++j;
-        if (j > i) out.push_back(s.substr(i, j - i));
-        i = j;
-    }
-    return out;
-}
-
 // The capability words of an IMAP line: "* CAPABILITY a b", "* OK
 // [CAPABILITY a b] ...", "TAG OK [CAPABILITY a b] ...". Empty if none.
 std::optional<std::vector<std::string_view>> imap_capabilities(std::string_view line) {

@@ -153,4 +153,33 @@ std::string sanitize(std::string_view text, std::size_t max_len) {
     return out;
 }
 
+std::vector<std::string_view> split_words(std::string_view s) {
+    std::vector<std::string_view> out;
+    std::size_t i = 0;
+    while (i < s.size()) {
+        while (i < s.size() && s[i] == ' ') ++i;
+        std::size_t j = i;
+        while (j < s.size() && s[j] != ' ') ++j;
+        if (j > i) out.push_back(s.substr(i, j - i));
+        i = j;
+    }
+    return out;
+}
+
+void append_crlf(std::string_view chunk, bool& last_cr, std::string& out) {
+    std::size_t i = 0;
+    while (i < chunk.size()) {
+        auto nl = chunk.find('\n', i);
+        if (nl == std::string_view::npos) {
+            out.append(chunk.substr(i));
+            break;
+        }
+        out.append(chunk.substr(i, nl - i));
+        bool cr_before = nl > 0 ? chunk[nl - 1] == '\r' : last_cr;
+        out += cr_before ? "\n" : "\r\n";
+        i = nl + 1;
+    }
+    if (!chunk.empty()) last_cr = chunk.back() == '\r';
+}
+
 }  // namespace pullmail

@@ -6,6 +6,7 @@
 #include <functional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace pullmail {
 
@@ -38,5 +39,14 @@ std::string sanitize(std::string_view text, std::size_t max_len = 300);
 
 // CRC-32 (IEEE), for the state journal's record checksums and --shard.
 std::uint32_t crc32(std::string_view data);
+
+// The space-separated words of a protocol line (runs of spaces are one
+// separator); views into s.
+std::vector<std::string_view> split_words(std::string_view s);
+
+// Appends chunk to out with every bare LF made CRLF (CRLF stays as it is),
+// for targets that want the wire form. Chunks may split a CRLF anywhere:
+// last_cr carries whether the previous chunk ended in CR.
+void append_crlf(std::string_view chunk, bool& last_cr, std::string& out);
 
 }  // namespace pullmail

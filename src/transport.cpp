@@ -28,19 +28,6 @@ namespace pullmail {
 
 namespace {
 
-std::vector<std::string_view> words(std::string_view s) {
-    std::vector<std::string_view> out;
-    std::size_t i = 0;
-    while (i < s.size()) {
-        while (i < s.size() && s[i] == ' ') ++i;
-        std::size_t j = i;
-        while (j < s.size() && s[j] != ' ') ++j;
-        if (j > i) out.push_back(s.substr(i, j - i));
-        i = j;
-    }
-    return out;
-}
-
 class CurlConnection final : public Connection {
 public:
     CurlConnection(CURL* h, curl_socket_t sock, SSL* ssl, std::vector<std::string> login_lines)
@@ -197,7 +184,7 @@ const char* scheme_of(const Endpoint& ep) {
 void set_stop_flag(const std::atomic<bool>* flag) { g_stop_flag.store(flag); }
 
 std::string mask_credentials(std::string_view line) {
-    auto w = words(line);
+    auto w = split_words(line);
     if (w.empty()) return std::string(line);
     std::size_t cmd = 0;
     std::string first = ascii_upper(w[0]);
