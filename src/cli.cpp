@@ -261,6 +261,10 @@ int run_daemon_mode(CliArgs& a, const ConfigEnv& env, Logger& log) {
         auto config = std::make_shared<Config>(load_accounts(a, env));
         s.state_dir = a.state_dir.empty() ? config->state_dir : expand_home(a.state_dir, env);
         s.accounts = select_accounts(*config, a);
+        if (!a.shard.empty()) {  // several daemons may share the accounts, as one-shot runs do
+            auto [k, n] = parse_shard(a.shard);
+            s.accounts = shard_of(s.accounts, k, n);
+        }
         s.config = std::move(config);
         return s;
     };

@@ -50,8 +50,21 @@ class ImapSource final : public MailSource {
 public:
     ImapSource(ImapSession& imap, const Account& account) : imap_(imap), account_(account) {}
 
+    // With delete = "trash", the \Trash folder is never synced: what pullmail
+    // moved there would be delivered again. "*" leaves it out; naming it is
+    // a configuration error.
     std::vector<std::string> folders(const std::vector<std::string>& configured) override {
-        return expand_folders(configured, imap_, account_.skip_special_use);
+        if (account_.delete_mode != Account::DeleteMode::Trash)
+            return expand_folders(configured, imap_, account_.skip_special_use);
+        auto skip = account_.skip_special_use;
+        if (std::find(skip.begin(), skip.end(), "trash") == skip.end()) skip.push_back("trash");
+        auto out = expand_folders(configured, imap_, skip);
+        if (auto trash = trash_folder(); trash && std::find(out.begin(), out.end(), *trash) != out.end())
+            throw Error(ErrorKind::Config, "folder '" + sanitize(*trash, 100) +
+                                               "' is where delete = \"trash\" moves delivered mail; fetching it "
+                                               "would deliver that mail again: leave it out of folders or use "
+                                               "delete = \"expunge\"");
+        return out;
     }
 
     Opened open(const std::string& folder, bool read_only) override {
@@ -66,12 +79,9 @@ public:
         return o;
     }
 
-    std::map<std::uint32_t, std::string> headers(std::vector<RemoteMessage>& msgs) override {
-        std::map<std::uint32_t, std::string> dates;
-        auto out = imap_.fetch_header_fields(uids(msgs), kFingerprintFields, &dates);
-        for (auto& m : msgs)
-            if (auto d = dates.find(m.uid); d != dates.end()) m.set_internal_date(d->second);
-        return out;
+    std::map<std::uint32_t, std::string> headers(const std::vector<RemoteMessage>& msgs,
+                                                 std::map<std::uint32_t, std::string>* internal_dates) override {
+        return imap_.fetch_header_fields(uids(msgs), kFingerprintFields, internal_dates);
     }
 
     std::map<std::uint32_t, std::string> header_blocks(const std::vector<RemoteMessage>& msgs) override {

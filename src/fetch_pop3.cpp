@@ -31,7 +31,8 @@ public:
         return o;
     }
 
-    std::map<std::uint32_t, std::string> headers(std::vector<RemoteMessage>& msgs) override {
+    std::map<std::uint32_t, std::string> headers(const std::vector<RemoteMessage>& msgs,
+                                                 std::map<std::uint32_t, std::string>*) override {
         std::vector<std::uint32_t> numbers;
         for (const auto& m : msgs) numbers.push_back(m.number);
         return pop_.headers(numbers);

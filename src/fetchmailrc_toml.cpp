@@ -1,5 +1,7 @@
 #include "fetchmailrc_toml.h"
 
+#include "text_util.h"
+
 #include <cctype>
 #include <cstdio>
 #include <map>
@@ -91,14 +93,6 @@ std::string account_name(const std::string& host, const std::string& user, std::
     return unique;
 }
 
-std::string shell_word(const std::string& s) {
-    if (!s.empty() && s.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789@._+-") ==
-                          std::string::npos)
-        return s;
-    std::string out = "'";
-    for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-    return out + "'";
-}
 
 // One account. `opts` = defaults, then entry, then user options.
 class AccountWriter {

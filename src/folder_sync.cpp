@@ -101,13 +101,16 @@ Plan make_plan(const MailSource::Opened& opened, SyncShared& sh, BudgetTurn& tur
 
 // Header fields of the new messages, matched against the old identity's
 // records; recognised messages are recorded under their current key.
-// headers() adds each message's INTERNALDATE: to copies in `dated`, which
+// Each message's INTERNALDATE (IMAP) is set on copies in `dated`, which
 // plan.fetch then points into (so `dated` must outlive the plan's use).
 void recognise(MailSource& source, Plan& plan, const SourceIdentity& id, SyncShared& sh,
                std::vector<RemoteMessage>& dated, BudgetTurn& turn) {
     if (!plan.need_headers) return;
     dated = plan.fetch.copy();
-    auto headers = source.headers(dated);
+    std::map<std::uint32_t, std::string> dates;
+    auto headers = source.headers(dated, &dates);
+    for (auto& m : dated)
+        if (auto d = dates.find(m.uid); d != dates.end()) m.set_internal_date(d->second);
     plan.fetch = MessageRefs();
     for (const auto& m : dated) plan.fetch.push_back(m);
     std::lock_guard<std::mutex> lock(sh.mu);
@@ -116,7 +119,8 @@ void recognise(MailSource& source, Plan& plan, const SourceIdentity& id, SyncSha
     if (plan.records)
         for (const auto& r : found)
             sh.state.record_seen(r.message.key,
-                                 SeenEntry{r.message.size, r.fingerprint, {}, false, Delivered::Whole, r.recorded_at});
+                                 SeenEntry{r.message.size, r.fingerprint, {}, r.keep_on_server, Delivered::Whole,
+                                           r.recorded_at});
     sh.result.recognised += found.size();
     if (!found.empty())
         sh.log.info(sh.account.name,

@@ -11,6 +11,7 @@
 #include <system_error>
 
 #include "error.h"
+#include "text_util.h"
 
 namespace pullmail {
 
@@ -151,18 +152,6 @@ void write_file_atomic(const std::string& path, std::string_view data, unsigned 
     }
     fsync_dir(std::filesystem::path(path).parent_path().string());
 }
-
-namespace {
-// The path as one shell word, for the command an error message suggests.
-std::string shell_word(const std::string& s) {
-    if (!s.empty() && s.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789/._-+,:@%") ==
-                          std::string::npos)
-        return s;
-    std::string out = "'";
-    for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-    return out + "'";
-}
-}  // namespace
 
 void check_dir_safe(const std::string& dir, DirTrust trust, const std::string& what) {
     const std::string shown = dir.empty() ? "." : dir;

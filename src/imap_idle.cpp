@@ -10,6 +10,8 @@ namespace {
 // Responses of a watcher are short (EXISTS, STATUS): literals are mailbox
 // names at most. Anything larger is not what an idling server sends.
 constexpr std::uint64_t kMaxIdleLiteral = 64 * 1024;
+// All literals of one response together, so many small ones cannot add up.
+constexpr std::uint64_t kMaxIdleLiterals = 256 * 1024;
 
 }  // namespace
 
@@ -22,6 +24,9 @@ public:
     }
     void on_literal_begin(std::uint64_t size) override {
         if (size > kMaxIdleLiteral) throw_protocol_error("the server sent a large literal while idling");
+        std::uint64_t held = size;
+        for (const auto& l : d_.literals_) held += l.size();
+        if (held > kMaxIdleLiterals) throw_protocol_error("the server sent an over-long response while idling");
         d_.literal_.clear();
     }
     void on_literal_data(std::string_view chunk) override { d_.literal_.append(chunk); }

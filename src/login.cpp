@@ -30,6 +30,20 @@ std::string next_line(Channel& ch, std::string& buf) {
 
 // Runs one exchange to its end. Returns the server's final line, empty on
 // success.
+// A refused login: Auth (exit 77), unless the server's response code says
+// the refusal is temporary (a locked maildrop, a server in maintenance),
+// which is retried later like any temporary failure (exit 75).
+Error refusal_error(const std::string& server, const Endpoint& ep, AuthMethod method, bool token) {
+    const std::string what = "the server " + ep.display() + " refused the " + auth_method_name(method) +
+                             " login of user '" + sanitize(ep.user, 100) + "'";
+    Error e = refusal_is_temporary(server)
+                  ? Error(ErrorKind::Temporary, what + " for now (it says the refusal is temporary)")
+                  : Error(ErrorKind::Auth, what + (token ? " (the OAuth2 access token was not accepted)"
+                                                         : " (wrong user name or password?)"));
+    e.set_server_text(server);
+    return e;
+}
+
 std::optional<std::string> run_exchange(Channel& ch, LoginExchange& ex, std::string& pending) {
     std::string& buf = pending;
     LoginExchange::Step step = ex.start();
@@ -77,12 +91,7 @@ void log_in(Connection& conn, const Endpoint& ep, LoginCredentials& creds, const
             creds.secret = creds.fresh_token();
             continue;
         }
-        Error e(ErrorKind::Auth, "the server " + ep.display() + " refused the " + auth_method_name(method) +
-                                     " login of user '" + sanitize(ep.user, 100) + "'" +
-                                     (creds.token ? " (the OAuth2 access token was not accepted)"
-                                                  : " (wrong user name or password?)"));
-        e.set_server_text(*refused);
-        throw e;
+        throw refusal_error(*refused, ep, method, creds.token);
     }
 }
 

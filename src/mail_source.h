@@ -36,17 +36,17 @@ public:
     virtual Opened open(const std::string& folder, bool read_only) = 0;
 
     // Header blocks of the messages, by header_id(); messages the server
-    // refuses are left out. IMAP also sets each message's internal_date
-    // (INTERNALDATE, for arrival fingerprints: fingerprint.h), in the same
-    // round trip.
-    virtual std::map<std::uint32_t, std::string> headers(std::vector<RemoteMessage>& msgs) = 0;
+    // refuses are left out. When internal_dates is given, IMAP also fills it
+    // with each message's INTERNALDATE by UID (for arrival fingerprints:
+    // fingerprint.h), in the same round trip; POP3 has none and leaves it empty.
+    virtual std::map<std::uint32_t, std::string> headers(const std::vector<RemoteMessage>& msgs,
+                                                         std::map<std::uint32_t, std::string>* internal_dates) = 0;
 
     // The whole header blocks (up to memory_limits.h's kMaxHeaderKept each),
     // as the server sends them with CRLF line ends, by header_id(): what
     // oversize = "headers" delivers. POP3's headers() are whole already.
     virtual std::map<std::uint32_t, std::string> header_blocks(const std::vector<RemoteMessage>& msgs) {
-        std::vector<RemoteMessage> copy = msgs;
-        return headers(copy);
+        return headers(msgs, nullptr);
     }
 
     // Streams the messages into the handler (handler.failed for one that

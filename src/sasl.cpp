@@ -364,6 +364,18 @@ LoginExchange::Step LoginExchange::answer_challenge(std::string_view payload) {
     return send(std::move(line), "****");
 }
 
+bool refusal_is_temporary(std::string_view line) {
+    // The code follows the status word: "-ERR [", or "tag NO [".
+    auto words = split_words(line);
+    std::size_t at = !words.empty() && words[0] == "-ERR" ? 1 : 2;
+    if (words.size() <= at || !words[at].starts_with("[")) return false;
+    std::string code = ascii_upper(words[at].substr(1));
+    if (auto end = code.find(']'); end != std::string::npos) code.resize(end);
+    for (const char* temporary : {"IN-USE", "LOGIN-DELAY", "SYS/TEMP", "UNAVAILABLE", "INUSE", "LIMIT"})
+        if (code == temporary) return true;
+    return false;
+}
+
 LoginExchange::Step LoginExchange::final_reply(std::string_view line, bool ok) {
     phase_ = Phase::Done;
     Step s;

@@ -105,6 +105,12 @@ private:
     enum class Phase { Fresh, User, Pass, Auth, Done } phase_ = Phase::Fresh;
 };
 
+// Whether a refused login says the refusal is temporary, by its response
+// code: POP3 [IN-USE], [LOGIN-DELAY], [SYS/TEMP] (RFC 2449, 3206), IMAP
+// [UNAVAILABLE], [INUSE], [LIMIT] (RFC 5530). `line` is the server's final
+// reply ("-ERR [IN-USE] ..." or "A1 NO [UNAVAILABLE] ...").
+bool refusal_is_temporary(std::string_view line);
+
 // The SASL payloads and digests, exposed for the unit tests.
 std::string base64_encode(std::string_view bytes);
 // nullopt when `text` is not base64.

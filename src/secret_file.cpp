@@ -8,22 +8,9 @@
 #include <cstring>
 
 #include "error.h"
+#include "text_util.h"
 
 namespace pullmail {
-
-namespace {
-
-// The path as a shell word for the suggested command.
-std::string shell_word(const std::string& s) {
-    if (s.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789/._-+~") ==
-        std::string::npos)
-        return s;
-    std::string out = "'";
-    for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-    return out + "'";
-}
-
-}  // namespace
 
 void check_secret_file(const std::string& path, const std::string& what, bool holds_password) {
     struct stat st {};

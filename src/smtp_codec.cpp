@@ -43,6 +43,8 @@ void SmtpReplyParser::line(std::string_view l, std::vector<SmtpReply>& out) {
     if (!current_.lines.empty() && current_.code != code)
         throw_protocol_error("the SMTP/LMTP server changed the reply code within a multi-line reply", l);
     current_.code = code;
+    if (current_.lines.size() >= kMaxLines)
+        throw_protocol_error("the SMTP/LMTP server sent a reply of more than " + std::to_string(kMaxLines) + " lines");
     current_.lines.emplace_back(l.size() > 4 ? l.substr(4) : std::string_view());
     if (l.size() == 3 || l[3] == ' ') {
         out.push_back(std::move(current_));

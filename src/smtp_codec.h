@@ -27,11 +27,12 @@ struct SmtpReply {
 };
 
 // Splits what the server sends into replies. A line that is not
-// "ddd[ -]text", a multi-line reply whose codes change, or a line longer
-// than kMaxLine throws Error(Protocol).
+// "ddd[ -]text", a multi-line reply whose codes change, a line longer than
+// kMaxLine or a reply of more than kMaxLines lines throws Error(Protocol).
 class SmtpReplyParser {
 public:
     static constexpr std::size_t kMaxLine = 8192;
+    static constexpr std::size_t kMaxLines = 256;  // an EHLO reply has a dozen
     // Appends the replies completed by `bytes` to `out`.
     void feed(std::string_view bytes, std::vector<SmtpReply>& out);
 

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <string_view>
+#include <unordered_map>
+#include <unordered_set>
 
 #include "fingerprint.h"
 #include "text_util.h"
@@ -194,6 +196,36 @@ std::vector<RemoteMessage> MessageRefs::copy(std::size_t from, std::size_t count
     return out;
 }
 
+namespace {
+
+// An arrival fingerprint with the exact size: what tells fingerprintless
+// messages of one folder apart.
+std::string arrival_group(const std::string& fp, std::uint64_t size) { return fp + "/" + std::to_string(size); }
+
+// The arrival groups that may be recognised: those with no more new
+// messages than old records of this folder. More new ones than records
+// means one of them arrived since (or replaced a deleted twin), and which
+// one cannot be told: the whole group is fetched again (a duplicate at
+// worst, never a message left undelivered).
+std::unordered_set<std::string> matchable_arrival_groups(const Plan& plan, const std::vector<std::string>& fps,
+                                                         const std::unordered_map<std::string, std::vector<std::string>>& known,
+                                                         const StateEntries& state, const SourceIdentity& id) {
+    std::unordered_map<std::string, long> balance;  // old records minus new messages
+    for (std::size_t i = 0; i < fps.size(); ++i)
+        if (is_arrival_fingerprint(fps[i])) --balance[arrival_group(fps[i], plan.fetch[i].size)];
+    for (const auto& [fp, keys] : known) {
+        if (!is_arrival_fingerprint(fp)) continue;
+        for (const auto& key : keys)
+            if (same_folder_imap(key, id)) ++balance[arrival_group(fp, state.at(key).size)];
+    }
+    std::unordered_set<std::string> out;
+    for (const auto& [group, b] : balance)
+        if (b >= 0) out.insert(group);
+    return out;
+}
+
+}  // namespace
+
 std::vector<Recognised> recognise_delivered(Plan& plan, const SourceIdentity& id, const StateEntries& state,
                                             const std::map<std::uint32_t, std::string>& headers,
                                             const PlanOptions& opts) {
@@ -204,24 +236,35 @@ std::vector<Recognised> recognise_delivered(Plan& plan, const SourceIdentity& id
         auto it = state.find(key);
         if (it != state.end()) known[it->second.fingerprint].push_back(key);
     }
-    std::vector<Recognised> out;
-    MessageRefs rest;
+    // Without the header block nothing is known: no arrival fingerprint
+    // either (it stands for "the header has none of the fields").
+    std::vector<std::string> fps;
+    fps.reserve(plan.fetch.size());
     for (const auto& m : plan.fetch) {
         auto h = headers.find(header_id(m));
-        // Without the header block nothing is known: no arrival fingerprint
-        // either (it stands for "the header has none of the fields").
-        std::string fp = h == headers.end() ? "-" : message_fingerprint(h->second, m.internal_date());
+        fps.push_back(h == headers.end() ? "-" : message_fingerprint(h->second, m.internal_date()));
+    }
+    const auto arrival_ok = matchable_arrival_groups(plan, fps, known, state, id);
+    std::vector<Recognised> out;
+    MessageRefs rest;
+    for (std::size_t i = 0; i < plan.fetch.size(); ++i) {
+        const RemoteMessage& m = plan.fetch[i];
+        const std::string& fp = fps[i];
         if (opts.adopt) {
             out.push_back({m, fp, {}});
             continue;
         }
-        auto k = fp == "-" ? known.end() : known.find(fp);
+        const bool arrival = is_arrival_fingerprint(fp);
+        auto k = fp == "-" || (arrival && !arrival_ok.count(arrival_group(fp, m.size))) ? known.end() : known.find(fp);
         bool matched = false;
         if (k != known.end()) {
             for (auto it = k->second.begin(); it != k->second.end(); ++it) {
-                if (!sizes_match(m, *it, state.at(*it), id)) continue;
-                if (is_arrival_fingerprint(fp) && !same_folder_imap(*it, id)) continue;
-                out.push_back({m, fp, *it, state.at(*it).recorded_at});
+                const SeenEntry& old = state.at(*it);
+                if (!sizes_match(m, *it, old, id)) continue;
+                if (arrival && !same_folder_imap(*it, id)) continue;
+                // A match by arrival time is strong enough not to deliver
+                // again, not to delete: such a message stays on the server.
+                out.push_back({m, fp, *it, old.recorded_at, old.keep_on_server || arrival});
                 k->second.erase(it);
                 matched = true;
                 break;
@@ -277,6 +320,11 @@ std::string oversize_stub(std::string_view header, std::uint64_t size, std::uint
 bool folder_unchanged(const FolderMark& now, const FolderMark* mark, const PlanOptions& opts) {
     // delete_after: a recorded message may expire with nothing changed on the server.
     if (opts.all || opts.delete_after > 0 || !mark || now.uidvalidity == 0 || now.uidnext == 0) return false;
+    // keep = false (or -K), oversize = "delete": the mark may have been left
+    // by a run that kept its mail; only opening the folder finds what is now
+    // to delete.
+    bool may_delete = !opts.keep || (opts.oversize == Oversize::Delete && opts.max_size > 0);
+    if (may_delete && mark->exists > 0) return false;
     return now == *mark;
 }
 
@@ -287,8 +335,9 @@ std::optional<FolderMark> mark_after_sync(const Plan& plan, const FolderMark& op
     for (const RemoteMessage* m : plan.listed) {
         auto it = state.find(m->key);
         if (it == state.end()) return std::nullopt;  // not fetched, failed, or the run stopped
-        // Oversize stubs and skips are fetched again when max_size changes.
-        if (it->second.delivered != Delivered::Whole) return std::nullopt;
+        // A skipped message is fetched once max_size lets it through; a
+        // header-only stub never is again, so it does not stand in the way.
+        if (it->second.delivered == Delivered::Skipped) return std::nullopt;
     }
     if (!plan_removal(plan, state, opts).empty()) return std::nullopt;  // the count will change
     if (!plan_expired(plan, state, opts).empty()) return std::nullopt;

@@ -184,6 +184,7 @@ struct Recognised {
     std::string fingerprint;
     std::string old_key;  // empty for adopt
     std::int64_t recorded_at = 0;  // the old entry's delivery time (delete_after counts from it); 0 = now
+    bool keep_on_server = false;   // recorded so: never deleted on the strength of this match
 };
 
 // Takes the messages of plan.fetch that old entries strongly match (or all

@@ -182,4 +182,13 @@ void append_crlf(std::string_view chunk, bool& last_cr, std::string& out) {
     if (!chunk.empty()) last_cr = chunk.back() == '\r';
 }
 
+std::string shell_word(std::string_view s) {
+    static constexpr std::string_view plain =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789/._-+,:@%";
+    if (!s.empty() && s.find_first_not_of(plain) == std::string_view::npos) return std::string(s);
+    std::string out = "'";
+    for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+    return out + "'";
+}
+
 }  // namespace pullmail

@@ -49,4 +49,10 @@ std::vector<std::string_view> split_words(std::string_view s);
 // last_cr carries whether the previous chunk ended in CR.
 void append_crlf(std::string_view chunk, bool& last_cr, std::string& out);
 
+// s as one POSIX shell word, for a command an error message or a written
+// config suggests: unchanged when it holds only characters no shell treats
+// specially (letters, digits and /._-+,:@%), else single-quoted with each '
+// written as '\''. An empty string becomes ''.
+std::string shell_word(std::string_view s);
+
 }  // namespace pullmail

@@ -111,6 +111,25 @@ class GmailStyle(QuirksBase):
         r = self.run_config("--json", expect=0)
         self.assertEqual(self.json_account(r, "g")["fetched"], 0)
 
+    def test_delete_trash_never_syncs_the_trash_folder(self):
+        # What delete = "trash" moves into \\Trash must not come back as new mail.
+        user, pw = self.new_user()
+        mail = self.fill(user, ["INBOX", "Lists", "Papierkorb"], n=2)
+        maildir = self.path("Maildir")
+        self.config({"g": self.account(user, pw, "imaps", deliver="maildir:" + maildir, keep=False,
+                                       delete="trash", folders=["*"], skip_special_use=[])})
+        r = self.run_config("--json", expect=0)
+        wanted = [m for f in ["INBOX", "Alle Nachrichten", "Lists", "Spam"] for m in mail.get(f, [])]
+        self.assertDelivered(util.maildir_messages(maildir), wanted, "every folder but \\Trash, once")
+        r = self.run_config("--json", expect=0)
+        self.assertEqual(self.json_account(r, "g")["fetched"], 0, r.describe())
+        self.assertDelivered(util.maildir_messages(maildir), wanted, "nothing delivered twice")
+        self.config({"g": self.account(user, pw, "imaps", deliver="maildir:" + maildir, keep=False,
+                                       delete="trash", folders=["INBOX", "Papierkorb"])})
+        r = self.run_config(expect=78)
+        self.assertRegex(r.err, r"account 'g'.*folder 'Papierkorb' is where delete = \"trash\" moves delivered mail")
+        self.assertDelivered(util.maildir_messages(maildir), wanted, "nothing delivered by the refused run")
+
     def test_gmail_connection_cap(self):
         user, pw = self.new_user()
         folders = ["INBOX"] + ["F%02d" % i for i in range(16)]

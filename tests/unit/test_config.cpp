@@ -10,18 +10,14 @@
 #include <string>
 
 #include "config.h"
+#include "config_support.h"
 #include "error.h"
 
 using namespace pullmail;
 
 namespace {
 
-ConfigEnv test_env() {
-    ConfigEnv env;
-    env.vars["HOME"] = "/home/u";
-    env.vars["XDG_STATE_HOME"] = "/xdg/state";
-    return env;
-}
+ConfigEnv test_env() { return test::config_env(); }
 
 std::string cwd() {
     char buf[4096];
@@ -29,18 +25,7 @@ std::string cwd() {
     return buf;
 }
 
-// The message of the Config error that parsing text raises; fails the test
-// when it parses or raises anything else.
-std::string config_error(const std::string& text, const ConfigEnv& env = test_env()) {
-    try {
-        parse_config(text, "config.toml", env);
-    } catch (const Error& e) {
-        CHECK(e.kind() == ErrorKind::Config);
-        return e.what();
-    }
-    FAIL("no error for:\n" << text);
-    return "";
-}
+using test::config_error;
 
 std::string oneoff_error(const OneOffOptions& o, const ConfigEnv& env = test_env()) {
     try {

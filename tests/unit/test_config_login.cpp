@@ -2,20 +2,14 @@
 #include <doctest/doctest.h>
 
 #include "config.h"
+#include "config_support.h"
 #include "error.h"
 
 using namespace pullmail;
 
 namespace {
 
-std::string error_of(const std::string& text) {
-    try {
-        parse_config(text, "config.toml", ConfigEnv{});
-    } catch (const Error& e) {
-        return e.what();
-    }
-    return "";
-}
+std::string error_of(const std::string& text) { return test::config_error_if_any(text); }
 
 const std::string kHead = "[accounts.a]\nurl = \"imaps://h\"\nuser = \"u\"\ndeliver = \"mbox:/x\"\n";
 

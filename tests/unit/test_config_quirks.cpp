@@ -3,33 +3,19 @@
 #include <doctest/doctest.h>
 
 #include "config.h"
+#include "config_support.h"
 #include "error.h"
 
 using namespace pullmail;
 
 namespace {
 
-const char* kBase = "[accounts.g]\nurl = \"imaps://imap.gmail.com\"\nuser = \"u\"\npassword = \"p\"\n"
+const std::string kBase = "[accounts.g]\nurl = \"imaps://imap.gmail.com\"\nuser = \"u\"\npassword = \"p\"\n"
                     "deliver = \"maildir:/tmp/m\"\n";
 
-Account parse_one(const std::string& extra) {
-    ConfigEnv env;
-    env.vars["HOME"] = "/home/u";
-    auto c = parse_config(std::string(kBase) + extra, "config.toml", env);
-    REQUIRE(c.accounts.size() == 1);
-    return c.accounts[0];
-}
+Account parse_one(const std::string& extra) { return test::parse_one_account(kBase + extra); }
 
-std::string error_of(const std::string& extra) {
-    try {
-        parse_one(extra);
-    } catch (const Error& e) {
-        CHECK(e.kind() == ErrorKind::Config);
-        return e.what();
-    }
-    FAIL("no error");
-    return {};
-}
+std::string error_of(const std::string& extra) { return test::config_error(kBase + extra); }
 
 }  // namespace
 

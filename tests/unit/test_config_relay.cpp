@@ -6,37 +6,19 @@
 #include <string>
 
 #include "config.h"
+#include "config_support.h"
 #include "error.h"
 
 using namespace pullmail;
 
 namespace {
 
-ConfigEnv env() {
-    ConfigEnv e;
-    e.vars["HOME"] = "/home/u";
-    return e;
-}
-
 const std::string kHead =
     "[accounts.a]\nurl = \"pop3s://pop.example\"\nuser = \"me\"\npassword = \"pw\"\n";
 
-Account parse(const std::string& rest) {
-    Config c = parse_config(kHead + rest, "config.toml", env());
-    REQUIRE(c.accounts.size() == 1);
-    return c.accounts[0];
-}
+Account parse(const std::string& rest) { return test::parse_one_account(kHead + rest); }
 
-std::string error_of(const std::string& rest) {
-    try {
-        parse_config(kHead + rest, "config.toml", env());
-    } catch (const Error& e) {
-        CHECK(e.kind() == ErrorKind::Config);
-        return e.what();
-    }
-    FAIL("parsed without error: " << rest);
-    return {};
-}
+std::string error_of(const std::string& rest) { return test::config_error(kHead + rest); }
 
 }  // namespace
 
@@ -93,7 +75,7 @@ TEST_CASE("relay targets: errors") {
     // An account fetches only from POP3 or IMAP.
     try {
         parse_config("[accounts.a]\nurl = \"smtp://mx\"\nuser = \"me\"\npassword = \"pw\"\ndeliver = \"maildir:/m\"\n",
-                     "config.toml", env());
+                     "config.toml", test::config_env());
         FAIL("smtp account accepted");
     } catch (const Error& e) {
         CHECK(std::string(e.what()).find("smtp and lmtp are for deliver") != std::string::npos);

@@ -122,6 +122,18 @@ TEST_CASE("IDLE decoder refuses a huge literal instead of buffering it") {
     CHECK_THROWS_AS(d.feed("* STATUS {99999999}\r\n"), Error);
 }
 
+TEST_CASE("IDLE decoder refuses many literals in one response before they add up") {
+    IdleDecoder d;
+    const std::string lit = "{60000}\r\n" + std::string(60000, 'x');
+    std::string held;  // four literals of one response are still a mailbox-name-sized answer
+    for (int i = 0; i < 4; ++i) held += " " + lit;
+    CHECK_NOTHROW(d.feed("* 1 FETCH (X" + held + ")\r\n"));
+    IdleDecoder hostile;
+    std::string many = "* 1 FETCH (X";
+    for (int i = 0; i < 10; ++i) many += " " + lit;
+    CHECK_THROWS_AS(hostile.feed(many), Error);
+}
+
 TEST_CASE("NOTIFY SET names every mailbox and asks for new and expunged messages") {
     CHECK(notify_set_command({"INBOX", "\"Lists.cpp\""}) ==
           "NOTIFY SET (mailboxes (INBOX \"Lists.cpp\") (MessageNew MessageExpunge))");

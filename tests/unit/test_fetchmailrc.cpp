@@ -8,6 +8,7 @@
 #include <string>
 
 #include "config.h"
+#include "config_support.h"
 #include "error.h"
 #include "fetchmailrc.h"
 #include "fetchmailrc_toml.h"
@@ -16,11 +17,7 @@ using namespace pullmail;
 
 namespace {
 
-ConfigEnv test_env() {
-    ConfigEnv env;
-    env.vars["HOME"] = "/home/me";
-    return env;
-}
+ConfigEnv test_env() { return test::config_env(); }
 
 // The import of `rc`, loaded back by the config parser.
 Config round_trip(const std::string& rc, std::string* toml = nullptr) {

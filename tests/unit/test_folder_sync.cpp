@@ -58,7 +58,8 @@ public:
         }
         return o;
     }
-    std::map<std::uint32_t, std::string> headers(std::vector<RemoteMessage>&) override {
+    std::map<std::uint32_t, std::string> headers(const std::vector<RemoteMessage>&,
+                                                 std::map<std::uint32_t, std::string>*) override {
         if (fail.step == Step::Headers) throw Error(ErrorKind::Temporary, "headers broke", true);
         return {};
     }
@@ -219,8 +220,9 @@ TEST_CASE("executor: a message the server announced larger than it sent is deliv
                 if (m.uidl == "u2") m.size += 100;
             return o;
         }
-        std::map<std::uint32_t, std::string> headers(std::vector<RemoteMessage>& m) override {
-            return s_.headers(m);
+        std::map<std::uint32_t, std::string> headers(const std::vector<RemoteMessage>& m,
+                                                     std::map<std::uint32_t, std::string>* dates) override {
+            return s_.headers(m, dates);
         }
         void retrieve(const std::vector<RemoteMessage>& m, MessageHandler& h) override { s_.retrieve(m, h); }
         Removed remove(const std::vector<RemoteMessage>& m) override { return s_.remove(m); }

@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 
 #include "config.h"
+#include "config_support.h"
 #include "error.h"
 #include "oauth2.h"
 
@@ -13,14 +14,7 @@ namespace {
 
 const std::string kHead = "state_dir = \"/st\"\n[accounts.a]\nurl = \"imaps://h\"\nuser = \"u\"\ndeliver = \"mbox:/x\"\n";
 
-std::string error_of(const std::string& text) {
-    try {
-        parse_config(text, "config.toml", ConfigEnv{});
-    } catch (const Error& e) {
-        return e.what();
-    }
-    return "";
-}
+std::string error_of(const std::string& text) { return test::config_error_if_any(text); }
 
 }  // namespace
 

@@ -249,6 +249,18 @@ TEST_CASE("plan: an IMAP folder whose UIDVALIDITY, UIDNEXT and count are as mark
     CHECK_FALSE(folder_unchanged({7, 101, 100}, &mark, all));  // -a fetches everything again
 }
 
+TEST_CASE("plan: a mark left by a run that kept its mail never hides mail that keep = false or -K is to delete") {
+    const FolderMark mark{7, 101, 100};
+    CHECK_FALSE(folder_unchanged({7, 101, 100}, &mark, delete_opts()));
+    PlanOptions oversize_delete = keep_opts();
+    oversize_delete.max_size = 1000;
+    oversize_delete.oversize = Oversize::Delete;
+    CHECK_FALSE(folder_unchanged({7, 101, 100}, &mark, oversize_delete));
+    // An empty folder has nothing to delete: its mark still holds.
+    const FolderMark empty{7, 101, 0};
+    CHECK(folder_unchanged({7, 101, 0}, &empty, delete_opts()));
+}
+
 TEST_CASE("plan: a folder is marked only when the state says exactly what it holds") {
     std::vector<RemoteMessage> listing{imap("INBOX", 7, 1, 10), imap("INBOX", 7, 2, 20)};
     StateEntries state{{listing[0].key, entry(10)}, {listing[1].key, entry(20)}};
@@ -288,7 +300,7 @@ TEST_CASE("plan: a folder is marked only when the state says exactly what it hol
     }
 }
 
-TEST_CASE("plan: retention and limits never skip a folder on its mark, and stubs are not marked") {
+TEST_CASE("plan: retention never skips a folder on its mark; header stubs are marked, skipped messages not") {
     const FolderMark mark{7, 3, 2};
     PlanOptions expiring = keep_opts();
     expiring.delete_after = 86400;
@@ -300,6 +312,12 @@ TEST_CASE("plan: retention and limits never skip a folder on its mark, and stubs
     PlanOptions limited = keep_opts();
     limited.max_size = 15;
     limited.oversize = Oversize::Headers;
+    // A stub is never fetched again: it does not keep the folder listed on every poll.
     Plan plan = plan_folder(listing, inbox(7), state, true, limited);
-    CHECK_FALSE(mark_after_sync(plan, mark, state, limited).has_value());
+    CHECK(mark_after_sync(plan, mark, state, limited).has_value());
+    // A skipped message is fetched once max_size lets it through.
+    state[listing[1].key].delivered = Delivered::Skipped;
+    limited.oversize = Oversize::Skip;
+    Plan skipped = plan_folder(listing, inbox(7), state, true, limited);
+    CHECK_FALSE(mark_after_sync(skipped, mark, state, limited).has_value());
 }

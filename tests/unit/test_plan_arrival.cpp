@@ -85,13 +85,43 @@ TEST_CASE("plan: after a UIDVALIDITY change, fingerprintless messages are recogn
 TEST_CASE("plan: an arrival fingerprint vouches once, never without headers, never across protocols") {
     std::string t1 = message_fingerprint(kNoFields, kDate1);
     PlanOptions keep;
-    SUBCASE("one old entry stands for one message") {
+    SUBCASE("more new twins than records: which one is new cannot be told, all are fetched again") {
+        // One delivered message and a twin (same second, same size) that
+        // arrived since; the new one may come first in the listing.
         StateEntries state{{imap_key("INBOX", 7, 1), entry(500, t1)}};
         std::vector<RemoteMessage> listing{imap("INBOX", 8, 1, 500, kDate1), imap("INBOX", 8, 2, 500, kDate1)};
         auto plan = plan_folder(listing, folder("INBOX", 8), state, false, keep);
         std::map<std::uint32_t, std::string> headers{{1, kNoFields}, {2, kNoFields}};
+        CHECK(recognise_delivered(plan, folder("INBOX", 8), state, headers, keep).empty());
+        CHECK(plan.fetch.size() == 2);
+    }
+    SUBCASE("fewer new twins than records (one was deleted): each left is one of the delivered ones") {
+        StateEntries state{{imap_key("INBOX", 7, 1), entry(500, t1)}, {imap_key("INBOX", 7, 2), entry(500, t1)}};
+        std::vector<RemoteMessage> listing{imap("INBOX", 8, 2, 500, kDate1)};
+        auto plan = plan_folder(listing, folder("INBOX", 8), state, false, keep);
+        std::map<std::uint32_t, std::string> headers{{2, kNoFields}};
         CHECK(recognise_delivered(plan, folder("INBOX", 8), state, headers, keep).size() == 1);
-        CHECK(plan.fetch.size() == 1);
+        CHECK(plan.fetch.empty());
+    }
+    SUBCASE("a match by arrival is kept on the server; a header match keeps the old record's keep flag") {
+        std::string h = "Message-ID: <k@example.test>\r\n\r\n";
+        SeenEntry short_reply = entry(700, message_fingerprint(h, kDate2));
+        short_reply.keep_on_server = true;
+        StateEntries state{{imap_key("INBOX", 7, 1), entry(500, t1)}, {imap_key("INBOX", 7, 2), short_reply},
+                           {imap_key("INBOX", 7, 3), entry(800, message_fingerprint("From: f@x\r\n\r\n", ""))}};
+        std::vector<RemoteMessage> listing{imap("INBOX", 8, 1, 500, kDate1), imap("INBOX", 8, 2, 700, kDate2),
+                                           imap("INBOX", 8, 3, 800, kDate2)};
+        PlanOptions del;
+        del.keep = false;
+        auto plan = plan_folder(listing, folder("INBOX", 8), state, false, del);
+        std::map<std::uint32_t, std::string> headers{{1, kNoFields}, {2, h}, {3, "From: f@x\r\n\r\n"}};
+        auto found = recognise_delivered(plan, folder("INBOX", 8), state, headers, del);
+        REQUIRE(found.size() == 3);
+        std::map<std::uint32_t, bool> kept;
+        for (const auto& r : found) kept[r.message.uid] = r.keep_on_server;
+        CHECK(kept[1]);         // arrival: never deleted on its strength
+        CHECK(kept[2]);         // the old record was kept (short reply): so is the new one
+        CHECK_FALSE(kept[3]);   // a header match of a whole delivery may be deleted
     }
     SUBCASE("the server did not hand out the header: no match") {
         StateEntries state{{imap_key("INBOX", 7, 1), entry(500, t1)}};

@@ -6,6 +6,7 @@
 #include <set>
 
 #include "config.h"
+#include "config_support.h"
 #include "error.h"
 #include "fingerprint.h"
 #include "state_journal.h"
@@ -297,23 +298,11 @@ std::string retention_config(const std::string& lines) {
     return "[accounts.home]\nurl = \"pop3s://pop.example.org\"\nuser = \"u\"\npassword = \"p\"\n"
            "deliver = \"maildir:/m\"\n" + lines;
 }
-std::string retention_error(const std::string& lines) {
-    ConfigEnv env;
-    env.vars["HOME"] = "/home/u";
-    try {
-        parse_config(retention_config(lines), "config.toml", env);
-    } catch (const Error& e) {
-        CHECK(e.kind() == ErrorKind::Config);
-        return e.what();
-    }
-    FAIL("no error for " << lines);
-    return "";
-}
+std::string retention_error(const std::string& lines) { return test::config_error(retention_config(lines)); }
 }  // namespace
 
 TEST_CASE("config: delete_after, max_size, oversize and max_messages") {
-    ConfigEnv env;
-    env.vars["HOME"] = "/home/u";
+    const ConfigEnv env = test::config_env();
     auto a = parse_config(retention_config("delete_after = \"30d\"\nmax_size = \"10M\"\noversize = \"headers\"\n"
                                            "max_messages = 50\n"),
                           "config.toml", env)

@@ -224,3 +224,17 @@ TEST_CASE("sasl: lines that fit no state are protocol errors") {
     l.start();
     CHECK_THROWS_AS(l.feed("A9 OK"), Error);
 }
+
+TEST_CASE("sasl: a refusal whose response code says it is temporary is told apart from a wrong password") {
+    CHECK(refusal_is_temporary("-ERR [IN-USE] Mailbox is locked by another POP3 session"));
+    CHECK(refusal_is_temporary("-ERR [SYS/TEMP] Try again later"));
+    CHECK(refusal_is_temporary("-ERR [login-delay] wait"));
+    CHECK(refusal_is_temporary("A1 NO [UNAVAILABLE] Temporary authentication failure"));
+    CHECK(refusal_is_temporary("A1 NO [INUSE] mailbox in use"));
+    CHECK(refusal_is_temporary("A1 NO [LIMIT] too many connections"));
+    CHECK_FALSE(refusal_is_temporary("-ERR [AUTH] Authentication failed."));
+    CHECK_FALSE(refusal_is_temporary("A1 NO [AUTHENTICATIONFAILED] Authentication failed."));
+    CHECK_FALSE(refusal_is_temporary("-ERR invalid password [IN-USE]"));  // not a response code
+    CHECK_FALSE(refusal_is_temporary("A1 NO"));
+    CHECK_FALSE(refusal_is_temporary(""));
+}

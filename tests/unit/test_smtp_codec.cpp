@@ -57,6 +57,13 @@ TEST_CASE("smtp replies: single and multi-line, any chunking, LF or CRLF") {
     CHECK_THROWS_AS(parse_all("hello\r\n", 100), Error);
     CHECK_THROWS_AS(parse_all("250-a\r\n251 b\r\n", 100), Error);
     CHECK_THROWS_AS(parse_all(std::string(SmtpReplyParser::kMaxLine + 10, '2'), 100), Error);
+    // A multi-line reply that never ends is refused, not held in memory.
+    std::string endless;
+    for (std::size_t i = 0; i <= SmtpReplyParser::kMaxLines; ++i) endless += "250-x\r\n";
+    CHECK_THROWS_AS(parse_all(endless, 1000), Error);
+    std::string ehlo;
+    for (int i = 0; i < 40; ++i) ehlo += "250-EXT" + std::to_string(i) + "\r\n";
+    CHECK(parse_all(ehlo + "250 LAST\r\n", 1000).size() == 1);
 }
 
 TEST_CASE("smtp capabilities from EHLO/LHLO and from libcurl's login record") {
