@@ -58,6 +58,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -170,6 +171,8 @@ public:
 
 private:
     void load();
+    bool check_header(std::string_view header);
+    void apply_record(std::string_view record, std::int64_t now);
     void append(const std::string& record);
     void open_for_append();
     void ensure_created();
