@@ -452,11 +452,14 @@ void StateJournal::compact(const std::function<bool(const std::string&)>& keep, 
         }
         live_bytes += seen_record_size(key, entry);
     }
-    // A journal at most twice the live records (plus a little) is kept as it
-    // is: rewriting it on every run would cost two more flushes per run and
-    // rewrite a large file for nothing.
+    // A journal at most 1.5 times the live records (plus a little) is kept
+    // as it is: rewriting it on every run would cost two more flushes per
+    // run and rewrite a large file for nothing. Not twice: a delivery
+    // leaves an intent and a seen record of about the same size, so a
+    // first fetch would stay just under that, and every poll after it
+    // would read twice the state it needs.
     std::uint64_t journal = file_bytes_ + buffer_.size() + forget_bytes;
-    if (!rewrite && fd_ >= 0 && journal <= 2 * live_bytes + 4096) {
+    if (!rewrite && fd_ >= 0 && journal <= live_bytes + live_bytes / 2 + 4096) {
         for (const auto& key : gone) forget(key);
         sync();
         return;
