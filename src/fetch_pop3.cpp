@@ -25,7 +25,13 @@ public:
         Opened o;
         o.identity.protocol = SourceProtocol::Pop3;
         o.listing = pop_.start_and_list(link_.conn->login_lines());
-        for (auto& m : o.listing) m.key = pop3_key(m.uidl);
+        // The UIDL lives on in the key only (a listing of a million
+        // messages holds it once); retrieve() puts it back on the copies
+        // it hands to the handler, describe() reads it from the key.
+        for (auto& m : o.listing) {
+            m.key = pop3_key(std::move(m.uidl));
+            m.uidl.clear();
+        }
         o.exists = static_cast<std::uint32_t>(o.listing.size());
         test_step("listed");
         return o;
@@ -39,7 +45,10 @@ public:
     }
 
     void retrieve(const std::vector<RemoteMessage>& msgs, MessageHandler& handler) override {
-        pop_.retrieve(msgs, handler);
+        std::vector<RemoteMessage> named = msgs;  // a slice of the plan (folder_sync.cpp)
+        for (auto& m : named)
+            if (m.uidl.empty()) m.uidl = pop3_uidl(m.key);
+        pop_.retrieve(named, handler);
     }
 
     Removed remove(const std::vector<RemoteMessage>& msgs) override {

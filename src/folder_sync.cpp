@@ -4,6 +4,7 @@
 
 #include "intake.h"
 #include "log.h"
+#include "message_key.h"
 #include "progress.h"
 #include "test_hooks.h"
 
@@ -15,7 +16,7 @@ std::string where_of(const std::string& folder) { return folder.empty() ? "" : "
 
 std::string describe(const RemoteMessage& m) {
     if (m.uid) return m.folder() + " UID " + std::to_string(m.uid);
-    return "message " + std::to_string(m.number) + " (UIDL " + m.uidl + ")";
+    return "message " + std::to_string(m.number) + " (UIDL " + (m.uidl.empty() ? pop3_uidl(m.key) : m.uidl) + ")";
 }
 
 bool synced_before(const StateJournal& state, const SourceIdentity& id) {
@@ -26,7 +27,10 @@ bool synced_before(const StateJournal& state, const SourceIdentity& id) {
 
 void warn_untouched(const Plan& plan, SyncShared& sh) {
     std::map<std::string, std::size_t> shared_keys;
-    for (const auto& m : plan.untouched) ++shared_keys[m.uidl.empty() ? m.key : m.uidl];
+    for (const auto& m : plan.untouched) {
+        std::string uidl = m.uidl.empty() ? pop3_uidl(m.key) : m.uidl;
+        ++shared_keys[uidl.empty() ? m.key : uidl];
+    }
     for (const auto& [uidl, n] : shared_keys)
         sh.log.warn(sh.account.name, "the server lists " + std::to_string(n) + " messages with the same UIDL '" +
                                          uidl + "'; they are left on the server untouched");

@@ -3,6 +3,7 @@
 #include <ctime>
 
 #include "log.h"
+#include "message_key.h"
 #include "progress.h"
 #include "test_hooks.h"
 
@@ -18,6 +19,9 @@ std::string received_line(const std::string& account, const std::string& host) {
 }
 
 namespace {
+
+// A POP3 listing keeps the UIDL in the key only (fetch_pop3.cpp).
+std::string uidl_of(const RemoteMessage& m) { return m.uidl.empty() ? pop3_uidl(m.key) : m.uidl; }
 
 // An exception other than Error escaping per-message code is a bug in
 // pullmail, but one about this message (a header it could not digest): it
@@ -168,7 +172,7 @@ void Intake::end(const RemoteMessage& m) {
         bool short_reply = !headers_only_ && m.size > 0 && wire_bytes_ < m.size;
         if (short_reply)
             log_.warn(account_.name, "the server announced " + std::to_string(m.size) + " bytes for " +
-                                         (m.uid ? "UID " + std::to_string(m.uid) : "message " + m.uidl) +
+                                         (m.uid ? "UID " + std::to_string(m.uid) : "message " + uidl_of(m)) +
                                          " but sent " + std::to_string(wire_bytes_) +
                                          "; delivered as received and kept on the server");
         if (headers_only_) intent.insert(0, kHeadersOnlyIntent);
@@ -348,7 +352,7 @@ void Intake::record_published(std::vector<Prepared>& batch, std::size_t committe
             }
             log_.detail(account_.name, "delivered " + (p.msg.folder().empty() ? "" : p.msg.folder() + " ") +
                                            "message " +
-                                           (p.msg.uid ? "UID " + std::to_string(p.msg.uid) : p.msg.uidl) + " (" +
+                                           (p.msg.uid ? "UID " + std::to_string(p.msg.uid) : uidl_of(p.msg)) + " (" +
                                            std::to_string(p.bytes) + " bytes) to " + deliverer_.describe());
         }
     }

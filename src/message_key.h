@@ -13,6 +13,11 @@
 namespace pullmail {
 
 std::string pop3_key(const std::string& uidl);
+// The same, made in the UIDL's own buffer when its capacity allows (a
+// listing's UIDLs are made with room for it: one allocation a message).
+std::string pop3_key(std::string&& uidl);
+// The UIDL of a POP3 key; empty for any other key.
+std::string pop3_uidl(const std::string& key);
 std::string imap_key(const std::string& folder, std::uint32_t uidvalidity, std::uint32_t uid);
 std::string encode_folder(const std::string& folder);
 std::string decode_folder(const std::string& encoded);  // inverse of encode_folder

@@ -17,15 +17,23 @@ struct CollectEvents : Pop3Events {
     std::vector<bool>* ok = nullptr;
     std::vector<std::string>* status = nullptr;
     std::vector<std::string>* data = nullptr;
+    const std::vector<Pop3Session::LineSink>* sinks = nullptr;  // by command; none or empty: collect
     std::size_t done = 0;
     Channel* ch = nullptr;
     Pop3Session::ReplyLimits lim;
     std::size_t lines = 0;    // of the reply in progress
+    std::size_t bytes = 0;    // of the reply in progress, when it goes to a sink
+    std::string partial;      // a line cut by the end of a chunk, for a sink
+    const Pop3Session::LineSink* sink() const {
+        std::size_t i = data->size() - 1;
+        return i < sinks->size() && (*sinks)[i] ? &(*sinks)[i] : nullptr;
+    }
     void on_status(bool good, std::string_view text) override {
         ok->push_back(good);
         status->emplace_back(text);
         data->emplace_back();
-        lines = 0;
+        lines = bytes = 0;
+        partial.clear();
         ch->trace_in(std::string(good ? "+OK " : "-ERR ") + std::string(text));
     }
     void on_data(std::string_view chunk) override {
@@ -34,15 +42,115 @@ struct CollectEvents : Pop3Events {
         if (lines > lim.max_lines)
             throw Error(ErrorKind::Protocol, "the server lists more than " + std::to_string(lim.max_lines) +
                                                  " messages (pullmail's limit for one listing)");
+        if (const auto* s = sink()) {
+            bytes += chunk.size();
+            if (bytes > lim.max_bytes) too_large();
+            feed_lines(chunk, *s);
+            return;
+        }
         if (d.size() >= lim.keep) return;  // cut, not an error
         if (chunk.size() > lim.keep - d.size()) chunk = chunk.substr(0, lim.keep - d.size());
-        if (d.size() + chunk.size() > lim.max_bytes)
-            throw Error(ErrorKind::Protocol, "the server sent a listing larger than " +
-                                                 std::to_string(lim.max_bytes >> 20) +
-                                                 " MiB (pullmail's limit for one listing)");
+        if (d.size() + chunk.size() > lim.max_bytes) too_large();
         d.append(chunk);
     }
-    void on_reply_end() override { ++done; }
+    void on_reply_end() override {
+        if (const auto* s = sink(); s && !partial.empty()) emit(partial, *s);  // a last line without its end
+        partial.clear();
+        ++done;
+    }
+
+    [[noreturn]] void too_large() const {
+        throw Error(ErrorKind::Protocol, "the server sent a listing larger than " + std::to_string(lim.max_bytes >> 20) +
+                                             " MiB (pullmail's limit for one listing)");
+    }
+    // The lines as split_lines() would cut the whole payload.
+    void feed_lines(std::string_view chunk, const Pop3Session::LineSink& s) {
+        while (!chunk.empty()) {
+            auto lf = chunk.find('\n');
+            if (lf == std::string_view::npos) {
+                partial.append(chunk);
+                return;
+            }
+            std::string_view line = chunk.substr(0, lf);
+            chunk.remove_prefix(lf + 1);
+            if (partial.empty()) {
+                emit(line, s);
+            } else {
+                partial.append(line);
+                emit(partial, s);
+                partial.clear();
+            }
+        }
+    }
+    static void emit(std::string_view line, const Pop3Session::LineSink& s) {
+        if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+        s(line);
+    }
+};
+
+// Builds the listing from UIDL and LIST lines as they arrive, in a compact
+// form (16 bytes a message and its UIDL's bytes in one buffer), so that the
+// listing is never held as text nor grown as RemoteMessages: those are made
+// once, at their final count. UIDL comes first (replies are parsed in
+// order), so by the first LIST line every message is known and sorted by
+// number; a size goes straight to its message (the last of several lines
+// for one number wins, as with a map; a message LIST does not mention has
+// size 0).
+class ListingBuilder {
+public:
+    std::vector<Pop3Session::LineSink> sinks(std::size_t uidl_index) {
+        std::vector<Pop3Session::LineSink> s(uidl_index + 2);
+        s[uidl_index] = [this](std::string_view l) { uidl_line(l); };
+        s[uidl_index + 1] = [this](std::string_view l) { list_line(l); };
+        return s;
+    }
+    std::vector<RemoteMessage> take() {
+        sort();
+        std::vector<RemoteMessage> out(entries_.size());
+        for (std::size_t i = 0; i < entries_.size(); ++i) {
+            const Entry& e = entries_[i];
+            out[i].number = e.number;
+            out[i].size = e.size;
+            // Room for the sync layer's key prefix (message_key.h): the key
+            // is then made in this buffer, one allocation a message.
+            out[i].uidl.reserve(e.length + 8);
+            out[i].uidl.assign(uidls_, e.offset, e.length);
+        }
+        entries_ = {};
+        uidls_ = {};
+        return out;
+    }
+
+private:
+    struct Entry {
+        std::uint32_t number;
+        std::uint32_t offset;  // into uidls_ (at most 64 MiB: limits::kMaxListingBytes)
+        std::uint64_t size : 56;
+        std::uint64_t length : 8;  // a UIDL is at most 70 bytes
+    };
+    void sort() {
+        if (sorted_) return;
+        std::sort(entries_.begin(), entries_.end(), [](const Entry& a, const Entry& b) { return a.number < b.number; });
+        sorted_ = true;
+    }
+    void uidl_line(std::string_view line) {
+        auto e = parse_uidl_line(line);
+        if (!e) throw Error(ErrorKind::Protocol, "the server sent a malformed UIDL line").set_server_text(line);
+        entries_.push_back(Entry{e->number, static_cast<std::uint32_t>(uidls_.size()), 0, e->uid.size()});
+        uidls_ += e->uid;
+    }
+    void list_line(std::string_view line) {
+        auto e = parse_list_line(line);
+        if (!e) throw Error(ErrorKind::Protocol, "the server sent a malformed LIST line").set_server_text(line);
+        sort();
+        auto less = [](const Entry& x, std::uint32_t n) { return x.number < n; };
+        for (auto it = std::lower_bound(entries_.begin(), entries_.end(), e->number, less);
+             it != entries_.end() && it->number == e->number; ++it)
+            it->size = std::min<std::uint64_t>(e->size, (std::uint64_t{1} << 56) - 1);
+    }
+    std::vector<Entry> entries_;
+    std::string uidls_;
+    bool sorted_ = false;
 };
 
 }  // namespace
@@ -53,7 +161,8 @@ Pop3Session::Pop3Session(Channel& channel, bool allow_pipelining)
     : ch_(channel), allow_pipelining_(allow_pipelining) {}
 
 std::vector<Pop3Session::Reply> Pop3Session::transact(const std::vector<std::pair<std::string, bool>>& commands,
-                                                       std::size_t max_window, const ReplyLimits& lim) {
+                                                       std::size_t max_window, const ReplyLimits& lim,
+                                                       const std::vector<LineSink>& sinks) {
     Pop3ReplyParser parser;
     std::vector<bool> ok;
     std::vector<std::string> status, data;
@@ -61,6 +170,7 @@ std::vector<Pop3Session::Reply> Pop3Session::transact(const std::vector<std::pai
     ev.ok = &ok;
     ev.status = &status;
     ev.data = &data;
+    ev.sinks = &sinks;
     ev.ch = &ch_;
     ev.lim = lim;
     std::size_t sent = 0;
@@ -103,8 +213,10 @@ void Pop3Session::enable_utf8() {
 }
 
 std::vector<RemoteMessage> Pop3Session::list() {
-    auto r = transact({{"UIDL", true}, {"LIST", true}});
-    return listing(r[0], r[1]);
+    ListingBuilder b;
+    auto r = transact({{"UIDL", true}, {"LIST", true}}, kPipelineWindow, ReplyLimits(), b.sinks(0));
+    check_listing(r[0], r[1]);
+    return b.take();
 }
 
 std::vector<RemoteMessage> Pop3Session::start_and_list(const std::vector<std::string>& login_lines) {
@@ -117,49 +229,23 @@ std::vector<RemoteMessage> Pop3Session::start_and_list(const std::vector<std::st
         return list();
     }
     pipelining_ = true;
-    auto r = transact({{"CAPA", true}, {"UIDL", true}, {"LIST", true}});
+    ListingBuilder b;
+    auto r = transact({{"CAPA", true}, {"UIDL", true}, {"LIST", true}}, kPipelineWindow, ReplyLimits(), b.sinks(1));
     if (r[0].ok) {
         for (auto& c : parse_capa_lines(r[0].data)) caps_.insert(c);
         pipelining_ = caps_.count("PIPELINING") != 0;  // what it says now counts for the rest
     }
-    auto out = listing(r[1], r[2]);
+    check_listing(r[1], r[2]);
     enable_utf8();
-    return out;
+    return b.take();
 }
 
-std::vector<RemoteMessage> Pop3Session::listing(const Reply& uidl, const Reply& list) {
+void Pop3Session::check_listing(const Reply& uidl, const Reply& list) {
     if (!uidl.ok)
         throw Error(ErrorKind::Protocol,
                     "the server does not support UIDL, which pullmail needs to tell new messages from old ones")
             .set_server_text(uidl.status);
     if (!list.ok) throw Error(ErrorKind::Protocol, "the server refused LIST").set_server_text(list.status);
-    // Sorted pairs, not a map: a million-message listing must stay small.
-    std::vector<std::pair<std::uint32_t, std::uint64_t>> sizes;
-    for (auto line : split_lines(list.data)) {
-        auto e = parse_list_line(line);
-        if (!e) throw Error(ErrorKind::Protocol, "the server sent a malformed LIST line").set_server_text(line);
-        sizes.emplace_back(e->number, e->size);
-    }
-    std::stable_sort(sizes.begin(), sizes.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
-    auto size_of = [&](std::uint32_t n) -> std::uint64_t {
-        // The last of several lines for one number wins, as with a map.
-        auto it = std::upper_bound(sizes.begin(), sizes.end(), n, [](std::uint32_t v, const auto& p) { return v < p.first; });
-        return it != sizes.begin() && std::prev(it)->first == n ? std::prev(it)->second : 0;
-    };
-    auto uidl_lines = split_lines(uidl.data);
-    std::vector<RemoteMessage> out;
-    out.reserve(uidl_lines.size());
-    for (auto line : uidl_lines) {
-        auto e = parse_uidl_line(line);
-        if (!e) throw Error(ErrorKind::Protocol, "the server sent a malformed UIDL line").set_server_text(line);
-        RemoteMessage m;
-        m.number = e->number;
-        m.uidl = e->uid;
-        m.size = size_of(e->number);
-        out.push_back(std::move(m));
-    }
-    std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.number < b.number; });
-    return out;
 }
 
 void Pop3Session::retrieve(const std::vector<RemoteMessage>& msgs, MessageHandler& handler) {

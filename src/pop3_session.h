@@ -3,9 +3,11 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "retrieval.h"
@@ -73,6 +75,10 @@ public:
         ReplyLimits();
     };
 
+    // Takes the lines of one multi-line reply as they arrive (line ends
+    // removed, as split_lines() does), so that a listing is never held as text.
+    using LineSink = std::function<void(std::string_view)>;
+
 private:
     struct Reply {
         bool ok = false;
@@ -82,9 +88,11 @@ private:
     // Sends commands and collects their (small) replies.
     // `window` bounds the commands in flight when pipelining.
     std::vector<Reply> transact(const std::vector<std::pair<std::string, bool>>& commands,
-                                std::size_t window = kPipelineWindow, const ReplyLimits& lim = ReplyLimits());
-    // The messages of a UIDL and a LIST reply.
-    static std::vector<RemoteMessage> listing(const Reply& uidl, const Reply& list);
+                                std::size_t window = kPipelineWindow, const ReplyLimits& lim = ReplyLimits(),
+                                const std::vector<LineSink>& sinks = {});
+    // Throws when the server refused UIDL or LIST (their lines went to a
+    // ListingBuilder in pop3_session.cpp, a message at a time).
+    static void check_listing(const Reply& uidl, const Reply& list);
 
     Channel& ch_;
     bool allow_pipelining_;

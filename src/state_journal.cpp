@@ -112,10 +112,22 @@ SeenEntry parse_seen(std::string_view fields) {
     return e;
 }
 
+// Decimal digits of v (with the sign), as std::to_string writes it.
+std::size_t digits(std::int64_t v) {
+    std::size_t n = v < 0 ? 2 : 1;
+    for (std::uint64_t u = v < 0 ? 0 - static_cast<std::uint64_t>(v) : static_cast<std::uint64_t>(v); u >= 10; u /= 10)
+        ++n;
+    return n;
+}
+std::size_t digits(std::uint64_t v) {
+    std::size_t n = 1;
+    for (; v >= 10; v /= 10) ++n;
+    return n;
+}
+
 std::uint64_t seen_record_size(const std::string& key, const SeenEntry& e) {
-    return 9 + 2 + key.size() + 1 + std::to_string(e.size).size() + 1 + e.fingerprint.size() + 1 +
-           (e.where.empty() ? 1 : e.where.size()) + 1 + std::strlen(mark_of(e)) + 1 +
-           std::to_string(e.recorded_at).size() + 1;
+    return 9 + 2 + key.size() + 1 + digits(e.size) + 1 + e.fingerprint.size() + 1 +
+           (e.where.empty() ? 1 : e.where.size()) + 1 + std::strlen(mark_of(e)) + 1 + digits(e.recorded_at) + 1;
 }
 
 }  // namespace
@@ -181,79 +193,90 @@ std::optional<std::uint32_t> StateJournal::uidvalidity(const std::string& folder
     return it->second;
 }
 
+namespace {
+// Hands each line of the file (without its '\n') to on_line(line,
+// complete), reading a block at a time: the state is never held whole as
+// text beside its records. `complete` is false only for a last line without
+// '\n'; on_line returns false to stop. False when the file does not exist.
+// on_size(bytes) is told the file's size first.
+template <class OnSize, class OnLine>
+bool read_lines(const std::string& path, std::uint64_t& bytes, OnSize on_size, OnLine on_line) {
+    struct Fd {
+        int fd;
+        ~Fd() {
+            if (fd >= 0) ::close(fd);
+        }
+    } f{open_no_follow(path, O_RDONLY)};  // closed on every way out, throws from on_line too
+    const int fd = f.fd;
+    if (fd < 0) {
+        if (errno == ENOENT) return false;
+        throw Error(ErrorKind::LocalIO, "cannot read " + path + ": " + open_error_text(errno));
+    }
+    struct stat st {};
+    if (::fstat(fd, &st) == 0) on_size(static_cast<std::uint64_t>(st.st_size));
+    constexpr std::size_t kBlock = 256 * 1024;
+    std::string buf;
+    std::size_t start = 0;  // of the first line not handed out yet
+    bool go = true;
+    for (;;) {
+        buf.erase(0, start);
+        start = 0;
+        std::size_t have = buf.size();
+        buf.resize(have + kBlock);
+        ssize_t n = ::read(fd, buf.data() + have, kBlock);
+        if (n < 0 && errno == EINTR) {
+            buf.resize(have);
+            continue;
+        }
+        if (n < 0) throw Error(ErrorKind::LocalIO, "cannot read " + path + ": " + std::strerror(errno));
+        buf.resize(have + static_cast<std::size_t>(n));
+        bytes += static_cast<std::uint64_t>(n);
+        if (n == 0) break;
+        for (std::size_t nl; go && (nl = buf.find('\n', start)) != std::string::npos; start = nl + 1)
+            go = on_line(std::string_view(buf).substr(start, nl - start), true);
+        if (!go) break;
+    }
+    if (go && start < buf.size()) on_line(std::string_view(buf).substr(start), false);
+    return true;
+}
+}  // namespace
+
 void StateJournal::load() {
-    std::string data;
-    if (!read_file_if_exists(path_, data, false)) {
-        created_ = false;  // written at the first sync (ensure_created)
-        return;
-    }
-    file_bytes_ = data.size();
-    auto nl = data.find('\n');
-    std::string_view header = std::string_view(data).substr(0, nl == std::string::npos ? data.size() : nl);
-    if (header.rfind(kHeaderPrefix, 0) != 0 || nl == std::string::npos) {
-        throw Error(ErrorKind::State, "state file " + path_ +
-                                          " is damaged (no valid header); nothing was fetched or deleted. Run "
-                                          "'pullmail --repair-state' for this account to rebuild it from the "
-                                          "valid records (a backup is kept)");
-    }
-    int version = std::atoi(std::string(header.substr(std::strlen(kHeaderPrefix))).c_str());
-    if (version < 1 || version > kFormatVersion) {
-        throw Error(ErrorKind::State, "state file " + path_ + " has format version " +
-                                          std::string(header.substr(std::strlen(kHeaderPrefix))) +
-                                          ", this pullmail understands versions 1 to " + std::to_string(kFormatVersion) +
-                                          " only (written by a newer pullmail?); nothing was fetched or deleted");
-    }
-    seen_.reserve(data.size() / 64);  // about one record per 64 bytes: no rehash while loading
-    upgrade_ = version < kFormatVersion;
-    const std::int64_t now = clock_now();
-    std::size_t pos = nl + 1;
-    std::size_t line_no = 1;
+    std::size_t line_no = 0;
     std::size_t bad_line = 0;
-    while (pos < data.size()) {
-        ++line_no;
-        auto end = data.find('\n', pos);
-        bool complete = end != std::string::npos;
-        std::string_view line(data.data() + pos, (complete ? end : data.size()) - pos);
-        pos = complete ? end + 1 : data.size();
+    bool header_ok = false;
+    std::int64_t now = 0;
+    auto on_line = [&](std::string_view line, bool complete) {
+        if (++line_no == 1) {
+            header_ok = complete && check_header(line);
+            now = clock_now();
+            return header_ok;
+        }
         auto record = verify_line(line);
         if (!record) {
             if (!complete) {
                 load_warning_ = "state file " + path_ + " ends in a partial record (pullmail was interrupted while "
                                 "writing it); the partial record was ignored";
-                break;
+                return false;
             }
             if (bad_line == 0) bad_line = line_no;
-            continue;
+            return true;
         }
-        if (bad_line != 0) break;  // a good record after a bad one: corruption
-        auto w = split_words<3>(*record);
-        if (w.size() < 2) continue;
-        std::string key(w[1]);
-        if (w[0] == "S") {
-            SeenEntry e = w.size() == 3 ? parse_seen(w[2]) : SeenEntry{0, "-", {}, false, Delivered::Whole, 0};
-            if (e.recorded_at <= 0) {
-                e.recorded_at = now;  // expires counted from this first load (state_journal.h)
-                upgrade_ = true;
-            }
-            seen_[key] = std::move(e);
-            intents_.erase(key);
-        } else if (w[0] == "I" && w.size() == 3) {
-            intents_[key] = std::string(w[2]);
-        } else if (w[0] == "R") {
-            intents_.erase(key);
-        } else if (w[0] == "F") {
-            seen_.erase(key);
-            drop_mark_of(key);
-        } else if (w[0] == "V" && w.size() == 3) {
-            auto v = to_number<std::uint32_t>(w[2]);
-            if (uidvalidity_[key] != v) marks_.erase(key);
-            uidvalidity_[key] = v;
-        } else if (w[0] == "M" && w.size() == 3) {
-            auto n = split_words<3>(w[2]);
-            if (n.size() != 3) continue;
-            marks_[key] = FolderMark{to_number<std::uint32_t>(n[0]), to_number<std::uint32_t>(n[1]),
-                                     to_number<std::uint32_t>(n[2])};
-        }
+        if (bad_line != 0) return false;  // a good record after a bad one: corruption
+        apply_record(*record, now);
+        return true;
+    };
+    // About one record per 72 bytes (a POP3 record is 70 to 90): no rehash while loading.
+    auto reserve = [&](std::uint64_t size) { seen_.reserve(static_cast<std::size_t>(size / 72)); };
+    if (!read_lines(path_, file_bytes_, reserve, on_line)) {
+        created_ = false;  // written at the first sync (ensure_created)
+        return;
+    }
+    if (!header_ok) {
+        throw Error(ErrorKind::State, "state file " + path_ +
+                                          " is damaged (no valid header); nothing was fetched or deleted. Run "
+                                          "'pullmail --repair-state' for this account to rebuild it from the "
+                                          "valid records (a backup is kept)");
     }
     // A bad complete line is never produced by an interrupted append (a torn
     // tail is rewritten away by the constructor), so it means damage.
@@ -261,6 +284,52 @@ void StateJournal::load() {
         throw Error(ErrorKind::State, "state file " + path_ + " is damaged at line " + std::to_string(bad_line) +
                                           "; nothing was fetched or deleted. Run 'pullmail --repair-state' for "
                                           "this account to keep the valid records (a backup is kept)");
+    }
+}
+
+// The header line: false when it is not one; throws for a version this
+// pullmail does not know.
+bool StateJournal::check_header(std::string_view header) {
+    if (header.rfind(kHeaderPrefix, 0) != 0) return false;
+    int version = std::atoi(std::string(header.substr(std::strlen(kHeaderPrefix))).c_str());
+    if (version < 1 || version > kFormatVersion) {
+        throw Error(ErrorKind::State, "state file " + path_ + " has format version " +
+                                          std::string(header.substr(std::strlen(kHeaderPrefix))) +
+                                          ", this pullmail understands versions 1 to " + std::to_string(kFormatVersion) +
+                                          " only (written by a newer pullmail?); nothing was fetched or deleted");
+    }
+    upgrade_ = version < kFormatVersion;
+    return true;
+}
+
+void StateJournal::apply_record(std::string_view record, std::int64_t now) {
+    auto w = split_words<3>(record);
+    if (w.size() < 2) return;
+    std::string key(w[1]);
+    if (w[0] == "S") {
+        SeenEntry e = w.size() == 3 ? parse_seen(w[2]) : SeenEntry{0, "-", {}, false, Delivered::Whole, 0};
+        if (e.recorded_at <= 0) {
+            e.recorded_at = now;  // expires counted from this first load (state_journal.h)
+            upgrade_ = true;
+        }
+        if (!intents_.empty()) intents_.erase(key);
+        seen_.insert_or_assign(std::move(key), std::move(e));
+    } else if (w[0] == "I" && w.size() == 3) {
+        intents_[key] = std::string(w[2]);
+    } else if (w[0] == "R") {
+        intents_.erase(key);
+    } else if (w[0] == "F") {
+        seen_.erase(key);
+        drop_mark_of(key);
+    } else if (w[0] == "V" && w.size() == 3) {
+        auto v = to_number<std::uint32_t>(w[2]);
+        if (uidvalidity_[key] != v) marks_.erase(key);
+        uidvalidity_[key] = v;
+    } else if (w[0] == "M" && w.size() == 3) {
+        auto n = split_words<3>(w[2]);
+        if (n.size() != 3) return;
+        marks_[key] = FolderMark{to_number<std::uint32_t>(n[0]), to_number<std::uint32_t>(n[1]),
+                                 to_number<std::uint32_t>(n[2])};
     }
 }
 
@@ -383,11 +452,14 @@ void StateJournal::compact(const std::function<bool(const std::string&)>& keep, 
         }
         live_bytes += seen_record_size(key, entry);
     }
-    // A journal at most twice the live records (plus a little) is kept as it
-    // is: rewriting it on every run would cost two more flushes per run and
-    // rewrite a large file for nothing.
+    // A journal at most 1.5 times the live records (plus a little) is kept
+    // as it is: rewriting it on every run would cost two more flushes per
+    // run and rewrite a large file for nothing. Not twice: a delivery
+    // leaves an intent and a seen record of about the same size, so a
+    // first fetch would stay just under that, and every poll after it
+    // would read twice the state it needs.
     std::uint64_t journal = file_bytes_ + buffer_.size() + forget_bytes;
-    if (!rewrite && fd_ >= 0 && journal <= 2 * live_bytes + 4096) {
+    if (!rewrite && fd_ >= 0 && journal <= live_bytes + live_bytes / 2 + 4096) {
         for (const auto& key : gone) forget(key);
         sync();
         return;

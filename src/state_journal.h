@@ -49,7 +49,9 @@
 // stops with Error(State) naming the file, before anything is deleted.
 // compact() prunes messages no longer on the server. It rewrites the file
 // (tmp + fsync + rename + fsync dir) with only the live records when the
-// journal has grown to more than twice their size; otherwise it appends
+// journal has grown to more than 1.5 times their size (a first fetch, whose
+// intent and seen records together are twice the live ones, ends with a
+// rewrite: every later poll reads half the bytes); otherwise it appends
 // "forget" records and syncs: a run with no new mail writes nothing.
 #pragma once
 
@@ -58,6 +60,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -151,7 +154,7 @@ public:
     void sync();
     // Prunes the entries for which keep(key) is false and makes everything
     // durable. Rewrites the file with only the live records when it has
-    // grown past twice their size, or always with `rewrite`; pending intents
+    // grown past 1.5 times their size, or always with `rewrite`; pending intents
     // are kept either way.
     void compact(const std::function<bool(const std::string&)>& keep, bool rewrite = false);
     // Forgets seen entries (without pruning others) — used for --all style resets.
@@ -170,6 +173,8 @@ public:
 
 private:
     void load();
+    bool check_header(std::string_view header);
+    void apply_record(std::string_view record, std::int64_t now);
     void append(const std::string& record);
     void open_for_append();
     void ensure_created();

@@ -129,7 +129,9 @@ Plan plan_folder(const std::vector<RemoteMessage>& listing, const SourceIdentity
     std::vector<std::string_view> keys;
     keys.reserve(listing.size());
     for (const auto& m : listing) keys.push_back(m.key);
-    std::sort(keys.begin(), keys.end());
+    // Many servers list in key order already (Dovecot's UIDLs and IMAP keys
+    // grow with the message): one pass instead of a sort on every poll.
+    if (!std::is_sorted(keys.begin(), keys.end())) std::sort(keys.begin(), keys.end());
     std::vector<std::string_view> shared;  // keys listed more than once (usually none)
     for (std::size_t i = 1; i < keys.size(); ++i)
         if (keys[i] == keys[i - 1] && (shared.empty() || shared.back() != keys[i])) shared.push_back(keys[i]);

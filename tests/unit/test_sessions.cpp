@@ -767,3 +767,48 @@ TEST_CASE("channel: a stop request or run_timeout ends a pump on a silent server
         CHECK(took < 1.5);
     }
 }
+
+TEST_CASE("pop3 session: the listing is built as its lines arrive, in pieces of one byte and up") {
+    // UIDL and LIST out of order, a number LIST gives twice (the last size
+    // wins), a message LIST leaves out (size 0), a line ended by a bare LF.
+    auto script = [](const std::string& line) -> std::string {
+        if (line == "CAPA") return "+OK\r\nUIDL\r\n.\r\n";
+        if (line == "UIDL") return "+OK\r\n3 u3\r\n1 u1\r\n2 u2\r\n4 u4\r\n.\r\n";
+        if (line == "LIST") return "+OK 4 messages\r\n2 200\n1 100\r\n3 30\r\n3 300\r\n.\r\n";
+        return "-ERR what\r\n";
+    };
+    for (std::size_t piece : {1, 2, 3, 7, 64}) {
+        CAPTURE(piece);
+        FakeConnection conn(script, static_cast<unsigned>(piece));
+        conn.piece = piece;
+        Channel ch(conn, 5, "t", nullptr, 0);
+        Pop3Session pop(ch, false);
+        pop.start();
+        auto list = pop.list();
+        REQUIRE(list.size() == 4);
+        for (std::uint32_t i = 0; i < 4; ++i) {
+            CHECK(list[i].number == i + 1);
+            CHECK(list[i].uidl == "u" + std::to_string(i + 1));
+        }
+        CHECK(list[0].size == 100);
+        CHECK(list[1].size == 200);
+        CHECK(list[2].size == 300);
+        CHECK(list[3].size == 0);
+    }
+    SUBCASE("a malformed UIDL line is an error that shows the line") {
+        FakeConnection conn([](const std::string& line) -> std::string {
+            if (line == "UIDL") return "+OK\r\n1 u1\r\n2 bad uidl\r\n.\r\n";
+            if (line == "LIST") return "+OK\r\n1 1\r\n2 2\r\n.\r\n";
+            return "-ERR what\r\n";
+        });
+        Channel ch(conn, 5, "t", nullptr, 0);
+        Pop3Session pop(ch, false);
+        try {
+            pop.list();
+            FAIL("malformed listing accepted");
+        } catch (const Error& e) {
+            CHECK(std::string(e.what()).find("malformed UIDL line") != std::string::npos);
+            CHECK(e.server_text() == "2 bad uidl");
+        }
+    }
+}
