@@ -55,18 +55,36 @@ public:
     }
 
     Opened open(const std::string& folder, bool read_only) override {
-        Opened o;
-        auto info = imap_.select(folder, read_only, &o.listing);
-        for (auto& m : o.listing) m.key = imap_key(folder, info.uidvalidity, m.uid);
-        test_step("selected");
-        o.identity = {SourceProtocol::Imap, folder, info.uidvalidity};
-        o.uidnext = info.uidnext;
-        o.exists = info.exists;
-        folder_ = folder;
-        return o;
+        auto got = open_many({folder}, read_only);
+        if (got[0].error) throw *got[0].error;
+        return std::move(got[0].opened);
+    }
+
+    // Every folder's SELECT (or EXAMINE) and listing in one flight.
+    std::vector<OpenResult> open_many(const std::vector<std::string>& folders, bool read_only) override {
+        read_only_ = read_only;
+        auto selected = imap_.select_many(folders, read_only);
+        std::vector<OpenResult> out(selected.size());
+        for (std::size_t i = 0; i < selected.size(); ++i) {
+            auto& sel = selected[i];
+            if (sel.error) {
+                out[i].error = std::move(sel.error);
+                continue;
+            }
+            Opened& o = out[i].opened;
+            o.listing = std::move(sel.listing);
+            for (auto& m : o.listing) m.key = imap_key(sel.folder, sel.info.uidvalidity, m.uid);
+            test_step("selected");
+            o.identity = {SourceProtocol::Imap, sel.folder, sel.info.uidvalidity};
+            o.uidnext = sel.info.uidnext;
+            o.exists = sel.info.exists;
+        }
+        return out;
     }
 
     std::map<std::uint32_t, std::string> headers(std::vector<RemoteMessage>& msgs) override {
+        if (msgs.empty()) return {};
+        reselect(msgs.front());
         std::map<std::uint32_t, std::string> dates;
         auto out = imap_.fetch_header_fields(uids(msgs), kFingerprintFields, &dates);
         for (auto& m : msgs)
@@ -75,6 +93,8 @@ public:
     }
 
     std::map<std::uint32_t, std::string> header_blocks(const std::vector<RemoteMessage>& msgs) override {
+        if (msgs.empty()) return {};
+        reselect(msgs.front());
         return imap_.fetch_header_fields(uids(msgs), "");
     }
 
@@ -84,6 +104,8 @@ public:
 
     Removed remove(const std::vector<RemoteMessage>& msgs) override {
         Removed out;
+        if (msgs.empty()) return out;
+        reselect(msgs.front());
         ImapSession::DeleteResult r;
         if (account_.delete_mode == Account::DeleteMode::Trash) {
             auto trash = trash_folder();
@@ -118,6 +140,13 @@ public:
     void close() noexcept override { imap_.logout(false); }
 
 private:
+    // The messages' folder selected again when another one was opened since
+    // (open_many, or a retrieve() over several folders), with the UIDVALIDITY
+    // it was opened with (ImapSession::reselect).
+    void reselect(const RemoteMessage& m) {
+        folder_ = m.folder();
+        imap_.reselect(folder_, read_only_);
+    }
     static std::vector<std::uint32_t> uids(const std::vector<RemoteMessage>& msgs) {
         std::vector<std::uint32_t> out;
         for (const auto& m : msgs) out.push_back(m.uid);
@@ -140,9 +169,15 @@ private:
     ImapSession& imap_;
     const Account& account_;
     std::string folder_;
+    bool read_only_ = true;
     bool trash_looked_up_ = false;
     std::optional<std::string> trash_;
 };
+
+// How many folders one connection syncs together (sync_folders): their
+// SELECTs and listings go out in one flight, their bodies in the next.
+// Bounded because their listings are held at once.
+constexpr std::size_t kFoldersTogether = 16;
 
 // Gmail allows an account at most 15 simultaneous IMAP connections (and
 // refuses logins beyond, counting other clients too).
@@ -231,6 +266,10 @@ void fetch_imap(AccountContext& ctx, SyncShared& shared) {
     std::vector<std::exception_ptr> errors(n);
     std::atomic<std::size_t> next_folder{0};
     std::atomic<bool> failed{false};  // one connection failed or stopped: the others take no new folder
+    // Folders are taken `group` at a time and synced together (three
+    // flights for all of them: sync_folders), spread evenly over the
+    // connections, at most kFoldersTogether (whose listings are held at once).
+    const std::size_t group = std::clamp<std::size_t>((folders.size() + n - 1) / n, 1, kFoldersTogether);
     // Connection k takes folders until none is left, then logs out.
     auto serve = [&](ImapSession& session, std::size_t k) {
         ImapSource source(session, acc);
@@ -240,10 +279,14 @@ void fetch_imap(AccountContext& ctx, SyncShared& shared) {
                     failed = true;
                     break;
                 }
-                std::size_t i = next_folder.fetch_add(1);
+                std::size_t i = next_folder.fetch_add(group);
                 if (i >= folders.size()) break;
-                auto st = statuses.find(folders[i]);
-                sync_folder(source, folders[i], *handlers[k], shared, st == statuses.end() ? nullptr : &st->second, i);
+                std::vector<FolderTask> tasks;
+                for (std::size_t j = i; j < std::min(i + group, folders.size()); ++j) {
+                    auto st = statuses.find(folders[j]);
+                    tasks.push_back({folders[j], st == statuses.end() ? nullptr : &st->second, j});
+                }
+                sync_folders(source, tasks, *handlers[k], shared);
             }
             source.close();
         } catch (...) {
