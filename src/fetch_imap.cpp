@@ -27,15 +27,18 @@ namespace {
 // The folders of folders = ["*"]: every selectable folder, '/'-separated,
 // less those with a SPECIAL-USE attribute in `skip` (Gmail's \All holds
 // every message again; \Junk and \Trash are not mail one wants).
+// With `statuses`, the LIST asks for the folders' STATUS too where the
+// server offers LIST-STATUS (ImapSession::list_folders).
 std::vector<std::string> expand_folders(const std::vector<std::string>& configured, ImapSession& imap,
-                                        const std::vector<std::string>& skip) {
+                                        const std::vector<std::string>& skip,
+                                        std::map<std::string, ImapSession::FolderInfo>* statuses = nullptr) {
     std::vector<std::string> out;
     for (const auto& f : configured) {
         if (f != "*") {
             out.push_back(f);
             continue;
         }
-        for (const auto& name : imap.list_all_folders(skip)) out.push_back(name);
+        for (const auto& name : imap.list_all_folders(skip, statuses)) out.push_back(name);
     }
     // Each folder once, whether listed twice or matched by "*" as well.
     std::vector<std::string> unique;
@@ -192,18 +195,26 @@ bool is_gmail(const ImapSession& imap, const std::string& host) {
 // STATUS of the folders that have a mark (a complete earlier sync), in one
 // flight before any is opened; folder_unchanged() then decides which need
 // no SELECT. Nothing with -a, or when no folder has a mark (first fetch).
+// `listed`: what LIST-STATUS already said (folders = ["*"]); only the
+// marked folders it did not cover are asked.
 std::map<std::string, FolderMark> folder_statuses(ImapSession& imap, const std::vector<std::string>& folders,
+                                                  const std::map<std::string, ImapSession::FolderInfo>& listed,
                                                   SyncShared& shared) {
     std::map<std::string, FolderMark> out;
     if (shared.options.all) return out;
-    std::vector<std::string> marked;
+    std::vector<std::string> ask;
     {
         std::lock_guard<std::mutex> lock(shared.mu);
-        for (const auto& f : folders)
-            if (shared.state.mark(f)) marked.push_back(f);
+        for (const auto& f : folders) {
+            if (!shared.state.mark(f)) continue;
+            if (auto it = listed.find(f); it != listed.end())
+                out[f] = FolderMark{it->second.uidvalidity, it->second.uidnext, it->second.exists};
+            else
+                ask.push_back(f);
+        }
     }
-    if (marked.empty()) return out;
-    for (const auto& [f, info] : imap.status(marked)) out[f] = FolderMark{info.uidvalidity, info.uidnext, info.exists};
+    if (ask.empty()) return out;
+    for (const auto& [f, info] : imap.status(ask)) out[f] = FolderMark{info.uidvalidity, info.uidnext, info.exists};
     return out;
 }
 
@@ -253,8 +264,9 @@ void fetch_imap(AccountContext& ctx, SyncShared& shared) {
     auto link = connect_account(ctx);
     ImapSession imap(*link.channel);
     imap.start();
-    const auto folders = ImapSource(imap, acc).folders(acc.folders);
-    const auto statuses = folder_statuses(imap, folders, shared);
+    std::map<std::string, ImapSession::FolderInfo> listed;  // LIST-STATUS answers, for folders = ["*"]
+    const auto folders = expand_folders(acc.folders, imap, acc.skip_special_use, shared.options.all ? nullptr : &listed);
+    const auto statuses = folder_statuses(imap, folders, listed, shared);
 
     // Folders go to whichever connection is free next. The first connection
     // starts at once; the others (connections = N) log in meanwhile and join.

@@ -334,14 +334,47 @@ std::string special_use_name(const ImapValue& flag) {
     return {};
 }
 
+// "* STATUS name (MESSAGES n UIDNEXT n UIDVALIDITY n)": the server's name
+// and the values, when all three are there.
+std::optional<std::pair<std::string, ImapSession::FolderInfo>> status_reply(const std::vector<ImapValue>& vals) {
+    if (vals.size() != 4 || !vals[1].is_atom("STATUS") || vals[3].type != ImapValue::Type::List) return std::nullopt;
+    ImapSession::FolderInfo info;
+    int n = 0;
+    const auto& kv = vals[3].items;
+    for (std::size_t i = 0; i + 1 < kv.size(); i += 2) {
+        if (kv[i + 1].type != ImapValue::Type::Number || kv[i + 1].number() > 0xffffffffu) continue;
+        auto v = static_cast<std::uint32_t>(kv[i + 1].number());
+        if (kv[i].is_atom("MESSAGES")) info.exists = v, ++n;
+        else if (kv[i].is_atom("UIDNEXT")) info.uidnext = v, ++n;
+        else if (kv[i].is_atom("UIDVALIDITY")) info.uidvalidity = v, ++n;
+    }
+    if (n != 3) return std::nullopt;
+    std::string name = vals[2].text;
+    if (ascii_upper(name) == "INBOX") name = "INBOX";
+    return std::make_pair(name, info);
+}
+
 }  // namespace
 
-std::vector<ImapSession::ListedFolder> ImapSession::list_folders() {
+std::vector<ImapSession::ListedFolder> ImapSession::list_folders(std::map<std::string, FolderInfo>* statuses) {
     std::vector<ListedFolder> out;
     std::string cmd = "LIST \"\" \"*\"";
-    if (has_capability("SPECIAL-USE")) cmd += " RETURN (SPECIAL-USE)";
+    std::vector<std::string> returns;
+    if (has_capability("SPECIAL-USE")) returns.push_back("SPECIAL-USE");
+    bool with_status = statuses && has_capability("LIST-STATUS");
+    if (with_status) returns.push_back("STATUS (MESSAGES UIDNEXT UIDVALIDITY)");
+    for (std::size_t i = 0; i < returns.size(); ++i) cmd += (i ? " " : " RETURN (") + returns[i];
+    if (!returns.empty()) cmd += ")";
+    std::map<std::string, FolderInfo> by_server_name;  // STATUS replies, resolved once the names are known
+    std::map<std::string, std::string> folder_of;       // server name -> folder
     auto done = run(cmd, [&](const std::string& text) {
         auto vals = parse_imap_values(text, reader_->literals());
+        if (with_status && vals) {
+            if (auto st = status_reply(*vals)) {
+                by_server_name[st->first] = st->second;
+                return;
+            }
+        }
         if (!vals || vals->size() < 5 || !(*vals)[1].is_atom("LIST") || (*vals)[2].type != ImapValue::Type::List)
             return;
         ListedFolder f;
@@ -359,18 +392,22 @@ std::vector<ImapSession::ListedFolder> ImapSession::list_folders() {
         if (out.size() >= limits::kMaxListing)
             throw Error(ErrorKind::Protocol, "the server lists more than " + std::to_string(limits::kMaxListing) +
                                                  " folders (pullmail's limit for one listing)");
+        if (with_status) folder_of[ascii_upper((*vals)[4].text) == "INBOX" ? "INBOX" : (*vals)[4].text] = f.name;
         out.push_back(std::move(f));
     });
     if (done.status != "OK") throw Error(ErrorKind::Protocol, "the server refused LIST").set_server_text(done.text);
+    for (const auto& [name, info] : by_server_name)
+        if (auto it = folder_of.find(name); it != folder_of.end()) (*statuses)[it->second] = info;
     std::sort(out.begin(), out.end(), [](const ListedFolder& a, const ListedFolder& b) { return a.name < b.name; });
     return out;
 }
 
 std::vector<std::string> ImapSession::list_all_folders() { return list_all_folders({}); }
 
-std::vector<std::string> ImapSession::list_all_folders(const std::vector<std::string>& skip) {
+std::vector<std::string> ImapSession::list_all_folders(const std::vector<std::string>& skip,
+                                                       std::map<std::string, FolderInfo>* statuses) {
     std::vector<std::string> out;
-    for (auto& f : list_folders()) {
+    for (auto& f : list_folders(statuses)) {
         bool skipped = std::any_of(f.special.begin(), f.special.end(), [&](const std::string& s) {
             return std::find(skip.begin(), skip.end(), s) != skip.end();
         });
@@ -393,31 +430,13 @@ std::map<std::string, ImapSession::FolderInfo> ImapSession::status(const std::ve
         }
     }
     if (cmds.empty()) return out;
-    std::map<std::string, FolderInfo> got;
-    std::map<std::string, int> items;  // how many of the three items each answer had
     run_all(cmds, [&](const std::string& text) {
         auto vals = parse_imap_values(text, reader_->literals());
-        if (!vals || vals->size() != 4 || !(*vals)[1].is_atom("STATUS") || (*vals)[3].type != ImapValue::Type::List)
-            return;
-        std::string name = (*vals)[2].text;
-        if (ascii_upper(name) == "INBOX") name = "INBOX";
-        auto it = by_name.find(name);
-        if (it == by_name.end()) return;
-        FolderInfo info;
-        int n = 0;
-        const auto& kv = (*vals)[3].items;
-        for (std::size_t i = 0; i + 1 < kv.size(); i += 2) {
-            if (kv[i + 1].type != ImapValue::Type::Number || kv[i + 1].number() > 0xffffffffu) continue;
-            auto v = static_cast<std::uint32_t>(kv[i + 1].number());
-            if (kv[i].is_atom("MESSAGES")) info.exists = v, ++n;
-            else if (kv[i].is_atom("UIDNEXT")) info.uidnext = v, ++n;
-            else if (kv[i].is_atom("UIDVALIDITY")) info.uidvalidity = v, ++n;
-        }
-        got[it->second] = info;
-        items[it->second] = n;
+        if (!vals) return;
+        auto st = status_reply(*vals);
+        if (!st) return;
+        if (auto it = by_name.find(st->first); it != by_name.end()) out[it->second] = st->second;
     });
-    for (auto& [f, info] : got)
-        if (items[f] == 3) out[f] = info;
     return out;
 }
 

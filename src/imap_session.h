@@ -52,20 +52,22 @@ public:
     // backslash). The attributes are asked for with RETURN (SPECIAL-USE)
     // where the server advertises SPECIAL-USE, and honoured wherever the
     // server sends them (Gmail does without advertising it); never names.
-    std::vector<std::string> list_all_folders(const std::vector<std::string>& skip);
-    struct ListedFolder {
-        std::string name;                  // decoded, '/' separated
-        std::vector<std::string> special;  // SPECIAL-USE attributes, lower case, no backslash
-    };
-    // Every selectable folder with its attributes.
-    std::vector<ListedFolder> list_folders();
-
-
     struct FolderInfo {
         std::uint32_t uidvalidity = 0;
         std::uint32_t exists = 0;
         std::uint32_t uidnext = 0;
     };
+    // With `statuses`, where the server offers LIST-STATUS (RFC 5819), the
+    // LIST also asks for what status() asks, in the same command, and the
+    // complete answers are added to *statuses by folder name.
+    std::vector<std::string> list_all_folders(const std::vector<std::string>& skip,
+                                              std::map<std::string, FolderInfo>* statuses = nullptr);
+    struct ListedFolder {
+        std::string name;                  // decoded, '/' separated
+        std::vector<std::string> special;  // SPECIAL-USE attributes, lower case, no backslash
+    };
+    // Every selectable folder with its attributes (and statuses as above).
+    std::vector<ListedFolder> list_folders(std::map<std::string, FolderInfo>* statuses = nullptr);
 
     // STATUS (MESSAGES UIDNEXT UIDVALIDITY) of every folder, all commands in
     // one flight (no folder is selected yet, as RFC 3501 6.3.10 wants).

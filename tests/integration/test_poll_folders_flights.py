@@ -10,12 +10,15 @@ into an empty pipe after it heard from the server):
   step needed 2 per folder;
 * a poll where 3 of the folders got one message each costs at most 2 round
   trips more than a poll with nothing new;
+* with nothing new, LIST-STATUS (RFC 5819, Dovecot offers it) answers for
+  every folder: no STATUS, SELECT or listing follows;
 * every message is delivered once, byte for byte, into the folder's
   Maildir++ folder, and a poll after that fetches nothing.
 """
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -112,6 +115,16 @@ class FolderFlights(util.IntegrationCase):
         r, again = self.measured()
         self.assertEqual(self.json_account(r, "flights")["fetched"], 0, r.describe())
         self.check_delivered(user, root)
+
+        # Dovecot offers LIST-STATUS (RFC 5819): folders = ["*"] is listed
+        # with every folder's status in one command, and no STATUS follows.
+        r = self.run_config("-vv", expect=0)
+        sent = re.findall(r"C: \S+ ([^\r\n]*)", r.err)
+        self.assertEqual([c for c in sent if c.upper().startswith("STATUS ")], [], r.err[-3000:])
+        self.assertEqual([c for c in sent if re.match(r"(SELECT|EXAMINE|UID FETCH) ", c, re.I)], [], r.err[-3000:])
+        self.assertTrue(any(c.startswith("LIST ") and "STATUS (MESSAGES UIDNEXT UIDVALIDITY)" in c for c in sent),
+                        r.err[-3000:])
+        self.note("nothing new: one LIST with STATUS, no STATUS, SELECT or UID FETCH")
 
 
 if __name__ == "__main__":
