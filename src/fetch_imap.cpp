@@ -177,10 +177,37 @@ private:
     std::optional<std::string> trash_;
 };
 
-// How many folders one connection syncs together (sync_folders): their
-// SELECTs and listings go out in one flight, their bodies in the next.
-// Bounded because their listings are held at once.
-constexpr std::size_t kFoldersTogether = 16;
+// Folders one connection syncs together (sync_folders): their SELECTs and
+// listings go out in one flight, their bodies in the next. Their listings
+// are held at once, so a group is bounded by the messages its folders hold
+// as far as LIST-STATUS or STATUS said (a folder of unknown size counts as
+// kUnknownFolderWeight), and by a number of folders.
+constexpr std::size_t kFoldersTogether = 64;
+constexpr std::uint64_t kMessagesTogether = 50'000;
+constexpr std::uint64_t kUnknownFolderWeight = 5'000;
+
+// The groups, as [begin, end) of `folders` in their order, spread over
+// `connections` (no group larger than an even share).
+std::vector<std::pair<std::size_t, std::size_t>> folder_groups(
+    const std::vector<std::string>& folders, const std::map<std::string, ImapSession::FolderInfo>& listed,
+    const std::map<std::string, FolderMark>& statuses, std::size_t connections) {
+    const std::size_t per =
+        std::clamp<std::size_t>((folders.size() + connections - 1) / connections, 1, kFoldersTogether);
+    std::vector<std::pair<std::size_t, std::size_t>> out;
+    std::uint64_t weight = 0;
+    for (std::size_t i = 0; i < folders.size(); ++i) {
+        std::uint64_t w = kUnknownFolderWeight;
+        if (auto it = listed.find(folders[i]); it != listed.end()) w = it->second.exists;
+        else if (auto st = statuses.find(folders[i]); st != statuses.end()) w = st->second.exists;
+        if (out.empty() || out.back().second - out.back().first >= per || weight + w > kMessagesTogether) {
+            out.push_back({i, i});
+            weight = 0;
+        }
+        ++out.back().second;
+        weight += w;
+    }
+    return out;
+}
 
 // Gmail allows an account at most 15 simultaneous IMAP connections (and
 // refuses logins beyond, counting other clients too).
@@ -276,12 +303,11 @@ void fetch_imap(AccountContext& ctx, SyncShared& shared) {
         handlers.push_back(std::make_unique<Intake>(acc, ctx.deliverer, ctx.state, ctx.log,
                                                              ctx.opts.interrupted, &shared.mu));
     std::vector<std::exception_ptr> errors(n);
-    std::atomic<std::size_t> next_folder{0};
+    std::atomic<std::size_t> next_folder{0};  // the next group to take
     std::atomic<bool> failed{false};  // one connection failed or stopped: the others take no new folder
-    // Folders are taken `group` at a time and synced together (three
-    // flights for all of them: sync_folders), spread evenly over the
-    // connections, at most kFoldersTogether (whose listings are held at once).
-    const std::size_t group = std::clamp<std::size_t>((folders.size() + n - 1) / n, 1, kFoldersTogether);
+    // Folders are taken a group at a time and synced together (a few
+    // flights for all of them: sync_folders).
+    const auto groups = folder_groups(folders, listed, statuses, n);
     // Connection k takes folders until none is left, then logs out.
     auto serve = [&](ImapSession& session, std::size_t k) {
         ImapSource source(session, acc);
@@ -291,10 +317,10 @@ void fetch_imap(AccountContext& ctx, SyncShared& shared) {
                     failed = true;
                     break;
                 }
-                std::size_t i = next_folder.fetch_add(group);
-                if (i >= folders.size()) break;
+                std::size_t g = next_folder.fetch_add(1);
+                if (g >= groups.size()) break;
                 std::vector<FolderTask> tasks;
-                for (std::size_t j = i; j < std::min(i + group, folders.size()); ++j) {
+                for (std::size_t j = groups[g].first; j < groups[g].second; ++j) {
                     auto st = statuses.find(folders[j]);
                     tasks.push_back({folders[j], st == statuses.end() ? nullptr : &st->second, j});
                 }
