@@ -402,7 +402,14 @@ void account_for(const Intake& handler, SyncShared& sh) {
 void finish_sync(SyncShared& sh) {
     if (sh.options.check || sh.options.dry_run) return;
     std::lock_guard<std::mutex> lock(sh.mu);
-    sh.state.compact([&](const std::string& key) { return sh.prune.count(key) == 0; });
+    // No folder needed the seen records (every one unchanged): nothing was
+    // recorded or is to be pruned, so the compaction would find the journal
+    // as the last run left it; parsing the records only to learn that would
+    // make a poll cost as much as the state is large.
+    if (sh.prune.empty() && !sh.state.seen_loaded())
+        sh.state.sync();
+    else
+        sh.state.compact([&](const std::string& key) { return sh.prune.count(key) == 0; });
     if (sh.marks.empty()) return;
     for (const auto& [folder, mark] : sh.marks) sh.state.record_mark(folder, mark);
     sh.state.sync();

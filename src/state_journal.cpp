@@ -37,6 +37,12 @@ std::string mark_record(const std::string& enc_folder, const FolderMark& m) {
 
 std::string checked_line(const std::string& record) { return hex8(crc32(record)) + " " + record + "\n"; }
 
+Error damaged(const std::string& path, std::size_t line) {
+    return Error(ErrorKind::State, "state file " + path + " is damaged at line " + std::to_string(line) +
+                                       "; nothing was fetched or deleted. Run 'pullmail --repair-state' for "
+                                       "this account to keep the valid records (a backup is kept)");
+}
+
 // Returns the record of a line if its checksum is valid.
 std::optional<std::string_view> verify_line(std::string_view line) {
     if (line.size() < 10 || line[8] != ' ') return std::nullopt;
@@ -165,8 +171,9 @@ StateJournal::~StateJournal() {
 }
 
 const SeenEntry* StateJournal::find(const std::string& key) const {
-    auto it = seen_.find(key);
-    return it == seen_.end() ? nullptr : &it->second;
+    const auto& seen = load_seen();
+    auto it = seen.find(key);
+    return it == seen.end() ? nullptr : &it->second;
 }
 
 std::vector<PendingIntent> StateJournal::pending_intents() const {
@@ -203,8 +210,16 @@ void StateJournal::load() {
                                           ", this pullmail understands versions 1 to " + std::to_string(kFormatVersion) +
                                           " only (written by a newer pullmail?); nothing was fetched or deleted");
     }
-    seen_.reserve(data.size() / 64);  // about one record per 64 bytes: no rehash while loading
     upgrade_ = version < kFormatVersion;
+    // Version 2: every line is verified here (damage stops the load, a torn
+    // tail is warned about, as always), but the S and F records (nearly all
+    // of the file) are parsed by load_seen(), at the first use, in file
+    // order: a poll that opens no folder needs only the intents (an S here
+    // settles the intent before it), UIDVALIDITYs and marks (an F drops its
+    // folder's mark here).
+    const bool lazy = !upgrade_;
+    bool any_deferred = false;
+    if (!lazy) seen_.reserve(data.size() / 64);  // about one record per 64 bytes: no rehash while loading
     const std::int64_t now = clock_now();
     std::size_t pos = nl + 1;
     std::size_t line_no = 1;
@@ -216,6 +231,15 @@ void StateJournal::load() {
         std::string_view line(data.data() + pos, (complete ? end : data.size()) - pos);
         pos = complete ? end + 1 : data.size();
         auto record = verify_line(line);
+        if (lazy && record && deferred(line, complete)) {
+            if (bad_line != 0) break;  // a good record after a bad one: corruption
+            any_deferred = true;
+            std::string_view rest = line.substr(11);
+            std::string key(rest.substr(0, rest.find(' ')));
+            if (line[9] == 'F') drop_mark_of(key);
+            else intents_.erase(key);  // an S settles the intent before it
+            continue;
+        }
         if (!record) {
             if (!complete) {
                 load_warning_ = "state file " + path_ + " ends in a partial record (pullmail was interrupted while "
@@ -257,11 +281,50 @@ void StateJournal::load() {
     }
     // A bad complete line is never produced by an interrupted append (a torn
     // tail is rewritten away by the constructor), so it means damage.
-    if (bad_line != 0) {
-        throw Error(ErrorKind::State, "state file " + path_ + " is damaged at line " + std::to_string(bad_line) +
-                                          "; nothing was fetched or deleted. Run 'pullmail --repair-state' for "
-                                          "this account to keep the valid records (a backup is kept)");
+    if (bad_line != 0) throw damaged(path_, bad_line);
+    if (any_deferred) {
+        lazy_ = std::move(data);
+        lazy_pending_ = true;
     }
+}
+
+bool StateJournal::deferred(std::string_view line, bool) {
+    return line.size() > 11 && (line[9] == 'S' || line[9] == 'F') && line[10] == ' ';
+}
+
+const std::unordered_map<std::string, SeenEntry>& StateJournal::load_seen() const {
+    if (!lazy_pending_.load(std::memory_order_acquire)) return seen_;
+    std::lock_guard<std::mutex> lock(lazy_mu_);
+    if (!lazy_pending_.load(std::memory_order_relaxed)) return seen_;
+    const std::string& data = lazy_;
+    seen_.reserve(data.size() / 64);  // about one record per 64 bytes: no rehash while loading
+    // Records without a <time> (not written by a version 2 pullmail) are
+    // given the time of this load, as load() gives them.
+    const std::int64_t now = clock_now();
+    std::size_t pos = data.find('\n') + 1;
+    std::size_t line_no = 1;
+    while (pos < data.size()) {
+        ++line_no;
+        auto end = data.find('\n', pos);
+        bool complete = end != std::string::npos;
+        std::string_view line(data.data() + pos, (complete ? end : data.size()) - pos);
+        pos = complete ? end + 1 : data.size();
+        if (!deferred(line, complete)) continue;
+        auto record = verify_line(line);
+        if (!record) continue;  // the torn tail load() warned about (any other bad line stopped the load)
+        auto w = split_words<3>(*record);
+        std::string key(w[1]);
+        if (w[0] == "F") {
+            seen_.erase(key);
+            continue;
+        }
+        SeenEntry e = w.size() == 3 ? parse_seen(w[2]) : SeenEntry{0, "-", {}, false, Delivered::Whole, 0};
+        if (e.recorded_at <= 0) e.recorded_at = now;
+        seen_[key] = std::move(e);
+    }
+    std::string().swap(lazy_);
+    lazy_pending_.store(false, std::memory_order_release);
+    return seen_;
 }
 
 void StateJournal::open_for_append() {
@@ -291,6 +354,7 @@ void StateJournal::record_seen(const std::string& key, std::uint64_t size, const
 }
 
 void StateJournal::record_seen(const std::string& key, SeenEntry e) {
+    load_seen();
     if (e.fingerprint.empty()) e.fingerprint = "-";
     if (e.recorded_at <= 0) e.recorded_at = clock_now();
     append(seen_record(key, e));
@@ -311,6 +375,7 @@ void StateJournal::drop_intent(const std::string& key) {
 }
 
 void StateJournal::forget(const std::string& key) {
+    load_seen();
     if (seen_.erase(key)) append("F " + key);
     drop_mark_of(key);
 }
@@ -370,6 +435,7 @@ void StateJournal::sync() {
 
 void StateJournal::compact(const std::function<bool(const std::string&)>& keep, bool rewrite) {
     if (read_only_) return;
+    load_seen();
     // The size of the live records is estimated without writing them out:
     // a poll with nothing new must not format (and checksum) the whole
     // state only to find that the journal is small enough to keep.

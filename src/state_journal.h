@@ -53,11 +53,14 @@
 // "forget" records and syncs: a run with no new mail writes nothing.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -119,10 +122,14 @@ public:
     // Set when the load ignored a torn final record.
     const std::string& load_warning() const { return load_warning_; }
 
-    bool seen(const std::string& key) const { return seen_.count(key) != 0; }
+    // The seen records are parsed at their first use (load_seen(); the
+    // constructor verifies them): a poll that opens no folder never needs them.
+    bool seen(const std::string& key) const { return load_seen().count(key) != 0; }
     const SeenEntry* find(const std::string& key) const;
-    const std::unordered_map<std::string, SeenEntry>& entries() const { return seen_; }
+    const std::unordered_map<std::string, SeenEntry>& entries() const { return load_seen(); }
     std::vector<PendingIntent> pending_intents() const;
+    // Whether the seen records were parsed (used) in this run yet.
+    bool seen_loaded() const { return !lazy_pending_.load(); }
     std::optional<std::uint32_t> uidvalidity(const std::string& folder) const;
 
     // Appends the intent and, when sync is true, fsyncs it together with
@@ -170,6 +177,11 @@ public:
 
 private:
     void load();
+    // Whether load() leaves this line to load_seen(): a complete S or F record.
+    static bool deferred(std::string_view line, bool complete);
+    // The S and F records load() left, verified and applied in file order,
+    // once (thread-safe); then the file's text is freed.
+    const std::unordered_map<std::string, SeenEntry>& load_seen() const;
     void append(const std::string& record);
     void open_for_append();
     void ensure_created();
@@ -183,7 +195,12 @@ private:
     bool upgrade_ = false;  // loaded an old version or records without a time: rewrite once
     std::string buffer_;  // records not yet written to the file
     std::uint64_t file_bytes_ = 0;  // size of the file (without buffer_)
-    std::unordered_map<std::string, SeenEntry> seen_;
+    // Filled by load_seen() at the first use; `lazy_` holds the file's text
+    // until then (empty once done).
+    mutable std::unordered_map<std::string, SeenEntry> seen_;
+    mutable std::string lazy_;
+    mutable std::atomic<bool> lazy_pending_{false};
+    mutable std::mutex lazy_mu_;
     std::map<std::string, std::string> intents_;  // key -> intent
     std::map<std::string, std::uint32_t> uidvalidity_;
     std::map<std::string, FolderMark> marks_;  // encoded folder -> mark
