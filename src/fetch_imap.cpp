@@ -27,15 +27,18 @@ namespace {
 // The folders of folders = ["*"]: every selectable folder, '/'-separated,
 // less those with a SPECIAL-USE attribute in `skip` (Gmail's \All holds
 // every message again; \Junk and \Trash are not mail one wants).
+// With `statuses`, the LIST asks for the folders' STATUS too where the
+// server offers LIST-STATUS (ImapSession::list_folders).
 std::vector<std::string> expand_folders(const std::vector<std::string>& configured, ImapSession& imap,
-                                        const std::vector<std::string>& skip) {
+                                        const std::vector<std::string>& skip,
+                                        std::map<std::string, ImapSession::FolderInfo>* statuses = nullptr) {
     std::vector<std::string> out;
     for (const auto& f : configured) {
         if (f != "*") {
             out.push_back(f);
             continue;
         }
-        for (const auto& name : imap.list_all_folders(skip)) out.push_back(name);
+        for (const auto& name : imap.list_all_folders(skip, statuses)) out.push_back(name);
     }
     // Each folder once, whether listed twice or matched by "*" as well.
     std::vector<std::string> unique;
@@ -68,23 +71,43 @@ public:
     }
 
     Opened open(const std::string& folder, bool read_only) override {
-        Opened o;
-        auto info = imap_.select(folder, read_only, &o.listing);
-        for (auto& m : o.listing) m.key = imap_key(folder, info.uidvalidity, m.uid);
-        test_step("selected");
-        o.identity = {SourceProtocol::Imap, folder, info.uidvalidity};
-        o.uidnext = info.uidnext;
-        o.exists = info.exists;
-        folder_ = folder;
-        return o;
+        auto got = open_many({folder}, read_only);
+        if (got[0].error) throw *got[0].error;
+        return std::move(got[0].opened);
+    }
+
+    // Every folder's SELECT (or EXAMINE) and listing in one flight.
+    std::vector<OpenResult> open_many(const std::vector<std::string>& folders, bool read_only) override {
+        read_only_ = read_only;
+        auto selected = imap_.select_many(folders, read_only);
+        std::vector<OpenResult> out(selected.size());
+        for (std::size_t i = 0; i < selected.size(); ++i) {
+            auto& sel = selected[i];
+            if (sel.error) {
+                out[i].error = std::move(sel.error);
+                continue;
+            }
+            Opened& o = out[i].opened;
+            o.listing = std::move(sel.listing);
+            for (auto& m : o.listing) m.key = imap_key(sel.folder, sel.info.uidvalidity, m.uid);
+            test_step("selected");
+            o.identity = {SourceProtocol::Imap, sel.folder, sel.info.uidvalidity};
+            o.uidnext = sel.info.uidnext;
+            o.exists = sel.info.exists;
+        }
+        return out;
     }
 
     std::map<std::uint32_t, std::string> headers(const std::vector<RemoteMessage>& msgs,
                                                  std::map<std::uint32_t, std::string>* internal_dates) override {
+        if (msgs.empty()) return {};
+        reselect(msgs.front());
         return imap_.fetch_header_fields(uids(msgs), kFingerprintFields, internal_dates);
     }
 
     std::map<std::uint32_t, std::string> header_blocks(const std::vector<RemoteMessage>& msgs) override {
+        if (msgs.empty()) return {};
+        reselect(msgs.front());
         return imap_.fetch_header_fields(uids(msgs), "");
     }
 
@@ -94,6 +117,8 @@ public:
 
     Removed remove(const std::vector<RemoteMessage>& msgs) override {
         Removed out;
+        if (msgs.empty()) return out;
+        reselect(msgs.front());
         ImapSession::DeleteResult r;
         if (account_.delete_mode == Account::DeleteMode::Trash) {
             auto trash = trash_folder();
@@ -128,6 +153,13 @@ public:
     void close() noexcept override { imap_.logout(false); }
 
 private:
+    // The messages' folder selected again when another one was opened since
+    // (open_many, or a retrieve() over several folders), with the UIDVALIDITY
+    // it was opened with (ImapSession::reselect).
+    void reselect(const RemoteMessage& m) {
+        folder_ = m.folder();
+        imap_.reselect(folder_, read_only_);
+    }
     static std::vector<std::uint32_t> uids(const std::vector<RemoteMessage>& msgs) {
         std::vector<std::uint32_t> out;
         for (const auto& m : msgs) out.push_back(m.uid);
@@ -150,9 +182,42 @@ private:
     ImapSession& imap_;
     const Account& account_;
     std::string folder_;
+    bool read_only_ = true;
     bool trash_looked_up_ = false;
     std::optional<std::string> trash_;
 };
+
+// Folders one connection syncs together (sync_folders): their SELECTs and
+// listings go out in one flight, their bodies in the next. Their listings
+// are held at once, so a group is bounded by the messages its folders hold
+// as far as LIST-STATUS or STATUS said (a folder of unknown size counts as
+// kUnknownFolderWeight), and by a number of folders.
+constexpr std::size_t kFoldersTogether = 64;
+constexpr std::uint64_t kMessagesTogether = 50'000;
+constexpr std::uint64_t kUnknownFolderWeight = 5'000;
+
+// The groups, as [begin, end) of `folders` in their order, spread over
+// `connections` (no group larger than an even share).
+std::vector<std::pair<std::size_t, std::size_t>> folder_groups(
+    const std::vector<std::string>& folders, const std::map<std::string, ImapSession::FolderInfo>& listed,
+    const std::map<std::string, FolderMark>& statuses, std::size_t connections) {
+    const std::size_t per =
+        std::clamp<std::size_t>((folders.size() + connections - 1) / connections, 1, kFoldersTogether);
+    std::vector<std::pair<std::size_t, std::size_t>> out;
+    std::uint64_t weight = 0;
+    for (std::size_t i = 0; i < folders.size(); ++i) {
+        std::uint64_t w = kUnknownFolderWeight;
+        if (auto it = listed.find(folders[i]); it != listed.end()) w = it->second.exists;
+        else if (auto st = statuses.find(folders[i]); st != statuses.end()) w = st->second.exists;
+        if (out.empty() || out.back().second - out.back().first >= per || weight + w > kMessagesTogether) {
+            out.push_back({i, i});
+            weight = 0;
+        }
+        ++out.back().second;
+        weight += w;
+    }
+    return out;
+}
 
 // Gmail allows an account at most 15 simultaneous IMAP connections (and
 // refuses logins beyond, counting other clients too).
@@ -167,18 +232,26 @@ bool is_gmail(const ImapSession& imap, const std::string& host) {
 // STATUS of the folders that have a mark (a complete earlier sync), in one
 // flight before any is opened; folder_unchanged() then decides which need
 // no SELECT. Nothing with -a, or when no folder has a mark (first fetch).
+// `listed`: what LIST-STATUS already said (folders = ["*"]); only the
+// marked folders it did not cover are asked.
 std::map<std::string, FolderMark> folder_statuses(ImapSession& imap, const std::vector<std::string>& folders,
+                                                  const std::map<std::string, ImapSession::FolderInfo>& listed,
                                                   SyncShared& shared) {
     std::map<std::string, FolderMark> out;
     if (shared.options.all) return out;
-    std::vector<std::string> marked;
+    std::vector<std::string> ask;
     {
         std::lock_guard<std::mutex> lock(shared.mu);
-        for (const auto& f : folders)
-            if (shared.state.mark(f)) marked.push_back(f);
+        for (const auto& f : folders) {
+            if (!shared.state.mark(f)) continue;
+            if (auto it = listed.find(f); it != listed.end())
+                out[f] = FolderMark{it->second.uidvalidity, it->second.uidnext, it->second.exists};
+            else
+                ask.push_back(f);
+        }
     }
-    if (marked.empty()) return out;
-    for (const auto& [f, info] : imap.status(marked)) out[f] = FolderMark{info.uidvalidity, info.uidnext, info.exists};
+    if (ask.empty()) return out;
+    for (const auto& [f, info] : imap.status(ask)) out[f] = FolderMark{info.uidvalidity, info.uidnext, info.exists};
     return out;
 }
 
@@ -228,8 +301,9 @@ void fetch_imap(AccountContext& ctx, SyncShared& shared) {
     auto link = connect_account(ctx);
     ImapSession imap(*link.channel);
     imap.start();
-    const auto folders = ImapSource(imap, acc).folders(acc.folders);
-    const auto statuses = folder_statuses(imap, folders, shared);
+    std::map<std::string, ImapSession::FolderInfo> listed;  // LIST-STATUS answers, for folders = ["*"]
+    const auto folders = expand_folders(acc.folders, imap, acc.skip_special_use, shared.options.all ? nullptr : &listed);
+    const auto statuses = folder_statuses(imap, folders, listed, shared);
 
     // Folders go to whichever connection is free next. The first connection
     // starts at once; the others (connections = N) log in meanwhile and join.
@@ -239,8 +313,11 @@ void fetch_imap(AccountContext& ctx, SyncShared& shared) {
         handlers.push_back(std::make_unique<Intake>(acc, ctx.deliverer, ctx.state, ctx.log,
                                                              ctx.opts.interrupted, &shared.mu));
     std::vector<std::exception_ptr> errors(n);
-    std::atomic<std::size_t> next_folder{0};
+    std::atomic<std::size_t> next_folder{0};  // the next group to take
     std::atomic<bool> failed{false};  // one connection failed or stopped: the others take no new folder
+    // Folders are taken a group at a time and synced together (a few
+    // flights for all of them: sync_folders).
+    const auto groups = folder_groups(folders, listed, statuses, n);
     // Connection k takes folders until none is left, then logs out.
     auto serve = [&](ImapSession& session, std::size_t k) {
         ImapSource source(session, acc);
@@ -250,10 +327,14 @@ void fetch_imap(AccountContext& ctx, SyncShared& shared) {
                     failed = true;
                     break;
                 }
-                std::size_t i = next_folder.fetch_add(1);
-                if (i >= folders.size()) break;
-                auto st = statuses.find(folders[i]);
-                sync_folder(source, folders[i], *handlers[k], shared, st == statuses.end() ? nullptr : &st->second, i);
+                std::size_t g = next_folder.fetch_add(1);
+                if (g >= groups.size()) break;
+                std::vector<FolderTask> tasks;
+                for (std::size_t j = groups[g].first; j < groups[g].second; ++j) {
+                    auto st = statuses.find(folders[j]);
+                    tasks.push_back({folders[j], st == statuses.end() ? nullptr : &st->second, j});
+                }
+                sync_folders(source, tasks, *handlers[k], shared);
             }
             source.close();
         } catch (...) {

@@ -1,6 +1,7 @@
 #include "folder_sync.h"
 
 #include <algorithm>
+#include <memory>
 
 #include "intake.h"
 #include "log.h"
@@ -58,6 +59,13 @@ public:
         PlanOptions o = sh_.options;
         if (o.max_messages) o.max_messages = *o.max_messages - std::min(*o.max_messages, sh_.planned);
         return o;
+    }
+    // For a folder that plans nothing (unchanged, or refused): waits for its
+    // turn and passes it on, so that the folders after it claim in order.
+    void done() {
+        std::unique_lock<std::mutex> lock(sh_.mu);
+        wait(lock);
+        pass(lock);
     }
     // Takes what the plan fetches from the budget and passes the turn on.
     template <class Lock>
@@ -239,31 +247,53 @@ void collect_mark(const MailSource::Opened& opened, const Plan& plan, SyncShared
         sh.marks.erase(opened.identity.folder);
 }
 
-}  // namespace
-
-void sync_folder(MailSource& source, const std::string& folder, Intake& handler, SyncShared& sh,
-                 const FolderMark* status, std::size_t order) {
-    BudgetTurn turn(sh, order);
-    if (skip_unchanged(folder, status, sh)) return;
-    const PlanOptions& po = sh.options;
-    bool removes = !po.keep || po.delete_after > 0 || (po.max_size > 0 && po.oversize == Oversize::Delete);
-    bool read_only = !removes || po.check || po.dry_run || po.adopt;
+// One folder of the folders synced together (sync_folders).
+struct FolderRun {
+    const FolderTask* task = nullptr;
+    std::unique_ptr<BudgetTurn> turn;
+    bool opened_ok = false;
     MailSource::Opened opened;
-    try {
-        opened = source.open(folder, read_only);
-    } catch (Error& e) {
-        if (!e.folder_scoped()) throw;
+    Plan plan;
+    std::vector<RemoteMessage> dated;  // plan.fetch points here after recognition
+    bool fetches = false;              // planned, and a real run: retrieve, remove, mark
+};
+
+// Opens the folders not unchanged (all in one flight where the source can);
+// a folder the server refuses is reported and left out.
+void open_folders(MailSource& source, std::vector<FolderRun>& runs, bool read_only, SyncShared& sh) {
+    std::vector<std::string> names;
+    std::vector<FolderRun*> open;
+    for (auto& r : runs) {
+        if (skip_unchanged(r.task->folder, r.task->status, sh)) continue;
+        names.push_back(r.task->folder);
+        open.push_back(&r);
+    }
+    if (names.empty()) return;
+    auto got = source.open_many(names, read_only);
+    for (std::size_t k = 0; k < got.size(); ++k) {
+        if (!got[k].error) {
+            open[k]->opened = std::move(got[k].opened);
+            open[k]->opened_ok = true;
+            continue;
+        }
+        Error& e = *got[k].error;
+        if (!e.folder_scoped()) throw e;
         // The folder is missing or refused; the others are still synced.
         e.set_account(sh.account.name);
         std::lock_guard<std::mutex> lock(sh.mu);
         sh.log.error(sh.account.name, e.detail());
         sh.result.errors.push_back(e);
-        return;
     }
-    Plan plan = make_plan(opened, sh, turn);
+}
+
+// Plans an opened folder (with recognition and oversize reports); true
+// when its plan is to be carried out (not --check, --adopt, --dry-run).
+bool plan_run(MailSource& source, FolderRun& r, SyncShared& sh) {
+    const std::string& folder = r.task->folder;
+    r.plan = make_plan(r.opened, sh, *r.turn);
+    Plan& plan = r.plan;
     warn_untouched(plan, sh);
-    std::vector<RemoteMessage> dated;
-    recognise(source, plan, opened.identity, sh, dated, turn);
+    recognise(source, plan, r.opened.identity, sh, r.dated, *r.turn);
     report_oversize(plan, sh);
     {
         std::lock_guard<std::mutex> lock(sh.mu);
@@ -274,36 +304,98 @@ void sync_folder(MailSource& source, const std::string& folder, Intake& handler,
         if (plan.records)
             for (const auto& k : plan.prune) sh.prune.insert(k);
     }
-    if (sh.options.check || sh.options.adopt) return;
+    if (sh.options.check || sh.options.adopt) return false;
     if (sh.options.dry_run) {
         std::lock_guard<std::mutex> lock(sh.mu);
         PlanOptions o = sh.options;
         o.dry_run = false;  // what a real run would remove before fetching
         report_dry_run(plan, plan_removal(plan, sh.state.entries(), o), sh);
-        return;
+        return false;
     }
-    if (AccountProgress* p = progress_for(sh.account.name)) {
-        std::uint64_t bytes = 0;
-        for (const auto& m : plan.fetch) bytes += m.size;
-        p->plan(plan.fetch.size(), bytes);
+    return true;
+}
+
+// Retrieves what the plans fetch, the folders' messages one after the
+// other in as few retrieve() calls as the target's needs allow (a folder's
+// target_may_hold is the handler's for all of a call), a slice at a time:
+// a plan of a million messages is never copied whole.
+void retrieve_runs(MailSource& source, std::vector<FolderRun>& runs, Intake& handler) {
+    constexpr std::size_t kSlice = 4096;
+    std::vector<RemoteMessage> batch;
+    std::optional<bool> may_hold;  // the handler's target_may_hold for `batch`
+    auto send = [&] {
+        if (!batch.empty() && !handler.stop_requested()) source.retrieve(batch, handler);
+        batch.clear();
+    };
+    for (auto& r : runs) {
+        if (!r.fetches || handler.stop_requested()) continue;
+        if (may_hold != r.plan.target_may_hold) {
+            send();
+            may_hold = r.plan.target_may_hold;
+            handler.set_target_may_hold(*may_hold);
+        }
+        const std::size_t n = r.plan.fetch.size();
+        for (std::size_t from = 0; from < n;) {
+            std::size_t take = std::min(kSlice - batch.size(), n - from);
+            auto part = r.plan.fetch.copy(from, take);
+            batch.insert(batch.end(), std::make_move_iterator(part.begin()), std::make_move_iterator(part.end()));
+            from += take;
+            if (batch.size() >= kSlice) send();
+        }
     }
-    handler.set_target_may_hold(plan.target_may_hold);
+    send();
+}
+
+}  // namespace
+
+void sync_folder(MailSource& source, const std::string& folder, Intake& handler, SyncShared& sh,
+                 const FolderMark* status, std::size_t order) {
+    FolderTask task{folder, status, order};
+    sync_folders(source, std::vector<FolderTask>{task}, handler, sh);
+}
+
+void sync_folders(MailSource& source, const std::vector<FolderTask>& tasks, Intake& handler, SyncShared& sh) {
+    std::vector<FolderRun> runs(tasks.size());  // never resized: the plans point into the listings
+    for (std::size_t i = 0; i < tasks.size(); ++i) {
+        runs[i].task = &tasks[i];
+        runs[i].turn = std::make_unique<BudgetTurn>(sh, tasks[i].order);
+    }
+    const PlanOptions& po = sh.options;
+    bool removes = !po.keep || po.delete_after > 0 || (po.max_size > 0 && po.oversize == Oversize::Delete);
+    bool read_only = !removes || po.check || po.dry_run || po.adopt;
+    open_folders(source, runs, read_only, sh);
+    std::uint64_t messages = 0, bytes = 0;
+    for (auto& r : runs) {
+        if (!r.opened_ok) {
+            r.turn->done();
+            continue;
+        }
+        r.fetches = plan_run(source, r, sh);
+        if (!r.fetches) continue;
+        messages += r.plan.fetch.size();
+        for (const auto& m : r.plan.fetch) bytes += m.size;
+    }
+    if (AccountProgress* p = progress_for(sh.account.name); p && messages) p->plan(messages, bytes);
     try {
-        // A slice at a time: a plan of a million messages is never copied whole.
-        constexpr std::size_t kSlice = 4096;
-        for (std::size_t i = 0; i < plan.fetch.size() && !handler.stop_requested(); i += kSlice)
-            source.retrieve(plan.fetch.copy(i, kSlice), handler);
-        deliver_headers_only(source, plan, handler, sh);
+        retrieve_runs(source, runs, handler);
+        for (auto& r : runs) {
+            if (!r.fetches || r.plan.headers_only.empty()) continue;
+            handler.set_target_may_hold(r.plan.target_may_hold);
+            deliver_headers_only(source, r.plan, handler, sh);
+        }
     } catch (...) {
         // Complete messages in hand are delivered and recorded; nothing was
-        // removed in this folder yet.
+        // removed in these folders yet.
         handler.flush();
         throw;
     }
     handler.flush();
-    test_step("folder fetched");
-    remove_delivered(source, plan, sh);
-    collect_mark(opened, plan, sh);
+    for (auto& r : runs) {
+        if (!r.fetches) continue;
+        test_step("folder fetched");
+        remove_delivered(source, r.plan, sh);
+        collect_mark(r.opened, r.plan, sh);
+    }
 }
 
 void account_for(const Intake& handler, SyncShared& sh) {

@@ -61,6 +61,23 @@ struct SyncShared {
 void sync_folder(MailSource& source, const std::string& folder, Intake& handler, SyncShared& shared,
                  const FolderMark* status = nullptr, std::size_t order = 0);
 
+// A folder to sync, as sync_folder() takes it.
+struct FolderTask {
+    std::string folder;
+    const FolderMark* status = nullptr;
+    std::size_t order = 0;
+};
+// sync_folder() of several folders of one connection together, in three
+// flights where the source pipelines (IMAP): every folder is opened and
+// listed (MailSource::open_many), then planned in order, then the messages
+// of all of them retrieved at once (the next folder's SELECT behind the
+// current folder's FETCH), then flushed; removal and marks follow per
+// folder, after the flush (nothing is removed before its record is
+// durable). A folder's failure to open is reported and skips that folder
+// only, as in sync_folder(). The listings of all the folders are held at
+// once: the caller bounds how many go together.
+void sync_folders(MailSource& source, const std::vector<FolderTask>& tasks, Intake& handler, SyncShared& shared);
+
 // Adds a handler's counts and errors to the account result (after flush()).
 void account_for(const Intake& handler, SyncShared& shared);
 

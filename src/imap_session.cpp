@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <deque>
 #include <unordered_map>
 
 #include "error.h"
@@ -202,6 +203,12 @@ ImapStatusLine ImapSession::run(const std::string& command, const Untagged& unta
 }
 
 std::vector<ImapStatusLine> ImapSession::run_all(const std::vector<std::string>& commands, const Untagged& untagged) {
+    if (!untagged) return run_all_at(commands, nullptr);
+    return run_all_at(commands, [&](const std::string& text, std::size_t) { untagged(text); });
+}
+
+std::vector<ImapStatusLine> ImapSession::run_all_at(const std::vector<std::string>& commands,
+                                                    const UntaggedAt& untagged) {
     // IMAP lets a client send commands without waiting (RFC 3501 5.5); the
     // replies are matched by tag. Used where the commands do not depend on
     // each other's outcome, to save round trips.
@@ -213,11 +220,13 @@ std::vector<ImapStatusLine> ImapSession::run_all(const std::vector<std::string>&
     }
     std::vector<std::optional<ImapStatusLine>> done(commands.size());
     std::size_t remaining = commands.size();
+    std::size_t oldest = 0;  // the oldest command not answered yet
     reader_->want_stream = nullptr;
     reader_->on_response = [&](std::string& text) {
         ch_.trace_in(text.size() > 300 ? text.substr(0, 300) + "..." : text);
         if (text.rfind("* ", 0) == 0) {
-            if (untagged) untagged(text);
+            while (oldest + 1 < done.size() && done[oldest]) ++oldest;
+            if (untagged) untagged(text, oldest);
             return;
         }
         auto st = parse_status_line(text);
@@ -325,14 +334,47 @@ std::string special_use_name(const ImapValue& flag) {
     return {};
 }
 
+// "* STATUS name (MESSAGES n UIDNEXT n UIDVALIDITY n)": the server's name
+// and the values, when all three are there.
+std::optional<std::pair<std::string, ImapSession::FolderInfo>> status_reply(const std::vector<ImapValue>& vals) {
+    if (vals.size() != 4 || !vals[1].is_atom("STATUS") || vals[3].type != ImapValue::Type::List) return std::nullopt;
+    ImapSession::FolderInfo info;
+    int n = 0;
+    const auto& kv = vals[3].items;
+    for (std::size_t i = 0; i + 1 < kv.size(); i += 2) {
+        if (kv[i + 1].type != ImapValue::Type::Number || kv[i + 1].number() > 0xffffffffu) continue;
+        auto v = static_cast<std::uint32_t>(kv[i + 1].number());
+        if (kv[i].is_atom("MESSAGES")) info.exists = v, ++n;
+        else if (kv[i].is_atom("UIDNEXT")) info.uidnext = v, ++n;
+        else if (kv[i].is_atom("UIDVALIDITY")) info.uidvalidity = v, ++n;
+    }
+    if (n != 3) return std::nullopt;
+    std::string name = vals[2].text;
+    if (ascii_upper(name) == "INBOX") name = "INBOX";
+    return std::make_pair(name, info);
+}
+
 }  // namespace
 
-std::vector<ImapSession::ListedFolder> ImapSession::list_folders() {
+std::vector<ImapSession::ListedFolder> ImapSession::list_folders(std::map<std::string, FolderInfo>* statuses) {
     std::vector<ListedFolder> out;
     std::string cmd = "LIST \"\" \"*\"";
-    if (has_capability("SPECIAL-USE")) cmd += " RETURN (SPECIAL-USE)";
+    std::vector<std::string> returns;
+    if (has_capability("SPECIAL-USE")) returns.push_back("SPECIAL-USE");
+    bool with_status = statuses && has_capability("LIST-STATUS");
+    if (with_status) returns.push_back("STATUS (MESSAGES UIDNEXT UIDVALIDITY)");
+    for (std::size_t i = 0; i < returns.size(); ++i) cmd += (i ? " " : " RETURN (") + returns[i];
+    if (!returns.empty()) cmd += ")";
+    std::map<std::string, FolderInfo> by_server_name;  // STATUS replies, resolved once the names are known
+    std::map<std::string, std::string> folder_of;       // server name -> folder
     auto done = run(cmd, [&](const std::string& text) {
         auto vals = parse_imap_values(text, reader_->literals());
+        if (with_status && vals) {
+            if (auto st = status_reply(*vals)) {
+                by_server_name[st->first] = st->second;
+                return;
+            }
+        }
         if (!vals || vals->size() < 5 || !(*vals)[1].is_atom("LIST") || (*vals)[2].type != ImapValue::Type::List)
             return;
         ListedFolder f;
@@ -350,18 +392,22 @@ std::vector<ImapSession::ListedFolder> ImapSession::list_folders() {
         if (out.size() >= limits::kMaxListing)
             throw Error(ErrorKind::Protocol, "the server lists more than " + std::to_string(limits::kMaxListing) +
                                                  " folders (pullmail's limit for one listing)");
+        if (with_status) folder_of[ascii_upper((*vals)[4].text) == "INBOX" ? "INBOX" : (*vals)[4].text] = f.name;
         out.push_back(std::move(f));
     });
     if (done.status != "OK") throw Error(ErrorKind::Protocol, "the server refused LIST").set_server_text(done.text);
+    for (const auto& [name, info] : by_server_name)
+        if (auto it = folder_of.find(name); it != folder_of.end()) (*statuses)[it->second] = info;
     std::sort(out.begin(), out.end(), [](const ListedFolder& a, const ListedFolder& b) { return a.name < b.name; });
     return out;
 }
 
 std::vector<std::string> ImapSession::list_all_folders() { return list_all_folders({}); }
 
-std::vector<std::string> ImapSession::list_all_folders(const std::vector<std::string>& skip) {
+std::vector<std::string> ImapSession::list_all_folders(const std::vector<std::string>& skip,
+                                                       std::map<std::string, FolderInfo>* statuses) {
     std::vector<std::string> out;
-    for (auto& f : list_folders()) {
+    for (auto& f : list_folders(statuses)) {
         bool skipped = std::any_of(f.special.begin(), f.special.end(), [&](const std::string& s) {
             return std::find(skip.begin(), skip.end(), s) != skip.end();
         });
@@ -384,99 +430,142 @@ std::map<std::string, ImapSession::FolderInfo> ImapSession::status(const std::ve
         }
     }
     if (cmds.empty()) return out;
-    std::map<std::string, FolderInfo> got;
-    std::map<std::string, int> items;  // how many of the three items each answer had
     run_all(cmds, [&](const std::string& text) {
         auto vals = parse_imap_values(text, reader_->literals());
-        if (!vals || vals->size() != 4 || !(*vals)[1].is_atom("STATUS") || (*vals)[3].type != ImapValue::Type::List)
-            return;
-        std::string name = (*vals)[2].text;
-        if (ascii_upper(name) == "INBOX") name = "INBOX";
-        auto it = by_name.find(name);
-        if (it == by_name.end()) return;
-        FolderInfo info;
-        int n = 0;
-        const auto& kv = (*vals)[3].items;
-        for (std::size_t i = 0; i + 1 < kv.size(); i += 2) {
-            if (kv[i + 1].type != ImapValue::Type::Number || kv[i + 1].number() > 0xffffffffu) continue;
-            auto v = static_cast<std::uint32_t>(kv[i + 1].number());
-            if (kv[i].is_atom("MESSAGES")) info.exists = v, ++n;
-            else if (kv[i].is_atom("UIDNEXT")) info.uidnext = v, ++n;
-            else if (kv[i].is_atom("UIDVALIDITY")) info.uidvalidity = v, ++n;
-        }
-        got[it->second] = info;
-        items[it->second] = n;
+        if (!vals) return;
+        auto st = status_reply(*vals);
+        if (!st) return;
+        if (auto it = by_name.find(st->first); it != by_name.end()) out[it->second] = st->second;
     });
-    for (auto& [f, info] : got)
-        if (items[f] == 3) out[f] = info;
     return out;
 }
 
 ImapSession::FolderInfo ImapSession::select(const std::string& folder, bool read_only,
                                             std::vector<RemoteMessage>* listing) {
-    FolderInfo info;
+    auto got = select_many({folder}, read_only, listing != nullptr);
+    if (got[0].error) throw *got[0].error;
+    if (listing) *listing = std::move(got[0].listing);
+    return got[0].info;
+}
+
+void ImapSession::note_selected(const std::string& folder, bool ok, bool read_only, std::uint32_t uidvalidity) {
+    // A failed SELECT leaves no folder selected (RFC 3501 6.3.1).
+    selected_ = ok ? folder : std::string();
+    selected_read_only_ = read_only;
+    if (ok) opened_validity_[folder] = uidvalidity;
+}
+
+namespace {
+
+// The response-code and EXISTS replies of a SELECT/EXAMINE.
+bool select_reply(const std::string& text, const std::vector<std::string>* literals, ImapSession::FolderInfo& info) {
+    auto st = parse_status_line(text);
+    if (st && st->status == "OK" && !st->code.empty()) {
+        std::string code = ascii_upper(st->code);
+        if (code.rfind("UIDVALIDITY ", 0) == 0)
+            info.uidvalidity = static_cast<std::uint32_t>(std::strtoul(code.c_str() + 12, nullptr, 10));
+        else if (code.rfind("UIDNEXT ", 0) == 0)
+            info.uidnext = static_cast<std::uint32_t>(std::strtoul(code.c_str() + 8, nullptr, 10));
+        return true;
+    }
+    auto vals = parse_imap_values(text, literals);
+    if (vals && vals->size() == 3 && (*vals)[2].is_atom("EXISTS")) {
+        info.exists = static_cast<std::uint32_t>((*vals)[1].number());
+        return true;
+    }
+    return false;
+}
+
+}  // namespace
+
+std::vector<ImapSession::Selected> ImapSession::select_many(const std::vector<std::string>& folders, bool read_only,
+                                                            bool list) {
     // Compact while the listing arrives (a hostile one is refused at the
     // limit, before it costs much); RemoteMessages are built at the end.
     struct Listed {
         std::uint32_t seq, uid;
         std::uint64_t size;
     };
-    std::vector<Listed> found;
-    std::string arg = mailbox_arg(folder);
-    std::vector<std::string> cmds{std::string(read_only ? "EXAMINE " : "SELECT ") + arg};
-    // The listing rides in the same flight: if the SELECT fails, no folder is
-    // selected and the UID FETCH fails harmlessly (RFC 3501 6.3.1).
-    if (listing) cmds.push_back("UID FETCH 1:* (UID RFC822.SIZE)");
-    auto done = run_all(cmds, [&](const std::string& text) {
-        auto st = parse_status_line(text);
-        if (st && st->status == "OK" && !st->code.empty()) {
-            std::string code = ascii_upper(st->code);
-            if (code.rfind("UIDVALIDITY ", 0) == 0)
-                info.uidvalidity = static_cast<std::uint32_t>(std::strtoul(code.c_str() + 12, nullptr, 10));
-            else if (code.rfind("UIDNEXT ", 0) == 0)
-                info.uidnext = static_cast<std::uint32_t>(std::strtoul(code.c_str() + 8, nullptr, 10));
-            return;
-        }
-        auto vals = parse_imap_values(text, reader_->literals());
-        if (vals && vals->size() == 3 && (*vals)[2].is_atom("EXISTS")) {
-            info.exists = static_cast<std::uint32_t>((*vals)[1].number());
-            return;
-        }
+    std::vector<std::vector<Listed>> found(folders.size());
+    std::vector<Selected> out(folders.size());
+    const std::size_t per = list ? 2 : 1;  // commands per folder
+    std::vector<std::string> cmds;
+    for (std::size_t i = 0; i < folders.size(); ++i) {
+        out[i].folder = folders[i];
+        cmds.push_back(std::string(read_only ? "EXAMINE " : "SELECT ") + mailbox_arg(folders[i]));
+        // The listing rides in the same flight: if the SELECT fails, no folder
+        // is selected and the UID FETCH fails harmlessly (RFC 3501 6.3.1).
+        if (list) cmds.push_back("UID FETCH 1:* (UID RFC822.SIZE)");
+    }
+    auto done = run_all_at(cmds, [&](const std::string& text, std::size_t command) {
+        // The folder of the oldest unanswered command; its SELECT's replies
+        // and its listing's are told apart by their form.
+        std::size_t i = command / per;
+        if (select_reply(text, reader_->literals(), out[i].info) || !list) return;
         auto a = parse_fetch(text, false, reader_->literals());
         if (!a || !a->uid || !a->has_size) return;  // unsolicited flag updates and the like
-        if (found.size() >= limits::kMaxListing)
-            throw Error(ErrorKind::Protocol, "folder '" + folder + "' lists more than " +
+        if (found[i].size() >= limits::kMaxListing)
+            throw Error(ErrorKind::Protocol, "folder '" + folders[i] + "' lists more than " +
                                                  std::to_string(limits::kMaxListing) +
                                                  " messages (pullmail's limit for one listing)");
-        found.push_back({a->seq, a->uid, a->size});
+        found[i].push_back({a->seq, a->uid, a->size});
     });
-    if (done[0].status != "OK")
-        throw Error(ErrorKind::Protocol, "cannot open folder '" + folder + "'")
-            .set_server_text(done[0].text)
-            .set_folder_scoped();
-    if (info.uidvalidity == 0)
-        throw Error(ErrorKind::Protocol, "the server gave no UIDVALIDITY for folder '" + folder +
-                                             "', so pullmail cannot tell new messages from old ones");
-    if (listing) {
-        if (done[1].status != "OK")
-            throw Error(ErrorKind::Protocol, "cannot list folder '" + folder + "'").set_server_text(done[1].text);
-        std::sort(found.begin(), found.end(), [](const auto& a, const auto& b) { return a.uid < b.uid; });
-        found.erase(std::unique(found.begin(), found.end(), [](const auto& a, const auto& b) { return a.uid == b.uid; }),
-                    found.end());
-        listing->clear();
-        listing->reserve(found.size());
+    for (std::size_t i = 0; i < folders.size(); ++i) {
+        Selected& sel = out[i];
+        const std::string& folder = folders[i];
+        const auto& st = done[i * per];
+        note_selected(folder, st.status == "OK", read_only, sel.info.uidvalidity);
+        if (st.status != "OK") {
+            sel.error = Error(ErrorKind::Protocol, "cannot open folder '" + folder + "'")
+                            .set_server_text(st.text)
+                            .set_folder_scoped();
+            continue;
+        }
+        if (sel.info.uidvalidity == 0) {
+            sel.error = Error(ErrorKind::Protocol, "the server gave no UIDVALIDITY for folder '" + folder +
+                                                       "', so pullmail cannot tell new messages from old ones");
+            continue;
+        }
+        if (!list) continue;
+        if (done[i * per + 1].status != "OK") {
+            sel.error =
+                Error(ErrorKind::Protocol, "cannot list folder '" + folder + "'").set_server_text(done[i * per + 1].text);
+            continue;
+        }
+        auto& f = found[i];
+        std::sort(f.begin(), f.end(), [](const auto& a, const auto& b) { return a.uid < b.uid; });
+        f.erase(std::unique(f.begin(), f.end(), [](const auto& a, const auto& b) { return a.uid == b.uid; }), f.end());
+        sel.listing.reserve(f.size());
         RemoteMessage in_folder;  // the folder name, once for the listing
         in_folder.set_folder(folder);
-        for (const auto& f : found) {
+        for (const auto& l : f) {
             RemoteMessage m;
-            m.number = f.seq;
-            m.uid = f.uid;
-            m.size = f.size;
+            m.number = l.seq;
+            m.uid = l.uid;
+            m.size = l.size;
             m.share_details(in_folder);
-            listing->push_back(std::move(m));
+            sel.listing.push_back(std::move(m));
         }
+        std::vector<Listed>().swap(f);
     }
-    return info;
+    return out;
+}
+
+void ImapSession::reselect(const std::string& folder, bool read_only) {
+    if (selected_ == folder && (read_only || !selected_read_only_)) return;
+    std::optional<std::uint32_t> known;
+    if (auto it = opened_validity_.find(folder); it != opened_validity_.end()) known = it->second;
+    FolderInfo info;
+    auto st = run(std::string(read_only ? "EXAMINE " : "SELECT ") + mailbox_arg(folder),
+                  [&](const std::string& text) { select_reply(text, reader_->literals(), info); });
+    if (st.status == "OK" && known && *known != info.uidvalidity) {
+        selected_.clear();  // nothing more goes to it
+        throw Error(ErrorKind::Protocol, "folder '" + folder + "' changed its UIDVALIDITY during the session; "
+                                         "nothing more was done in it (the next run recognises its messages)");
+    }
+    note_selected(folder, st.status == "OK", read_only, info.uidvalidity);
+    if (st.status != "OK")
+        throw Error(ErrorKind::Protocol, "cannot open folder '" + folder + "' again").set_server_text(st.text);
 }
 
 // The message a FETCH response starts streaming: the one asked for when its
@@ -498,76 +587,169 @@ RemoteMessage ImapSession::starting_message(const std::string& text,
     return current;
 }
 
-void ImapSession::fetch(const std::vector<RemoteMessage>& msgs, MessageHandler& handler) {
-    if (msgs.empty()) return;
+namespace {
+
+// One folder's run of messages in a fetch() of several folders.
+struct FetchRun {
+    std::string folder;
     std::unordered_map<std::uint32_t, const RemoteMessage*> wanted;
     std::vector<std::uint32_t> uids;
-    for (const auto& m : msgs) {
-        wanted[m.uid] = &m;
-        uids.push_back(m.uid);
-    }
-    std::sort(uids.begin(), uids.end());
-    std::set<std::uint32_t> received;
+    std::uint64_t bytes = 0;
+    bool bad = false;  // not (or no longer) the folder the UIDs are of: its bodies are dropped
+};
 
-    // Batches of UIDs, one UID FETCH each; several in flight.
-    std::vector<std::string> sets = uid_sets(uids);
-    std::set<std::string> outstanding;
-    std::size_t next_set = 0;
+// A command of a fetch(): the SELECT of a run, or one UID FETCH of its UIDs.
+struct FetchOp {
+    std::size_t run = 0;
+    bool select = false;
+    std::string set;
+    std::uint64_t bytes = 0;  // about what its bodies weigh (the window)
+};
+
+std::vector<FetchRun> fetch_runs(const std::vector<RemoteMessage>& msgs) {
+    std::vector<FetchRun> runs;
+    for (const auto& m : msgs) {
+        if (runs.empty() || runs.back().folder != m.folder()) runs.push_back(FetchRun{m.folder(), {}, {}, 0, false});
+        runs.back().wanted[m.uid] = &m;
+        runs.back().uids.push_back(m.uid);
+        runs.back().bytes += m.size;
+    }
+    return runs;
+}
+
+// Bodies in flight: kFetchWindow commands, or more while they announce
+// less than this (many small folders go out in one flight).
+constexpr std::uint64_t kFetchWindowBytes = 4u << 20;
+constexpr std::size_t kMaxInFlight = 512;
+
+}  // namespace
+
+void ImapSession::fetch(const std::vector<RemoteMessage>& msgs, MessageHandler& handler) {
+    if (msgs.empty()) return;
+    std::vector<FetchRun> runs = fetch_runs(msgs);
+    std::vector<FetchOp> ops;
+    const bool read_only = selected_read_only_;
+    for (std::size_t r = 0; r < runs.size(); ++r) {
+        if (r > 0 || runs[r].folder != selected_) ops.push_back({r, true, {}, 0});
+        auto sets = uid_sets(runs[r].uids);
+        for (auto& set : sets) ops.push_back({r, false, std::move(set), runs[r].bytes / sets.size()});
+    }
+    std::set<std::pair<std::size_t, std::uint32_t>> received;
+    struct InFlight {
+        std::string tag;
+        std::size_t op;
+    };
+    std::deque<InFlight> outstanding;  // in the order sent, which is the order answered
+    std::size_t next_op = 0, fetches = 0;
+    std::uint64_t in_flight_bytes = 0;
     std::optional<Error> failure;
     auto send_more = [&] {
-        while (next_set < sets.size() && outstanding.size() < kFetchWindow && !handler.stop_requested()) {
+        while (next_op < ops.size() && !failure && !handler.stop_requested() && outstanding.size() < kMaxInFlight &&
+               (fetches < kFetchWindow || in_flight_bytes + ops[next_op].bytes <= kFetchWindowBytes)) {
+            const FetchOp& op = ops[next_op];
             std::string tag = next_tag();
-            ch_.command(tag + " UID FETCH " + sets[next_set++] + " (UID RFC822.SIZE FLAGS INTERNALDATE BODY.PEEK[])");
-            outstanding.insert(tag);
+            if (op.select) {
+                ch_.command(tag + (read_only ? " EXAMINE " : " SELECT ") + mailbox_arg(runs[op.run].folder));
+            } else {
+                ch_.command(tag + " UID FETCH " + op.set + " (UID RFC822.SIZE FLAGS INTERNALDATE BODY.PEEK[])");
+                ++fetches;
+                in_flight_bytes += op.bytes;
+            }
+            outstanding.push_back({tag, next_op++});
         }
     };
+    // The run the oldest unanswered command is of: untagged replies are its.
+    auto head_run = [&]() -> FetchRun* { return outstanding.empty() ? nullptr : &runs[ops[outstanding.front().op].run]; };
+    auto head_selects = [&] { return !outstanding.empty() && ops[outstanding.front().op].select; };
 
-    bool in_message = false;
+    bool in_message = false, dropping = false;
     RemoteMessage current;
+    FolderInfo reselected;  // what the SELECT in progress reports
     reader_->want_stream = [&](const std::string& text, std::uint64_t size) {
-        if (text.rfind("* ", 0) != 0 || !ends_with_body_item(text)) return false;
+        if (text.rfind("* ", 0) != 0 || !ends_with_body_item(text) || head_selects()) return false;
         // One body per FETCH response: a second would start a message while
         // the handler still has this one open.
-        if (in_message) throw_protocol_error("the server sent two message bodies in one FETCH response");
-        current = starting_message(text, wanted, msgs.front().folder(), size);
+        if (in_message || dropping) throw_protocol_error("the server sent two message bodies in one FETCH response");
+        FetchRun* run = head_run();
+        if (!run || run->bad) {
+            dropping = true;
+            return true;
+        }
+        current = starting_message(text, run->wanted, run->folder, size);
         handler.begin(current);
         in_message = true;
         return true;
     };
-    reader_->stream_data = [&](std::string_view chunk) { handler.data(chunk); };
+    reader_->stream_data = [&](std::string_view chunk) {
+        if (!dropping) handler.data(chunk);
+    };
     reader_->stream_end = [] {};
     reader_->on_response = [&](std::string& text) {
         if (text.rfind("* ", 0) == 0) {
+            if (head_selects()) {
+                select_reply(text, reader_->literals(), reselected);
+                return;
+            }
+            if (dropping) {
+                dropping = false;
+                return;
+            }
             if (!in_message) return;  // unsolicited FETCH (flags), EXISTS, EXPUNGE, ...
             in_message = false;
+            FetchRun* run = head_run();
             auto a = parse_fetch(text, false, reader_->literals());
-            auto it = a ? wanted.find(a->uid) : wanted.end();
-            if (!a || it == wanted.end() || received.count(a->uid)) {
+            auto it = a && run ? run->wanted.find(a->uid) : std::unordered_map<std::uint32_t, const RemoteMessage*>::iterator();
+            std::size_t r = run ? static_cast<std::size_t>(run - runs.data()) : 0;
+            if (!a || !run || it == run->wanted.end() || received.count({r, a->uid})) {
                 handler.failed(current, "FETCH response without a UID pullmail asked for");
                 return;
             }
             RemoteMessage m = *it->second;
             m.set_flags(a->flags);
             m.set_internal_date(a->internal_date);
-            received.insert(a->uid);
+            received.insert({r, a->uid});
             handler.end(m);
             return;
         }
         ch_.trace_in(text.size() > 300 ? text.substr(0, 300) + "..." : text);
         auto st = parse_status_line(text);
-        if (!st || !outstanding.count(st->tag)) return;
-        outstanding.erase(st->tag);
-        if (st->status != "OK" && !failure)
-            failure = Error(ErrorKind::Protocol, "the server refused to hand out messages").set_server_text(st->text);
+        if (!st) return;
+        auto it = std::find_if(outstanding.begin(), outstanding.end(), [&](const InFlight& f) { return f.tag == st->tag; });
+        if (it == outstanding.end()) return;
+        const FetchOp& op = ops[it->op];
+        outstanding.erase(it);
+        if (op.select) {
+            FetchRun& run = runs[op.run];
+            auto known = opened_validity_.find(run.folder);
+            bool same = st->status == "OK" && (known == opened_validity_.end() || known->second == reselected.uidvalidity);
+            if (!same && !failure)
+                failure = st->status != "OK"
+                              ? Error(ErrorKind::Protocol, "cannot open folder '" + run.folder + "' again")
+                                    .set_server_text(st->text)
+                              : Error(ErrorKind::Protocol, "folder '" + run.folder +
+                                                               "' changed its UIDVALIDITY during the session; its "
+                                                               "messages were not taken (the next run recognises them)");
+            run.bad = !same;
+            if (same) note_selected(run.folder, true, read_only, reselected.uidvalidity);
+            else selected_.clear();
+            reselected = FolderInfo{};
+        } else {
+            --fetches;
+            in_flight_bytes -= op.bytes;
+            if (st->status != "OK" && !failure)
+                failure = Error(ErrorKind::Protocol, "the server refused to hand out messages").set_server_text(st->text);
+        }
         send_more();
     };
     send_more();
-    pump([&] { return outstanding.empty() && (next_set == sets.size() || handler.stop_requested()); });
+    pump([&] { return outstanding.empty() && (next_op == ops.size() || failure || handler.stop_requested()); });
     reader_->want_stream = nullptr;
     reader_->on_response = nullptr;
     if (!handler.stop_requested() && !failure) {
-        for (const auto& m : msgs)
-            if (!received.count(m.uid)) handler.failed(m, "the message was not returned (expunged meanwhile?)");
+        for (std::size_t r = 0; r < runs.size(); ++r)
+            for (auto uid : runs[r].uids)
+                if (!received.count({r, uid}))
+                    handler.failed(*runs[r].wanted[uid], "the message was not returned (expunged meanwhile?)");
     }
     if (failure) throw *failure;
 }

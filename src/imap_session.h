@@ -9,12 +9,14 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
 #include "imap_append_args.h"
+#include "error.h"
 #include "imap_codec.h"
 #include "retrieval.h"
 #include "transport.h"
@@ -50,20 +52,22 @@ public:
     // backslash). The attributes are asked for with RETURN (SPECIAL-USE)
     // where the server advertises SPECIAL-USE, and honoured wherever the
     // server sends them (Gmail does without advertising it); never names.
-    std::vector<std::string> list_all_folders(const std::vector<std::string>& skip);
-    struct ListedFolder {
-        std::string name;                  // decoded, '/' separated
-        std::vector<std::string> special;  // SPECIAL-USE attributes, lower case, no backslash
-    };
-    // Every selectable folder with its attributes.
-    std::vector<ListedFolder> list_folders();
-
-
     struct FolderInfo {
         std::uint32_t uidvalidity = 0;
         std::uint32_t exists = 0;
         std::uint32_t uidnext = 0;
     };
+    // With `statuses`, where the server offers LIST-STATUS (RFC 5819), the
+    // LIST also asks for what status() asks, in the same command, and the
+    // complete answers are added to *statuses by folder name.
+    std::vector<std::string> list_all_folders(const std::vector<std::string>& skip,
+                                              std::map<std::string, FolderInfo>* statuses = nullptr);
+    struct ListedFolder {
+        std::string name;                  // decoded, '/' separated
+        std::vector<std::string> special;  // SPECIAL-USE attributes, lower case, no backslash
+    };
+    // Every selectable folder with its attributes (and statuses as above).
+    std::vector<ListedFolder> list_folders(std::map<std::string, FolderInfo>* statuses = nullptr);
 
     // STATUS (MESSAGES UIDNEXT UIDVALIDITY) of every folder, all commands in
     // one flight (no folder is selected yet, as RFC 3501 6.3.10 wants).
@@ -76,8 +80,31 @@ public:
     // Throws Error(Protocol) naming the folder when the server refuses.
     FolderInfo select(const std::string& folder, bool read_only, std::vector<RemoteMessage>* listing = nullptr);
 
+    struct Selected {
+        std::string folder;
+        FolderInfo info;
+        std::vector<RemoteMessage> listing;  // with list: UID and size of every message
+        std::optional<Error> error;          // why this folder could not be opened or listed
+    };
+    // select() of every folder, all commands in one flight (SELECT, UID
+    // FETCH, SELECT, ...): the replies come in the order of the commands,
+    // so an untagged reply belongs to the oldest command not yet answered.
+    // A folder the server refuses gets its error (folder-scoped as in
+    // select()); a broken connection throws. The session is left in the
+    // last folder that opened.
+    std::vector<Selected> select_many(const std::vector<std::string>& folders, bool read_only, bool list = true);
+    // Makes `folder` the selected one again (unless it is, in a mode that
+    // allows what read_only asks). Its UIDVALIDITY must be the one this
+    // session saw when it last opened it: otherwise the UIDs pullmail holds
+    // would name other messages, and that is Error(Protocol).
+    void reselect(const std::string& folder, bool read_only);
+
     // Streams BODY.PEEK[] of the messages (several UID FETCH commands in
     // flight). Messages that vanished are reported through handler.failed.
+    // The messages may be of several folders (each folder's run of messages
+    // together): the SELECT of the next folder goes out in the same flight,
+    // behind the current folder's UID FETCH, and its UIDVALIDITY is checked
+    // as reselect() does before any of its bodies counts.
     void fetch(const std::vector<RemoteMessage>& msgs, MessageHandler& handler);
 
     // Header fields (HEADER.FIELDS) of the given UIDs, for fingerprints;
@@ -148,6 +175,12 @@ private:
     ImapStatusLine run(const std::string& command, const Untagged& untagged);
     // Sends all commands at once and waits for every completion (in order).
     std::vector<ImapStatusLine> run_all(const std::vector<std::string>& commands, const Untagged& untagged);
+    // The same; `untagged` also gets the index of the oldest command not
+    // yet answered (the one an untagged reply belongs to).
+    using UntaggedAt = std::function<void(const std::string& text, std::size_t command)>;
+    std::vector<ImapStatusLine> run_all_at(const std::vector<std::string>& commands, const UntaggedAt& untagged);
+    // Notes the outcome of a SELECT/EXAMINE of `folder` (selected_).
+    void note_selected(const std::string& folder, bool ok, bool read_only, std::uint32_t uidvalidity);
     std::string next_tag();
     // Pumps until all queued output is sent, feeding responses to the reader.
     void send_all();
@@ -182,6 +215,11 @@ private:
     std::string prefix_;  // personal namespace prefix, server form ("INBOX."), or empty
     bool has_delimiter_ = false;
     unsigned tag_counter_ = 0;
+    // The selected folder ("" for none) and how; the UIDVALIDITY each folder
+    // had when this session last opened it (reselect() holds it to that).
+    std::string selected_;
+    bool selected_read_only_ = true;
+    std::map<std::string, std::uint32_t> opened_validity_;
 };
 
 }  // namespace pullmail

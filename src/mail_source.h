@@ -35,6 +35,27 @@ public:
     // does not exist is Error(ErrorKind::Protocol) with missing_folder set.
     virtual Opened open(const std::string& folder, bool read_only) = 0;
 
+    struct OpenResult {
+        Opened opened;
+        std::optional<Error> error;  // folder-scoped: this folder could not be opened (the others may)
+    };
+    // open() of several folders, in the given order; IMAP sends them all in
+    // one flight. A folder-scoped error is that folder's result; any other
+    // error throws. retrieve() may then be given the messages of several of
+    // these folders at once, each folder's together.
+    virtual std::vector<OpenResult> open_many(const std::vector<std::string>& folders, bool read_only) {
+        std::vector<OpenResult> out(folders.size());
+        for (std::size_t i = 0; i < folders.size(); ++i) {
+            try {
+                out[i].opened = open(folders[i], read_only);
+            } catch (Error& e) {
+                if (!e.folder_scoped()) throw;
+                out[i].error = e;
+            }
+        }
+        return out;
+    }
+
     // Header blocks of the messages, by header_id(); messages the server
     // refuses are left out. When internal_dates is given, IMAP also fills it
     // with each message's INTERNALDATE by UID (for arrival fingerprints:
