@@ -280,6 +280,7 @@ void sync_folder(MailSource& source, const std::string& folder, Intake& handler,
         p->plan(plan.fetch.size(), bytes);
     }
     handler.set_target_may_hold(plan.target_may_hold);
+    handler.set_delivered_to(&plan.delivered_to);
     try {
         // A slice at a time: a plan of a million messages is never copied whole.
         constexpr std::size_t kSlice = 4096;
@@ -290,9 +291,11 @@ void sync_folder(MailSource& source, const std::string& folder, Intake& handler,
         // Complete messages in hand are delivered and recorded; nothing was
         // removed in this folder yet.
         handler.flush();
+        handler.set_delivered_to(nullptr);
         throw;
     }
     handler.flush();
+    handler.set_delivered_to(nullptr);
     test_step("folder fetched");
     remove_delivered(source, plan, sh);
     collect_mark(opened, plan, sh);

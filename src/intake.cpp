@@ -1,5 +1,6 @@
 #include "intake.h"
 
+#include <algorithm>
 #include <ctime>
 
 #include "log.h"
@@ -102,6 +103,12 @@ void Intake::begin(const RemoteMessage& m) {
         meta.flags = m.flags();
         meta.internal_date = m.internal_date();
         meta.target_may_hold = target_may_hold_;
+        delivered_before_.clear();
+        if (delivered_to_) {
+            auto it = delivered_to_->find(m.key);
+            if (it != delivered_to_->end()) delivered_before_ = it->second;
+        }
+        meta.delivered_to = delivered_before_;
         auto lock = lock_state();
         sink_ = deliverer_.begin(meta);
         if (account_.received_header) {
@@ -173,7 +180,7 @@ void Intake::end(const RemoteMessage& m) {
                                          "; delivered as received and kept on the server");
         if (headers_only_) intent.insert(0, kHeadersOnlyIntent);
         batch_.push_back(Prepared{std::move(sink_), m, std::move(intent), message_fingerprint(header_.header(), m.internal_date()),
-                                  msg_bytes_, short_reply, headers_only_});
+                                  msg_bytes_, short_reply, headers_only_, delivered_before_});
     } catch (const Error& e) {
         fail_current(e);
         return;
@@ -327,6 +334,7 @@ void Intake::record_published(std::vector<Prepared>& batch, std::size_t committe
             if (!p.sink) continue;  // failed in commit() and rolled back
             if (const Error* e = p.sink->commit_error()) {
                 refused.push_back(*e);
+                record_partial(p);
                 p.sink->abort();
                 state_.drop_intent(p.msg.key);
                 continue;
@@ -353,6 +361,23 @@ void Intake::record_published(std::vector<Prepared>& batch, std::size_t committe
         }
     }
     for (const auto& e : refused) record_failure(e);
+}
+
+// A refused message that reached some recipients (Deliverer::delivered_to):
+// recorded Partial with every recipient it reached so far, so that the plan
+// of the next run has it sent to the others only (sync_plan.h). The caller
+// holds the state lock.
+void Intake::record_partial(const Prepared& p) {
+    std::vector<std::string> done = p.delivered_before;
+    for (auto& r : p.sink->delivered_to())
+        if (std::find(done.begin(), done.end(), r) == done.end()) done.push_back(r);
+    if (done.size() == p.delivered_before.size()) return;  // nothing new: the entry stays as it was
+    std::size_t n = done.size();
+    SeenEntry e{p.msg.size, p.fingerprint, {}, p.short_reply, Delivered::Partial, 0};
+    e.recipients = std::move(done);
+    state_.record_seen(p.msg.key, std::move(e));
+    log_.detail(account_.name, "message " + p.msg.key + " delivered to " + std::to_string(n) +
+                                   " recipient(s) so far; the others get it next run");
 }
 
 void Intake::failed(const RemoteMessage& m, std::string_view server_text) {
