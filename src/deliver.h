@@ -80,6 +80,12 @@ public:
     // replies); the runner records them so that the next run sends the
     // message to the others only. Default: none.
     virtual std::vector<std::string> delivered_to() const { return {}; }
+    // After commit(), before sync_committed(): true once the target has
+    // confirmed this message for good (a relay target read the final reply,
+    // 2xx, for every recipient). The runner then records it at once, so that
+    // a kill before the batch ends does not send it again (at-least-once
+    // targets). Default: false (recorded after sync_committed()).
+    virtual bool confirmed() const { return false; }
 };
 
 class Deliverer {

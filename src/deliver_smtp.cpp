@@ -64,6 +64,8 @@ public:
     void abort() noexcept override;
     const Error* commit_error() const override { return error_ ? &*error_ : nullptr; }
     std::vector<std::string> delivered_to() const override { return delivered_to_; }
+    bool confirmed() const override { return confirmed_; }
+    bool confirmed_ = false;  // the final reply was read, every recipient took it
 
     std::optional<Error> error_;
     std::vector<std::string> delivered_to_;  // set by the target when the reply came
@@ -231,7 +233,10 @@ void RelayTarget::settle(std::vector<SmtpOutcome> outcomes) {
         RelaySink* sink = it->second;
         sent_.erase(it);
         sink->delivered_to_ = std::move(o.delivered_to);
-        if (o.result == SmtpOutcome::Result::Delivered) continue;
+        if (o.result == SmtpOutcome::Result::Delivered) {
+            sink->confirmed_ = true;
+            continue;
+        }
         bool temporary = o.result == SmtpOutcome::Result::Temporary;
         std::string msg = "message " + o.id + ": " + describe() + " refused it at " + o.step +
                           (temporary ? " for now; it stays on the source and is tried again next run"

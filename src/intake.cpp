@@ -292,6 +292,7 @@ void Intake::commit_batch(std::vector<Prepared>& batch, bool fine_locking) {
         try {
             batch[committed].sink->commit();
             test_step("message committed");
+            record_confirmed(batch, committed + 1, fine_locking);
         } catch (const Error& e) {
             // This one is rolled back by abort(); the rest were not published.
             abort_all(e, committed);
@@ -331,7 +332,7 @@ void Intake::record_published(std::vector<Prepared>& batch, std::size_t committe
         auto lock = hold();
         for (std::size_t i = 0; i < committed; ++i) {
             auto& p = batch[i];
-            if (!p.sink) continue;  // failed in commit() and rolled back
+            if (!p.sink || p.recorded) continue;  // failed in commit() and rolled back, or recorded early
             if (const Error* e = p.sink->commit_error()) {
                 refused.push_back(*e);
                 record_partial(p);
@@ -339,28 +340,55 @@ void Intake::record_published(std::vector<Prepared>& batch, std::size_t committe
                 state_.drop_intent(p.msg.key);
                 continue;
             }
-            std::string where = p.sink->published_as();
-            bool present = p.sink->already_present();
-            p.sink.reset();
-            state_.record_seen(p.msg.key, SeenEntry{p.msg.size, p.fingerprint, where, p.short_reply,
-                                                    p.headers_only ? Delivered::HeadersOnly : Delivered::Whole, 0});
-            test_step("seen recorded");
-            {
-                std::lock_guard<std::mutex> counters(counters_mu_);
-                if (present) {
-                    ++already_present_;
-                    continue;
-                }
-                ++delivered_;
-                bytes_ += p.bytes;
-            }
-            log_.detail(account_.name, "delivered " + (p.msg.folder().empty() ? "" : p.msg.folder() + " ") +
-                                           "message " +
-                                           (p.msg.uid ? "UID " + std::to_string(p.msg.uid) : p.msg.uidl) + " (" +
-                                           std::to_string(p.bytes) + " bytes) to " + deliverer_.describe());
+            record_delivered(p);
         }
+        // Handed to the kernel now, not with the next batch's fsync: a kill
+        // while that batch is received would otherwise send these again.
+        if (deliverer_.at_least_once()) state_.write_out();
     }
     for (const auto& e : refused) record_failure(e);
+}
+
+// The seen record of one published message, and its counts. The caller
+// holds the state lock.
+void Intake::record_delivered(Prepared& p) {
+    std::string where = p.sink->published_as();
+    bool present = p.sink->already_present();
+    p.sink.reset();
+    p.recorded = true;
+    state_.record_seen(p.msg.key, SeenEntry{p.msg.size, p.fingerprint, where, p.short_reply,
+                                            p.headers_only ? Delivered::HeadersOnly : Delivered::Whole, 0});
+    test_step("seen recorded");
+    {
+        std::lock_guard<std::mutex> counters(counters_mu_);
+        if (present) {
+            ++already_present_;
+            return;
+        }
+        ++delivered_;
+        bytes_ += p.bytes;
+    }
+    log_.detail(account_.name, "delivered " + (p.msg.folder().empty() ? "" : p.msg.folder() + " ") + "message " +
+                                   (p.msg.uid ? "UID " + std::to_string(p.msg.uid) : p.msg.uidl) + " (" +
+                                   std::to_string(p.bytes) + " bytes) to " + deliverer_.describe());
+}
+
+// Messages of the batch [0, upto) the target confirmed while later ones were
+// being sent (DeliverySink::confirmed: a relay target's final reply): each
+// is recorded as soon as its reply was read, and handed to the kernel, so a
+// kill of pullmail re-sends only what was unconfirmed. Durable (fsync) with
+// the next sync, before anything is deleted on the source.
+void Intake::record_confirmed(std::vector<Prepared>& batch, std::size_t upto, bool fine_locking) {
+    std::unique_lock<std::mutex> lock;
+    bool any = false;
+    for (std::size_t i = 0; i < upto; ++i) {
+        auto& p = batch[i];
+        if (!p.sink || p.recorded || !p.sink->confirmed() || p.sink->commit_error()) continue;
+        if (fine_locking && !lock.owns_lock()) lock = std::unique_lock<std::mutex>(*state_mu_);
+        record_delivered(p);
+        any = true;
+    }
+    if (any) state_.write_out();
 }
 
 // A refused message that reached some recipients (Deliverer::delivered_to):

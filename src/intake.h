@@ -91,6 +91,7 @@ private:
         bool short_reply = false;  // fewer bytes than the server announced
         bool headers_only = false;  // an oversize stub (set_headers_only)
         std::vector<std::string> delivered_before;  // recipients it reached in earlier runs
+        bool recorded = false;  // seen recorded already (DeliverySink::confirmed)
     };
 
     std::unique_lock<std::mutex> lock_state();
@@ -101,6 +102,8 @@ private:
     void commit_batch(std::vector<Prepared>& batch, bool fine_locking);
     void record_published(std::vector<Prepared>& batch, std::size_t committed, bool fine_locking);
     void record_partial(const Prepared& p);
+    void record_delivered(Prepared& p);
+    void record_confirmed(std::vector<Prepared>& batch, std::size_t upto, bool fine_locking);
     void hand_off();          // the full batch_ to the committer thread
     void wait_committer();    // until no batch is in commit
     void committer_loop();

@@ -88,7 +88,7 @@ struct SeenEntry {
     bool keep_on_server = false;  // delivered from a reply shorter than announced: never delete the original
     Delivered delivered = Delivered::Whole;
     std::int64_t recorded_at = 0;  // Unix seconds of the record (delivery time); 0 only before load stamps it
-    std::vector<std::string> recipients;  // Partial: the recipients that got it (sync_plan.h, recipients_owed)
+    std::vector<std::string> recipients = {};  // Partial: the recipients that got it (sync_plan.h, recipients_owed)
 };
 
 // An IMAP folder as a complete sync left it: every message it held was
