@@ -43,6 +43,9 @@ struct MessageMeta {
     // holds no message with the same fingerprint and size. Otherwise a new
     // message is stored even when it equals one stored before.
     bool target_may_hold = false;
+    // The recipients a relay target already delivered it to (a Partial state
+    // entry, sync_plan.h): it goes to the others only. Other targets ignore it.
+    std::vector<std::string> delivered_to;
 };
 
 class DeliverySink {
@@ -72,6 +75,17 @@ public:
     // After prepare(): the target already held the message, so commit()
     // stores nothing (counted as "already present", recorded as seen).
     virtual bool already_present() const { return false; }
+    // After a refused commit (commit_error): the recipients it did reach this
+    // time (a relay target with several recipients, LMTP's per-recipient
+    // replies); the runner records them so that the next run sends the
+    // message to the others only. Default: none.
+    virtual std::vector<std::string> delivered_to() const { return {}; }
+    // After commit(), before sync_committed(): true once the target has
+    // confirmed this message for good (a relay target read the final reply,
+    // 2xx, for every recipient). The runner then records it at once, so that
+    // a kill before the batch ends does not send it again (at-least-once
+    // targets). Default: false (recorded after sync_committed()).
+    virtual bool confirmed() const { return false; }
 };
 
 class Deliverer {

@@ -34,8 +34,8 @@ class RelayTarget;
 
 class RelaySink final : public DeliverySink {
 public:
-    RelaySink(RelayTarget& target, std::string key, detail::UniqueFd fd)
-        : target_(target), key_(std::move(key)), fd_(std::move(fd)) {}
+    RelaySink(RelayTarget& target, std::string key, detail::UniqueFd fd, std::vector<std::string> recipients)
+        : target_(target), key_(std::move(key)), fd_(std::move(fd)), recipients_(std::move(recipients)) {}
     ~RelaySink() override;
 
     // The server's bytes (Deliverer::wants_crlf): a bare LF becomes CRLF, the
@@ -63,8 +63,13 @@ public:
     void commit() override;
     void abort() noexcept override;
     const Error* commit_error() const override { return error_ ? &*error_ : nullptr; }
+    std::vector<std::string> delivered_to() const override { return delivered_to_; }
+    bool confirmed() const override { return confirmed_; }
+    bool confirmed_ = false;  // the final reply was read, every recipient took it
 
     std::optional<Error> error_;
+    std::vector<std::string> delivered_to_;  // set by the target when the reply came
+    const std::vector<std::string>& recipients() const { return recipients_; }  // the ones still owed
     const std::string& key() const { return key_; }
     const std::string& sender() const { return sender_; }
     int fd() const { return fd_.get(); }
@@ -76,6 +81,7 @@ private:
     RelayTarget& target_;
     std::string key_;
     detail::UniqueFd fd_;
+    std::vector<std::string> recipients_;
     std::uint64_t size_ = 0;
     HeaderCapture header_;  // LF form, for the envelope sender
     CrlfToLf header_crlf_;
@@ -108,7 +114,12 @@ public:
     std::unique_ptr<DeliverySink> begin(const MessageMeta& meta) override {
         auto fd = detail::open_anonymous_file({opts_.spool_dir, detail::temp_dir_from_env(), "/tmp"},
                                               "the relay target " + describe());
-        return std::make_unique<RelaySink>(*this, meta.key, std::move(fd));
+        std::vector<std::string> owed;
+        for (const auto& r : recipients_)
+            if (std::find(meta.delivered_to.begin(), meta.delivered_to.end(), r) == meta.delivered_to.end())
+                owed.push_back(r);
+        if (owed.empty()) owed = recipients_;  // the recipients changed since: everyone configured now
+        return std::make_unique<RelaySink>(*this, meta.key, std::move(fd), std::move(owed));
     }
 
     // Nothing tells whether the server took a message before a kill: it is
@@ -221,7 +232,11 @@ void RelayTarget::settle(std::vector<SmtpOutcome> outcomes) {
         if (it == sent_.end()) continue;  // aborted meanwhile
         RelaySink* sink = it->second;
         sent_.erase(it);
-        if (o.result == SmtpOutcome::Result::Delivered) continue;
+        sink->delivered_to_ = std::move(o.delivered_to);
+        if (o.result == SmtpOutcome::Result::Delivered) {
+            sink->confirmed_ = true;
+            continue;
+        }
         bool temporary = o.result == SmtpOutcome::Result::Temporary;
         std::string msg = "message " + o.id + ": " + describe() + " refused it at " + o.step +
                           (temporary ? " for now; it stays on the source and is tried again next run"
@@ -294,7 +309,8 @@ void RelayTarget::quit() noexcept {
 void RelayTarget::send(RelaySink* sink) {
     connect();
     bool needs_utf8 = has_8bit(sink->sender());
-    for (const auto& r : recipients_) needs_utf8 = needs_utf8 || has_8bit(r);
+    const auto& recipients = sink->recipients();
+    for (const auto& r : recipients) needs_utf8 = needs_utf8 || has_8bit(r);
     if (needs_utf8 && !caps_.smtputf8) {
         sink->error_ = Error(ErrorKind::Delivery, "message " + sink->key() + ": its envelope address needs SMTPUTF8, "
                                                   "which " + describe() + " does not offer; it stays on the source");
@@ -316,10 +332,10 @@ void RelayTarget::send(RelaySink* sink) {
         // before ended, without waiting for its replies.
         bool rset = used_;
         used_ = true;
-        txns_.begin(sink->key(), recipients_, rset, bdat);
+        txns_.begin(sink->key(), recipients, rset, bdat);
         if (rset) command("RSET\r\n");
         command(smtp_mail_from(sink->sender(), params));
-        for (const auto& r : recipients_) command(smtp_rcpt_to(r));
+        for (const auto& r : recipients) command(smtp_rcpt_to(r));
         if (bdat) {
             command(smtp_bdat(sink->size(), true), false);  // answered after the data
             stream(sink, false);

@@ -376,6 +376,12 @@ void sync_folders(MailSource& source, const std::vector<FolderTask>& tasks, Inta
         for (const auto& m : r.plan.fetch) bytes += m.size;
     }
     if (AccountProgress* p = progress_for(sh.account.name); p && messages) p->plan(messages, bytes);
+    // Who already has each partly delivered message (relay targets), for
+    // every folder's plan: keys are unique across folders.
+    std::unordered_map<std::string, std::vector<std::string>> delivered_to;
+    for (auto& r : runs)
+        if (r.fetches) delivered_to.insert(r.plan.delivered_to.begin(), r.plan.delivered_to.end());
+    handler.set_delivered_to(&delivered_to);
     try {
         retrieve_runs(source, runs, handler);
         for (auto& r : runs) {
@@ -387,9 +393,11 @@ void sync_folders(MailSource& source, const std::vector<FolderTask>& tasks, Inta
         // Complete messages in hand are delivered and recorded; nothing was
         // removed in these folders yet.
         handler.flush();
+        handler.set_delivered_to(nullptr);
         throw;
     }
     handler.flush();
+    handler.set_delivered_to(nullptr);
     for (auto& r : runs) {
         if (!r.fetches) continue;
         test_step("folder fetched");

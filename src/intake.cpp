@@ -1,5 +1,6 @@
 #include "intake.h"
 
+#include <algorithm>
 #include <ctime>
 
 #include "log.h"
@@ -106,6 +107,12 @@ void Intake::begin(const RemoteMessage& m) {
         meta.flags = m.flags();
         meta.internal_date = m.internal_date();
         meta.target_may_hold = target_may_hold_;
+        delivered_before_.clear();
+        if (delivered_to_) {
+            auto it = delivered_to_->find(m.key);
+            if (it != delivered_to_->end()) delivered_before_ = it->second;
+        }
+        meta.delivered_to = delivered_before_;
         auto lock = lock_state();
         sink_ = deliverer_.begin(meta);
         if (account_.received_header) {
@@ -177,7 +184,7 @@ void Intake::end(const RemoteMessage& m) {
                                          "; delivered as received and kept on the server");
         if (headers_only_) intent.insert(0, kHeadersOnlyIntent);
         batch_.push_back(Prepared{std::move(sink_), m, std::move(intent), message_fingerprint(header_.header(), m.internal_date()),
-                                  msg_bytes_, short_reply, headers_only_});
+                                  msg_bytes_, short_reply, headers_only_, delivered_before_});
     } catch (const Error& e) {
         fail_current(e);
         return;
@@ -289,6 +296,7 @@ void Intake::commit_batch(std::vector<Prepared>& batch, bool fine_locking) {
         try {
             batch[committed].sink->commit();
             test_step("message committed");
+            record_confirmed(batch, committed + 1, fine_locking);
         } catch (const Error& e) {
             // This one is rolled back by abort(); the rest were not published.
             abort_all(e, committed);
@@ -328,35 +336,80 @@ void Intake::record_published(std::vector<Prepared>& batch, std::size_t committe
         auto lock = hold();
         for (std::size_t i = 0; i < committed; ++i) {
             auto& p = batch[i];
-            if (!p.sink) continue;  // failed in commit() and rolled back
+            if (!p.sink || p.recorded) continue;  // failed in commit() and rolled back, or recorded early
             if (const Error* e = p.sink->commit_error()) {
                 refused.push_back(*e);
+                record_partial(p);
                 p.sink->abort();
                 state_.drop_intent(p.msg.key);
                 continue;
             }
-            std::string where = p.sink->published_as();
-            bool present = p.sink->already_present();
-            p.sink.reset();
-            state_.record_seen(p.msg.key, SeenEntry{p.msg.size, p.fingerprint, where, p.short_reply,
-                                                    p.headers_only ? Delivered::HeadersOnly : Delivered::Whole, 0});
-            test_step("seen recorded");
-            {
-                std::lock_guard<std::mutex> counters(counters_mu_);
-                if (present) {
-                    ++already_present_;
-                    continue;
-                }
-                ++delivered_;
-                bytes_ += p.bytes;
-            }
-            log_.detail(account_.name, "delivered " + (p.msg.folder().empty() ? "" : p.msg.folder() + " ") +
-                                           "message " +
-                                           (p.msg.uid ? "UID " + std::to_string(p.msg.uid) : uidl_of(p.msg)) + " (" +
-                                           std::to_string(p.bytes) + " bytes) to " + deliverer_.describe());
+            record_delivered(p);
         }
+        // Handed to the kernel now, not with the next batch's fsync: a kill
+        // while that batch is received would otherwise send these again.
+        if (deliverer_.at_least_once()) state_.write_out();
     }
     for (const auto& e : refused) record_failure(e);
+}
+
+// The seen record of one published message, and its counts. The caller
+// holds the state lock.
+void Intake::record_delivered(Prepared& p) {
+    std::string where = p.sink->published_as();
+    bool present = p.sink->already_present();
+    p.sink.reset();
+    p.recorded = true;
+    state_.record_seen(p.msg.key, SeenEntry{p.msg.size, p.fingerprint, where, p.short_reply,
+                                            p.headers_only ? Delivered::HeadersOnly : Delivered::Whole, 0});
+    test_step("seen recorded");
+    {
+        std::lock_guard<std::mutex> counters(counters_mu_);
+        if (present) {
+            ++already_present_;
+            return;
+        }
+        ++delivered_;
+        bytes_ += p.bytes;
+    }
+    log_.detail(account_.name, "delivered " + (p.msg.folder().empty() ? "" : p.msg.folder() + " ") + "message " +
+                                   (p.msg.uid ? "UID " + std::to_string(p.msg.uid) : uidl_of(p.msg)) + " (" +
+                                   std::to_string(p.bytes) + " bytes) to " + deliverer_.describe());
+}
+
+// Messages of the batch [0, upto) the target confirmed while later ones were
+// being sent (DeliverySink::confirmed: a relay target's final reply): each
+// is recorded as soon as its reply was read, and handed to the kernel, so a
+// kill of pullmail re-sends only what was unconfirmed. Durable (fsync) with
+// the next sync, before anything is deleted on the source.
+void Intake::record_confirmed(std::vector<Prepared>& batch, std::size_t upto, bool fine_locking) {
+    std::unique_lock<std::mutex> lock;
+    bool any = false;
+    for (std::size_t i = 0; i < upto; ++i) {
+        auto& p = batch[i];
+        if (!p.sink || p.recorded || !p.sink->confirmed() || p.sink->commit_error()) continue;
+        if (fine_locking && !lock.owns_lock()) lock = std::unique_lock<std::mutex>(*state_mu_);
+        record_delivered(p);
+        any = true;
+    }
+    if (any) state_.write_out();
+}
+
+// A refused message that reached some recipients (Deliverer::delivered_to):
+// recorded Partial with every recipient it reached so far, so that the plan
+// of the next run has it sent to the others only (sync_plan.h). The caller
+// holds the state lock.
+void Intake::record_partial(const Prepared& p) {
+    std::vector<std::string> done = p.delivered_before;
+    for (auto& r : p.sink->delivered_to())
+        if (std::find(done.begin(), done.end(), r) == done.end()) done.push_back(r);
+    if (done.size() == p.delivered_before.size()) return;  // nothing new: the entry stays as it was
+    std::size_t n = done.size();
+    SeenEntry e{p.msg.size, p.fingerprint, {}, p.short_reply, Delivered::Partial, 0};
+    e.recipients = std::move(done);
+    state_.record_seen(p.msg.key, std::move(e));
+    log_.detail(account_.name, "message " + p.msg.key + " delivered to " + std::to_string(n) +
+                                   " recipient(s) so far; the others get it next run");
 }
 
 void Intake::failed(const RemoteMessage& m, std::string_view server_text) {

@@ -23,6 +23,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "deliver.h"
@@ -73,6 +74,10 @@ public:
     // never deleted for being delivered, and their intents carry
     // kHeadersOnlyIntent so that recovery after a crash records them so too.
     void set_headers_only(bool v) { headers_only_ = v; }
+    // For the messages of the next retrieval: key -> recipients a relay
+    // target already delivered it to (Plan::delivered_to, sync_plan.h); it
+    // must outlive the retrieval. nullptr: none.
+    void set_delivered_to(const std::unordered_map<std::string, std::vector<std::string>>* m) { delivered_to_ = m; }
     // Errors of single messages (first few kept) and the fatal one, if any.
     const std::vector<Error>& errors() const { return errors_; }
 
@@ -85,6 +90,8 @@ private:
         std::uint64_t bytes = 0;
         bool short_reply = false;  // fewer bytes than the server announced
         bool headers_only = false;  // an oversize stub (set_headers_only)
+        std::vector<std::string> delivered_before;  // recipients it reached in earlier runs
+        bool recorded = false;  // seen recorded already (DeliverySink::confirmed)
     };
 
     std::unique_lock<std::mutex> lock_state();
@@ -94,6 +101,9 @@ private:
     // caller holds it throughout.
     void commit_batch(std::vector<Prepared>& batch, bool fine_locking);
     void record_published(std::vector<Prepared>& batch, std::size_t committed, bool fine_locking);
+    void record_partial(const Prepared& p);
+    void record_delivered(Prepared& p);
+    void record_confirmed(std::vector<Prepared>& batch, std::size_t upto, bool fine_locking);
     void hand_off();          // the full batch_ to the committer thread
     void wait_committer();    // until no batch is in commit
     void committer_loop();
@@ -133,6 +143,8 @@ private:
     std::uint64_t wire_bytes_ = 0;  // as received (CRLF), compared with the announced size
     bool target_may_hold_ = false;
     bool headers_only_ = false;
+    const std::unordered_map<std::string, std::vector<std::string>>* delivered_to_ = nullptr;
+    std::vector<std::string> delivered_before_;  // of the current message
     std::atomic<bool> stop_{false};
 
     std::size_t delivered_ = 0;

@@ -235,6 +235,10 @@ void SmtpTransactions::fail(Txn& t, std::string step, const SmtpReply& r) {
     t.outcome.server_text = r.text();
 }
 
+std::string SmtpTransactions::recipient_of_final(const Txn& t) {
+    return t.finals_seen < t.accepted_rcpts.size() ? t.accepted_rcpts[t.finals_seen] : std::string();
+}
+
 void SmtpTransactions::on_reply(const SmtpReply& r) {
     if (steps_.empty()) throw_protocol_error("the SMTP/LMTP server sent a reply nobody asked for", r.text());
     Pending& p = steps_.front();
@@ -247,9 +251,10 @@ void SmtpTransactions::on_reply(const SmtpReply& r) {
             if (!ok) fail(t, "MAIL FROM", r);
             break;
         case Step::Rcpt:
-            if (ok)
+            if (ok) {
                 ++t.accepted;
-            else
+                t.accepted_rcpts.push_back(p.rcpt);
+            } else
                 fail(t, "RCPT TO:<" + p.rcpt + ">", r);
             break;
         case Step::Data:
@@ -262,7 +267,14 @@ void SmtpTransactions::on_reply(const SmtpReply& r) {
             break;
         case Step::Final:
             if (t.finals_left == 0) t.finals_left = lmtp_ ? std::max<std::size_t>(t.accepted, 1) : 1;
-            if (!ok) fail(t, lmtp_ && t.accepted > 1 ? "end of data (one recipient)" : "end of data", r);
+            if (!ok) {
+                fail(t, lmtp_ && t.accepted > 1 ? "end of data (<" + recipient_of_final(t) + ">)" : "end of data", r);
+            } else if (lmtp_) {
+                if (t.finals_seen < t.accepted_rcpts.size()) t.outcome.delivered_to.push_back(t.accepted_rcpts[t.finals_seen]);
+            } else {
+                t.outcome.delivered_to = t.accepted_rcpts;
+            }
+            ++t.finals_seen;
             if (--t.finals_left > 0) return;  // LMTP: more per-recipient replies to come
             t.done = true;
             break;

@@ -104,6 +104,10 @@ struct SmtpOutcome {
     std::string id;
     std::string step;         // "RCPT TO:<x>", "MAIL FROM", "DATA", "end of data" — where it failed
     std::string server_text;  // the server's words (raw), for failed ones
+    // The recipients that got the message (RCPT accepted and the final reply
+    // 2xx: with LMTP each accepted recipient's own reply, with SMTP the one
+    // reply for all): every recipient when Delivered, possibly some when not.
+    std::vector<std::string> delivered_to;
 };
 
 // Pairs replies with what was sent, in order, for pipelined transactions.
@@ -140,11 +144,14 @@ private:
     struct Txn {
         SmtpOutcome outcome;
         std::size_t accepted = 0;  // RCPTs answered 2xx
+        std::vector<std::string> accepted_rcpts;  // in order: LMTP's final replies follow it
+        std::size_t finals_seen = 0;
         std::size_t finals_left = 0;
         bool failed = false;
         bool done = false;
     };
     void fail(Txn& t, std::string step, const SmtpReply& r);
+    static std::string recipient_of_final(const Txn& t);  // whom the next LMTP final reply is for
 
     bool lmtp_;
     std::deque<Pending> steps_;

@@ -86,12 +86,57 @@ const char* mark_of(const SeenEntry& e) {
     if (e.keep_on_server) return "keep";
     if (e.delivered == Delivered::HeadersOnly) return "headers";
     if (e.delivered == Delivered::Skipped) return "skipped";
+    if (e.delivered == Delivered::Partial) return "partial";
     return "-";
 }
 
+// The <where> field of a Partial entry: "rcpt:" + escaped recipients.
+std::string recipients_field(const std::vector<std::string>& rcpts) {
+    static const char* hex = "0123456789ABCDEF";
+    std::string out = "rcpt:";
+    for (std::size_t i = 0; i < rcpts.size(); ++i) {
+        if (i) out += ',';
+        for (unsigned char c : rcpts[i]) {
+            if (c <= ' ' || c == ',' || c == '%' || c == 0x7f) {
+                out += '%';
+                out += hex[c >> 4];
+                out += hex[c & 15];
+            } else {
+                out += static_cast<char>(c);
+            }
+        }
+    }
+    return out;
+}
+
+std::vector<std::string> parse_recipients(std::string_view field) {
+    std::vector<std::string> out;
+    if (field.rfind("rcpt:", 0) != 0) return out;
+    field.remove_prefix(5);
+    std::string cur;
+    auto unhex = [](char c) { return c >= 'A' ? (c & 7) + 9 : c - '0'; };
+    for (std::size_t i = 0; i <= field.size(); ++i) {
+        if (i == field.size() || field[i] == ',') {
+            if (!cur.empty()) out.push_back(std::move(cur));
+            cur.clear();
+        } else if (field[i] == '%' && i + 2 < field.size()) {
+            cur += static_cast<char>(unhex(field[i + 1]) * 16 + unhex(field[i + 2]));
+            i += 2;
+        } else {
+            cur += field[i];
+        }
+    }
+    return out;
+}
+
+std::string where_field(const SeenEntry& e) {
+    if (e.delivered == Delivered::Partial) return recipients_field(e.recipients);
+    return e.where.empty() ? "-" : e.where;
+}
+
 std::string seen_record(const std::string& key, const SeenEntry& e) {
-    return "S " + key + " " + std::to_string(e.size) + " " + e.fingerprint + " " + (e.where.empty() ? "-" : e.where) +
-           " " + mark_of(e) + " " + std::to_string(e.recorded_at);
+    return "S " + key + " " + std::to_string(e.size) + " " + e.fingerprint + " " + where_field(e) + " " + mark_of(e) +
+           " " + std::to_string(e.recorded_at);
 }
 
 // The fields after the key of an S record (state_journal.h), of version 1 or 2.
@@ -106,7 +151,11 @@ SeenEntry parse_seen(std::string_view fields) {
         // An unknown mark (a newer pullmail) is read as "never delete".
         if (sw[3] == "headers") e.delivered = Delivered::HeadersOnly;
         else if (sw[3] == "skipped") e.delivered = Delivered::Skipped;
-        else if (sw[3] != "-" && sw[3] != "keep") e.keep_on_server = true;
+        else if (sw[3] == "partial") {
+            e.delivered = Delivered::Partial;
+            e.recipients = parse_recipients(e.where);
+            e.where.clear();
+        } else if (sw[3] != "-" && sw[3] != "keep") e.keep_on_server = true;
     }
     if (sw.size() > 4) e.recorded_at = to_number<std::int64_t>(sw[4]);
     return e;
@@ -126,8 +175,8 @@ std::size_t digits(std::uint64_t v) {
 }
 
 std::uint64_t seen_record_size(const std::string& key, const SeenEntry& e) {
-    return 9 + 2 + key.size() + 1 + digits(e.size) + 1 + e.fingerprint.size() + 1 +
-           (e.where.empty() ? 1 : e.where.size()) + 1 + std::strlen(mark_of(e)) + 1 + digits(e.recorded_at) + 1;
+    return 9 + 2 + key.size() + 1 + digits(e.size) + 1 + e.fingerprint.size() + 1 + where_field(e).size() + 1 +
+           std::strlen(mark_of(e)) + 1 + digits(e.recorded_at) + 1;
 }
 
 }  // namespace
@@ -373,6 +422,18 @@ void StateJournal::record_seen(const std::string& key, SeenEntry e) {
         buffer_.clear();
         dirty_ = true;
     }
+}
+
+void StateJournal::write_out() {
+    if (read_only_ || buffer_.empty()) return;
+    if (!created_) {
+        ensure_created();  // writes every record so far
+        return;
+    }
+    write_all_fd(fd_, buffer_, path_);
+    file_bytes_ += buffer_.size();
+    buffer_.clear();
+    dirty_ = true;
 }
 
 void StateJournal::drop_intent(const std::string& key) {

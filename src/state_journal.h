@@ -15,7 +15,12 @@
 //                                         delivered (oversize = "headers");
 //                                         "skipped": nothing was delivered, the
 //                                         message was reported as too large
-//                                         (oversize = "skip"). <time>: when the
+//                                         (oversize = "skip"); "partial": a relay
+//                                         target (SMTP/LMTP) took it for some of
+//                                         the recipients only, <where> is then
+//                                         "rcpt:" and those recipients, comma
+//                                         separated, %XX for ',', '%', space and
+//                                         controls. <time>: when the
 //                                         record was made, Unix seconds (for
 //                                         delete_after).
 //   F <key>                               forget <key> (pruned)
@@ -76,6 +81,7 @@ enum class Delivered : std::uint8_t {
     Whole,        // the message was delivered
     HeadersOnly,  // oversize = "headers": its header block and a note were delivered
     Skipped,      // oversize = "skip": nothing was delivered; recorded so it is reported once
+    Partial,      // a relay target took it for SeenEntry::recipients only; the rest are still owed
 };
 
 struct SeenEntry {
@@ -85,6 +91,7 @@ struct SeenEntry {
     bool keep_on_server = false;  // delivered from a reply shorter than announced: never delete the original
     Delivered delivered = Delivered::Whole;
     std::int64_t recorded_at = 0;  // Unix seconds of the record (delivery time); 0 only before load stamps it
+    std::vector<std::string> recipients = {};  // Partial: the recipients that got it (sync_plan.h, recipients_owed)
 };
 
 // An IMAP folder as a complete sync left it: every message it held was
@@ -157,6 +164,10 @@ public:
     // grown past 1.5 times their size, or always with `rewrite`; pending intents
     // are kept either way.
     void compact(const std::function<bool(const std::string&)>& keep, bool rewrite = false);
+    // Hands the buffered records to the kernel without fsync: they then
+    // survive a kill of pullmail (not a power loss). For at-least-once
+    // targets, to narrow the window in which a kill sends mail again.
+    void write_out();
     // Forgets seen entries (without pruning others) — used for --all style resets.
     void forget(const std::string& key);
 

@@ -73,8 +73,10 @@ bool too_big(const RemoteMessage& m, const PlanOptions& opts) { return opts.max_
 // Sorts a message that is new (or asked for again with -a) into the plan:
 // fetched, or one of the oversize lists.
 void place_new(const RemoteMessage& m, const SeenEntry* e, Plan& plan, const PlanOptions& opts) {
+    bool partial = e && e->delivered == Delivered::Partial;
     if (!too_big(m, opts)) {
-        if (!e || opts.all || e->delivered == Delivered::Skipped) plan.fetch.push_back(m);
+        if (!e || opts.all || e->delivered == Delivered::Skipped || partial) plan.fetch.push_back(m);
+        if (partial && !opts.all) plan.delivered_to[m.key] = e->recipients;
         return;
     }
     switch (opts.oversize) {
@@ -82,7 +84,7 @@ void place_new(const RemoteMessage& m, const SeenEntry* e, Plan& plan, const Pla
             if (!e || (opts.all && e->delivered == Delivered::Whole)) plan.report_oversize.push_back(m);
             break;
         case Oversize::Headers:
-            if (!e || opts.all || e->delivered == Delivered::Skipped) plan.headers_only.push_back(m);
+            if (!e || opts.all || e->delivered == Delivered::Skipped || partial) plan.headers_only.push_back(m);
             break;
         case Oversize::Delete:
             plan.remove_unread.push_back(m);

@@ -35,6 +35,14 @@
 //     fetchlimit): the executor gives each folder's plan what the folders
 //     before it (configured order) left of the budget.
 //
+// Per-recipient delivery (relay targets with several recipients, issue 16):
+// a message a relay target took for some recipients only is recorded
+// Partial with those recipients (state_journal.h). It is fetched again like
+// a new message, and plan.delivered_to names who has it, so the deliverer
+// sends it to the other recipients only; being not Whole it is never
+// removed, never recognised and keeps its folder unmarked, until a run
+// delivers it to every recipient still owed and records it Whole.
+//
 // Recognition rule. A message of the listing is matched against state
 // entries by fingerprint only across a real change of identity:
 //   - an IMAP folder whose UIDVALIDITY changed: the entries of that folder
@@ -150,6 +158,9 @@ struct Plan {
     std::vector<RemoteMessage> headers_only;     // headers: deliver the header block and a note
     std::vector<RemoteMessage> remove_unread;    // delete: remove without delivering
     std::size_t deferred = 0;  // new messages left for a later run by max_messages
+    // Messages of fetch recorded Partial (see the top of this file): key ->
+    // the recipients that already got it. Not with -a (sent to everyone).
+    std::unordered_map<std::string, std::vector<std::string>> delivered_to;
     // Old-identity entries with a fingerprint that may vouch for messages of
     // `fetch`; when non-empty (or with adopt) the executor fetches the
     // header fields of `fetch` and calls recognise_delivered().

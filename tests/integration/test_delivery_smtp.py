@@ -138,6 +138,31 @@ class SmtpDelivery(util.IntegrationCase):
                     self.assertIn("SMTPUTF8", r.err)
         self.note("8-bit header: SMTPUTF8 when offered, not otherwise (warned); bytes unchanged")
 
+    def test_lmtp_partial_success_resends_only_owed(self):
+        """LMTP: 250 for one recipient, 451 for the other. The message stays
+        on the source (keep = false), and the next run sends it to the
+        recipient still owed only; then it is deleted."""
+        user, pw, served = self.mailbox(self._three(b"part"))
+        with FakeSmtp(extensions=("PIPELINING", "8BITMIME"), lmtp=True) as s:
+            s.refuse_for[(b"<part1@t>", b"b@example.org")] = "451 4.2.2 mailbox busy"
+            acc = self.account(user, pw, "pop3s", deliver="lmtp://127.0.0.1:%d" % s.port,
+                               recipient=["a@example.org", "b@example.org"], keep=False)
+            self.config({"lmtp": acc})
+            r = self.run_config(expect=75)
+            self.assertStderrNames(r, "lmtp", "mailbox busy")
+            self.assertEqual(self.d.count(user), 1, "the message owed to b@ must stay on the source")
+            s.refuse_for.clear()
+            self.run_config(expect=0)
+            got = sorted((a.decode(), m.decode()) for a, m in s.deliveries)
+            want = sorted((a, "<part%d@t>" % i) for i in range(3) for a in ("a@example.org", "b@example.org"))
+            self.assertEqual(got, want, "each recipient must get each message exactly once")
+            rcpts = [c for c in s.commands if c.startswith(b"RCPT")]
+            self.assertEqual(len(rcpts), 7, rcpts)
+            self.assertEqual(self.d.count(user), 0, "delivered to every recipient: deleted on the source")
+            r = self.run_config(expect=0)
+            self.assertEqual(len(s.deliveries), 6, "a third run sent mail again")
+        self.note("LMTP 250 + 451: kept, the next run sends to the owed recipient only, then deletes")
+
 
 if __name__ == "__main__":
     util.main()

@@ -11,6 +11,11 @@ extensions (PIPELINING, CHUNKING, 8BITMIME, SMTPUTF8).
 without the final ".\r\n" (or the BDAT chunks joined): the message as the
 server received it. A refusal is given at the end of the data (after DATA's
 ".", or to BDAT LAST), where a real server's content filter answers.
+
+With lmtp=True it speaks LMTP (RFC 2033): LHLO, and one reply per accepted
+recipient at the end of the data; refuse_for[(Message-ID, address)] answers
+that recipient alone, and s.deliveries lists every (address, Message-ID)
+answered 250.
 """
 
 import re
@@ -22,7 +27,7 @@ _MSGID = re.compile(rb"^Message-ID:[ \t]*(<[^>\r\n]*>)", re.I | re.M)
 
 class FakeSmtp(LoopbackServer):
 
-    def __init__(self, extensions=("PIPELINING", "8BITMIME", "SMTPUTF8"), starttls=None, auth=None):
+    def __init__(self, extensions=("PIPELINING", "8BITMIME", "SMTPUTF8"), starttls=None, auth=None, lmtp=False):
         """starttls: an ssl.SSLContext (server side) to offer STARTTLS with;
         auth: (user, password) to offer and require AUTH PLAIN (after TLS)."""
         self.extensions = tuple(extensions)
@@ -31,6 +36,9 @@ class FakeSmtp(LoopbackServer):
         self.authenticated = []  # user names that logged in
         self.tls_sessions = 0
         self.refuse = {}       # Message-ID bytes -> reply line
+        self.lmtp = lmtp
+        self.refuse_for = {}   # LMTP: (Message-ID bytes, address bytes) -> reply line
+        self.deliveries = []   # LMTP: (address bytes, Message-ID bytes) answered 250
         self.messages = []     # accepted: (MAIL FROM line, [RCPT lines], data)
         self.commands = []     # every command line received, in order
         self._listen()
@@ -41,12 +49,29 @@ class FakeSmtp(LoopbackServer):
 
     def _finish(self, w, mail, rcpts, data):
         m = _MSGID.search(data)
+        if self.lmtp:
+            return self._finish_lmtp(w, mail, rcpts, data, m.group(1) if m else None)
         answer = self.refuse.get(m.group(1) if m else None)
         if answer:
             self._reply(w, answer)
         else:
             self.messages.append((mail, rcpts, data))
             self._reply(w, "250 2.0.0 queued")
+
+    def _finish_lmtp(self, w, mail, rcpts, data, mid):
+        got = []
+        for rc in rcpts:
+            addr = re.search(rb"<([^>]*)>", rc).group(1)
+            answer = self.refuse_for.get((mid, addr)) or self.refuse.get(mid)
+            if answer:
+                w.write(answer.encode() + b"\r\n")
+            else:
+                self.deliveries.append((addr, mid))
+                got.append(rc)
+                w.write(b"250 2.0.0 <%s> delivered\r\n" % addr)
+        w.flush()
+        if got:
+            self.messages.append((mail, got, data))
 
     def _read_data(self, r):
         lines = []
@@ -72,7 +97,7 @@ class FakeSmtp(LoopbackServer):
             cmd = line.rstrip(b"\r\n")
             self.commands.append(cmd)
             verb = cmd.split(b" ", 1)[0].upper().split(b":")[0]
-            if verb in (b"EHLO", b"HELO"):
+            if verb in ((b"LHLO",) if self.lmtp else (b"EHLO", b"HELO")):
                 offered = list(self.extensions)
                 if self.starttls and not tls:
                     offered.append("STARTTLS")
