@@ -215,9 +215,10 @@ void serve_extra(const AccountContext& ctx, std::size_t k, std::size_t n, Serve&
 
 void fetch_imap(AccountContext& ctx, SyncShared& shared) {
     const Account& acc = ctx.account;
-    auto link = connect_account(ctx);
-    ImapSession imap(*link.channel);
-    imap.start();
+    auto link = open_imap_sync_link(ctx);
+    ImapSession& imap = *link->session;
+    // Daemon: connection 0 is given back to the keeper, not logged out.
+    const bool keeping = ctx.opts.sync_links != nullptr;
     const auto folders = ImapSource(imap, acc).folders(acc.folders);
     const auto statuses = folder_statuses(imap, folders, shared);
 
@@ -245,7 +246,7 @@ void fetch_imap(AccountContext& ctx, SyncShared& shared) {
                 auto st = statuses.find(folders[i]);
                 sync_folder(source, folders[i], *handlers[k], shared, st == statuses.end() ? nullptr : &st->second, i);
             }
-            source.close();
+            if (k != 0 || !keeping) source.close();
         } catch (...) {
             errors[k] = std::current_exception();
             failed = true;
@@ -257,6 +258,12 @@ void fetch_imap(AccountContext& ctx, SyncShared& shared) {
     for (auto& t : extra) t.join();
 
     for (const auto& h : handlers) account_for(*h, shared);
+    if (keeping && !errors[0]) {
+        // Kept only after a sync that ended as planned; after a stop or
+        // another connection's failure it is logged out as before.
+        if (!failed.load()) ctx.opts.sync_links->keep(std::move(link));
+        else imap.logout(false);
+    }
     for (const auto& e : errors)
         if (e) std::rethrow_exception(e);
 }

@@ -427,6 +427,7 @@ ImapSession::FolderInfo ImapSession::select(const std::string& folder, bool read
     // The listing rides in the same flight: if the SELECT fails, no folder is
     // selected and the UID FETCH fails harmlessly (RFC 3501 6.3.1).
     if (listing) cmds.push_back("UID FETCH 1:* (UID RFC822.SIZE)");
+    may_be_selected_ = true;
     auto done = run_all(cmds, [&](const std::string& text) {
         auto st = parse_status_line(text);
         if (st && st->status == "OK" && !st->code.empty()) {
@@ -861,6 +862,16 @@ std::vector<ImapSession::AppendResult> ImapSession::finish_appends() {
     out.swap(append_results_);
     return out;
 }
+
+bool ImapSession::unselect() {
+    if (!may_be_selected_) return true;
+    if (!has_capability("UNSELECT") && !has_capability("IMAP4rev2")) return false;
+    if (run("UNSELECT", nullptr).status != "OK") return false;
+    may_be_selected_ = false;
+    return true;
+}
+
+bool ImapSession::noop() { return run("NOOP", nullptr).status == "OK"; }
 
 void ImapSession::logout(bool wait_for_reply) noexcept {
     if (!abandoned_.empty()) return;  // not one more byte on it
