@@ -60,7 +60,6 @@ std::unique_ptr<SyncLink> make_link(const std::string& caps, std::vector<std::st
     auto link = std::make_unique<SyncLink>();
     auto conn = std::make_unique<ScriptedServer>(caps, commands);
     if (server) *server = conn.get();
-    server = conn.get();
     link->conn = std::move(conn);
     link->channel = std::make_unique<Channel>(*link->conn, 5, "t", nullptr, 0);
     link->session = std::make_unique<ImapSession>(*link->channel);
