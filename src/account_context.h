@@ -12,6 +12,7 @@
 #include "run_types.h"
 #include "secrets.h"
 #include "state_journal.h"
+#include "sync_link.h"
 #include "transport.h"
 
 namespace pullmail {
@@ -37,6 +38,10 @@ struct ServerLink {
     std::unique_ptr<Channel> channel;
 };
 ServerLink connect_account(const AccountContext& ctx);
+// The IMAP sync's first connection, with its session started: the daemon's
+// kept one (opts.sync_links) when it passes the health check, else a new
+// one. The run's limits (min_rate, run_timeout) count from now either way.
+std::unique_ptr<SyncLink> open_imap_sync_link(const AccountContext& ctx);
 
 // Protocol flows: connect, then sync each folder with the common executor
 // (folder_sync.h). They throw Error for account-level failures; per-message

@@ -15,6 +15,8 @@
 #include "folder_watch.h"
 #include "log.h"
 #include "runner.h"
+#include "sync_link.h"
+#include "test_hooks.h"
 
 namespace pullmail {
 
@@ -59,8 +61,10 @@ public:
           opts_(opts),
           log_(log),
           schedule_(*opts.clock, poll_interval_of(acc.poll_interval, opts.default_interval)),
-          jumps_(*opts.clock, 30s) {
+          jumps_(*opts.clock, 30s),
+          links_(*opts.clock) {
         run_opts_ = opts.run;
+        if (acc.server.protocol == Protocol::Imap && !test_no_kept_sync()) run_opts_.sync_links = &links_;
         run_opts_.daemon = true;
         run_opts_.wait_lock = false;
         run_opts_.interrupted = opts.stop;
@@ -78,6 +82,7 @@ public:
         if (loop_.joinable()) loop_.join();
         for (auto& t : watchers_) t.join();
         watchers_.clear();
+        links_.close();
     }
     void poll_now() {
         {
@@ -125,6 +130,7 @@ private:
     Logger& log_;
     AccountSchedule schedule_;
     ClockJumpDetector jumps_;
+    SyncLinkKeeper links_;  // the sync connection kept between syncs (loop thread only)
 
     std::mutex mu_;
     std::condition_variable cv_;
@@ -167,11 +173,13 @@ bool AccountService::wait_for_work(std::set<std::string>& folders, bool& full) {
             full_needed_ = true;
             poke_watchers();
             cv_.notify_all();
+            links_.close();  // idle across the jump: presumed dead as well
         }
         if (poll_requested_ || schedule_.is_due()) full_needed_ = true;
         if (full_needed_ || !dirty_.empty()) break;
         auto left = schedule_.due() - opts_.clock->steady();
-        // Wake at least every 30 s to notice clock jumps.
+        links_.expire();
+        // Wake at least every 30 s to notice clock jumps (and expire the kept link).
         cv_.wait_for(l, std::min<std::chrono::steady_clock::duration>(left, 30s));
     }
     full = full_needed_;
@@ -185,7 +193,10 @@ bool AccountService::wait_for_work(std::set<std::string>& folders, bool& full) {
 void AccountService::sync(const std::set<std::string>& folders, bool full) {
     Account subset = acc_;
     if (!full) subset.folders.assign(folders.begin(), folders.end());
+    test_mark(std::string(full ? "daemon: sync of every folder starts: " : "daemon: sync of the woken folder(s) starts: ") +
+              acc_.name);
     AccountResult r = run_account(full ? acc_ : subset, state_dir_, run_opts_, log_);
+    test_mark("daemon: sync ended");
     if (r.errors.empty()) {
         schedule_.synced();
         set_state(watchers_started_ ? WatchState::Idle : WatchState::Polling, "");

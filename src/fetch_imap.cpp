@@ -57,11 +57,16 @@ public:
     // moved there would be delivered again. "*" leaves it out; naming it is
     // a configuration error.
     std::vector<std::string> folders(const std::vector<std::string>& configured) override {
+        return folders(configured, nullptr);
+    }
+    // The same; with statuses, "*" also gathers LIST-STATUS answers into it.
+    std::vector<std::string> folders(const std::vector<std::string>& configured,
+                                     std::map<std::string, ImapSession::FolderInfo>* statuses) {
         if (account_.delete_mode != Account::DeleteMode::Trash)
-            return expand_folders(configured, imap_, account_.skip_special_use);
+            return expand_folders(configured, imap_, account_.skip_special_use, statuses);
         auto skip = account_.skip_special_use;
         if (std::find(skip.begin(), skip.end(), "trash") == skip.end()) skip.push_back("trash");
-        auto out = expand_folders(configured, imap_, skip);
+        auto out = expand_folders(configured, imap_, skip, statuses);
         if (auto trash = trash_folder(); trash && std::find(out.begin(), out.end(), *trash) != out.end())
             throw Error(ErrorKind::Config, "folder '" + sanitize(*trash, 100) +
                                                "' is where delete = \"trash\" moves delivered mail; fetching it "
@@ -298,11 +303,12 @@ void serve_extra(const AccountContext& ctx, std::size_t k, std::size_t n, Serve&
 
 void fetch_imap(AccountContext& ctx, SyncShared& shared) {
     const Account& acc = ctx.account;
-    auto link = connect_account(ctx);
-    ImapSession imap(*link.channel);
-    imap.start();
+    auto link = open_imap_sync_link(ctx);
+    ImapSession& imap = *link->session;
+    // Daemon: connection 0 is given back to the keeper, not logged out.
+    const bool keeping = ctx.opts.sync_links != nullptr;
     std::map<std::string, ImapSession::FolderInfo> listed;  // LIST-STATUS answers, for folders = ["*"]
-    const auto folders = expand_folders(acc.folders, imap, acc.skip_special_use, shared.options.all ? nullptr : &listed);
+    const auto folders = ImapSource(imap, acc).folders(acc.folders, shared.options.all ? nullptr : &listed);
     const auto statuses = folder_statuses(imap, folders, listed, shared);
 
     // Folders go to whichever connection is free next. The first connection
@@ -336,7 +342,7 @@ void fetch_imap(AccountContext& ctx, SyncShared& shared) {
                 }
                 sync_folders(source, tasks, *handlers[k], shared);
             }
-            source.close();
+            if (k != 0 || !keeping) source.close();
         } catch (...) {
             errors[k] = std::current_exception();
             failed = true;
@@ -348,6 +354,12 @@ void fetch_imap(AccountContext& ctx, SyncShared& shared) {
     for (auto& t : extra) t.join();
 
     for (const auto& h : handlers) account_for(*h, shared);
+    if (keeping && !errors[0]) {
+        // Kept only after a sync that ended as planned; after a stop or
+        // another connection's failure it is logged out as before.
+        if (!failed.load()) ctx.opts.sync_links->keep(std::move(link));
+        else imap.logout(false);
+    }
     for (const auto& e : errors)
         if (e) std::rethrow_exception(e);
 }

@@ -9,6 +9,7 @@
 #include "imap_watch.h"
 #include "log.h"
 #include "secrets.h"
+#include "test_hooks.h"
 #include "transport.h"
 
 namespace pullmail {
@@ -88,7 +89,10 @@ void watch_folders(const Account& acc, const std::vector<std::string>& folders, 
             auto it = by_server_name.find(m);
             if (it != by_server_name.end()) news.push_back(it->second);
         }
-        if (!news.empty()) hooks.wake(news);
+        if (!news.empty()) {
+            test_mark("watcher: IDLE ended, account woken: " + acc.name);
+            hooks.wake(news);
+        }
     }
     s.logout(false);
 }

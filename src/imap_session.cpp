@@ -497,6 +497,7 @@ std::vector<ImapSession::Selected> ImapSession::select_many(const std::vector<st
         // is selected and the UID FETCH fails harmlessly (RFC 3501 6.3.1).
         if (list) cmds.push_back("UID FETCH 1:* (UID RFC822.SIZE)");
     }
+    may_be_selected_ = true;
     auto done = run_all_at(cmds, [&](const std::string& text, std::size_t command) {
         // The folder of the oldest unanswered command; its SELECT's replies
         // and its listing's are told apart by their form.
@@ -556,6 +557,7 @@ void ImapSession::reselect(const std::string& folder, bool read_only) {
     std::optional<std::uint32_t> known;
     if (auto it = opened_validity_.find(folder); it != opened_validity_.end()) known = it->second;
     FolderInfo info;
+    may_be_selected_ = true;
     auto st = run(std::string(read_only ? "EXAMINE " : "SELECT ") + mailbox_arg(folder),
                   [&](const std::string& text) { select_reply(text, reader_->literals(), info); });
     if (st.status == "OK" && known && *known != info.uidvalidity) {
@@ -1043,6 +1045,17 @@ std::vector<ImapSession::AppendResult> ImapSession::finish_appends() {
     out.swap(append_results_);
     return out;
 }
+
+bool ImapSession::unselect() {
+    if (!may_be_selected_) return true;
+    if (!has_capability("UNSELECT") && !has_capability("IMAP4rev2")) return false;
+    if (run("UNSELECT", nullptr).status != "OK") return false;
+    may_be_selected_ = false;
+    selected_.clear();  // reselect() must send a SELECT again
+    return true;
+}
+
+bool ImapSession::noop() { return run("NOOP", nullptr).status == "OK"; }
 
 void ImapSession::logout(bool wait_for_reply) noexcept {
     if (!abandoned_.empty()) return;  // not one more byte on it

@@ -162,6 +162,16 @@ public:
     // Non-empty once the connection was abandoned: why, for an error message.
     const std::string& abandoned() const { return abandoned_; }
 
+    // For a connection kept between syncs (sync_link.h). unselect():
+    // UNSELECT (RFC 3691; part of IMAP4rev2) where offered, leaving the
+    // selected folder without expunging anything (CLOSE would expunge);
+    // true at once when nothing was selected, false when not offered or
+    // refused. noop(): NOOP answered OK, i.e. the connection is alive
+    // (untagged news is ignored: the next sync selects afresh). Both throw
+    // Error when the connection fails.
+    bool unselect();
+    bool noop();
+
     // wait_for_reply = false: LOGOUT is sent and its answer not awaited
     // (one round trip less). Nothing depends on it: every change was
     // confirmed by its own command's completion before.
@@ -220,6 +230,7 @@ private:
     std::string selected_;
     bool selected_read_only_ = true;
     std::map<std::string, std::uint32_t> opened_validity_;
+    bool may_be_selected_ = false;  // a SELECT/EXAMINE was sent and no UNSELECT since
 };
 
 }  // namespace pullmail

@@ -6,6 +6,7 @@
 #include <chrono>
 
 #include "error.h"
+#include "test_hooks.h"
 
 namespace pullmail {
 
@@ -20,6 +21,7 @@ void ImapWatcher::take(const std::vector<IdleEvent>& events, Wake& wake) {
         check_bye(e);
         if (e.kind == IdleEvent::Kind::Exists) wake.selected = true;
         if (e.kind == IdleEvent::Kind::Status) wake.mailboxes.push_back(e.mailbox);
+        if (e.wakes()) test_mark("watcher: news (EXISTS/STATUS) read");
         if (e.kind == IdleEvent::Kind::Continuation) continued_ = true;
         if (e.kind == IdleEvent::Kind::Tagged && e.tag == waiting_tag_) completion_ = e.status.empty() ? "?" : e.status;
     }

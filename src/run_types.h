@@ -13,6 +13,8 @@
 
 namespace pullmail {
 
+class SyncLinkKeeper;
+
 struct RunOptions {
     std::optional<bool> keep;      // -k / -K override
     bool all = false;              // -a: fetch messages already seen, too
@@ -26,6 +28,10 @@ struct RunOptions {
     // Daemon mode (daemon.h): the summary line only for a sync that found
     // something, and errors left to the daemon, which logs each change once.
     bool daemon = false;
+    // Daemon mode, IMAP: the account's sync connection is taken from and
+    // given back to this keeper between syncs (sync_link.h); null: each run
+    // connects and logs out.
+    SyncLinkKeeper* sync_links = nullptr;
 };
 
 struct AccountResult {

@@ -7,9 +7,25 @@
 // two cached flags.
 #pragma once
 
+#include <string>
+
 namespace pullmail {
 
 void test_step(const char* what);
+
+// PULLMAIL_TEST_TRACE_TIMES=1: every step and every mark is printed on
+// stderr as "time <monotonic ms>.<us> [<thread id>]: <what>", for measuring where the
+// time of a daemon wake-up goes (bench/daemon_push --timing). A mark is not
+// a step: it never counts towards PULLMAIL_TEST_KILL_AFTER. Without the
+// variable, test_mark() only reads a cached flag.
+void test_mark(const char* what);
+void test_mark(const std::string& what);
+bool test_marks_on();
+
+// PULLMAIL_TEST_NO_KEPT_SYNC=1: the daemon opens a new connection for every
+// sync, as before sync_link.h, so a benchmark can compare both in one build
+// and a test can show what the kept connection changes.
+bool test_no_kept_sync();
 
 // The wall clock in Unix seconds, for the times in the state file and the
 // delete_after rule. PULLMAIL_TEST_NOW=<Unix seconds> replaces it, so that

@@ -23,6 +23,7 @@
 #include "log.h"
 #include "login.h"
 #include "secrets.h"
+#include "test_hooks.h"
 
 namespace pullmail {
 
@@ -408,6 +409,7 @@ std::unique_ptr<Connection> connect_and_login(const Endpoint& ep, LoginCredentia
         SSL_set_read_ahead(ssl, 1);
     }
     auto conn = std::make_unique<CurlConnection>(h, sock, ssl, std::move(ctx.server_lines));
+    test_mark("transport: connected (TCP + TLS)");
     // A relay (SMTP, LMTP) is logged in already, or needs no login.
     if (ep.protocol != Protocol::Smtp && ep.protocol != Protocol::Lmtp) log_in(*conn, ep, creds, opts);
     return conn;

@@ -84,7 +84,7 @@ class CutProxy:
                 return
             with self._lock:
                 index = len(self.transcripts)
-                rec = {"c2s": bytearray(), "s2c": bytearray(), "cut": False, "at": None}
+                rec = {"c2s": bytearray(), "s2c": bytearray(), "cut": False, "at": None, "live": None}
                 self.transcripts.append(rec)
                 cut = self.cut_at if (self.cut_at is not None and (not self.cut_once or self.cuts == 0)) else None
                 if cut is not None:
@@ -116,6 +116,7 @@ class CutProxy:
         server.settimeout(None)
         for s in (client, server):
             s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        rec["live"] = (client, server)
         sel = selectors.DefaultSelector()
         sel.register(client, selectors.EVENT_READ, ("c2s", server))
         sel.register(server, selectors.EVENT_READ, ("s2c", client))
@@ -172,8 +173,29 @@ class CutProxy:
                     except OSError:
                         return
         finally:
+            rec["live"] = None
             sel.close()
             self._close(client, server)
+
+    def cut_live(self, match):
+        """Cuts (RST both ways) every open connection whose transcript
+        record satisfies match(rec), as a broken network would; returns how
+        many."""
+        n = 0
+        for rec in list(self.transcripts):
+            socks = rec["live"]
+            if socks is None or not match(rec):
+                continue
+            rec["cut"] = True
+            rec["at"] = len(rec[self.direction])
+            for s in socks:
+                try:
+                    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+            n += 1
+        return n
 
 
 def find_all(data, needle, start=0):
