@@ -1,5 +1,7 @@
 #include "imap_idle.h"
 
+#include <algorithm>
+
 #include "error.h"
 #include "text_util.h"
 
@@ -8,7 +10,8 @@ namespace pullmail {
 namespace {
 
 // Responses of a watcher are short (EXISTS, STATUS): literals are mailbox
-// names at most. Anything larger is not what an idling server sends.
+// names at most. Anything larger is not what an idling server sends; the
+// limit holds for all literals of one response together.
 constexpr std::uint64_t kMaxIdleLiteral = 64 * 1024;
 
 }  // namespace
@@ -21,7 +24,9 @@ public:
         d_.text_.append(t);
     }
     void on_literal_begin(std::uint64_t size) override {
-        if (size > kMaxIdleLiteral) throw_protocol_error("the server sent a large literal while idling");
+        if (size > kMaxIdleLiteral - std::min(d_.literal_total_, kMaxIdleLiteral))
+            throw_protocol_error("the server sent a large literal while idling");
+        d_.literal_total_ += size;
         d_.literal_.clear();
     }
     void on_literal_data(std::string_view chunk) override { d_.literal_.append(chunk); }
@@ -34,6 +39,7 @@ public:
         out_.push_back(classify_idle_response(d_.text_, d_.literals_));
         d_.text_.clear();
         d_.literals_.clear();
+        d_.literal_total_ = 0;
     }
 
 private:
