@@ -253,13 +253,18 @@ std::string fetchmailrc_to_toml(const Fetchmailrc& rc, const std::string& source
                       ".\n# Lines \"# fetchmail: ...\" are options without an exact equivalent: read them.\n"
                       "# The file holds passwords: keep it private (chmod 600).\n";
     std::string globals;
+    // The last numeric `set daemon` counts, as in fetchmail; one key only.
+    const RcOption* daemon = nullptr;
+    for (const auto& g : rc.globals)
+        if (g.name == "daemon" && !g.args.empty() && plain_number(g.args[0])) daemon = &g;
     for (const auto& g : rc.globals) {
-        if (g.name == "daemon" && !g.args.empty() && plain_number(g.args[0]))
+        if (&g == daemon)
             globals += "poll_interval = " + g.args[0] + "  # fetchmail: set daemon " + g.args[0] + " (seconds)\n";
         else
             globals += "# fetchmail: set " +
                        one_line(shown(g) + " -- " +
-                                (g.name == "daemon" ? "not a number of seconds, not carried over"
+                                (g.name == "daemon" ? (daemon ? "overridden by a later set daemon"
+                                                              : "not a number of seconds, not carried over")
                                  : g.name == "logfile" || g.name == "syslog"
                                      ? "pullmail logs to stderr (journald under systemd)"
                                  : g.name == "postmaster" || g.name == "nobouncemail"

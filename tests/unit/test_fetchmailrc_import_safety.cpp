@@ -68,3 +68,9 @@ TEST_CASE("fetchmailrc import: a value that is not a number is left as a note, n
     CHECK(d.accounts[0].timeout == 30);
     CHECK(d.accounts[0].max_messages == 5);
 }
+
+TEST_CASE("fetchmailrc import: of two set daemon lines the last one counts, written once") {
+    Config c = import_and_load("set daemon 60\nset daemon 300\npoll h.example user u pass p\n");
+    REQUIRE(c.accounts.size() == 1);
+    CHECK(c.accounts[0].poll_interval == 300);
+}
