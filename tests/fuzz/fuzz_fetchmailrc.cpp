@@ -3,7 +3,7 @@
 //
 // Checks: tokenizing and parsing end in a result or Error(Config); the
 // TOML written for a file that parses is valid TOML (whenever the rc file is
-// valid UTF-8: TOML cannot carry other bytes), with exactly one account per
+// valid UTF-8, escapes included: TOML cannot carry other bytes), with exactly one account per
 // user of every poll/skip entry, in order, each with the server login the
 // rc file named, and nothing but poll_interval (an integer) in [defaults]:
 // option text that reaches a comment or a value cannot add keys or tables.
@@ -96,6 +96,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     std::string out;
     FUZZ_ASSERT(fuzz::only_error([&] { out = fetchmailrc_to_toml(rc, "rc", "me"); }));
     if (!valid_utf8(text)) return 0;
+    // Escapes (\xHH, \NNN) can make bytes that are not UTF-8 either; TOML
+    // cannot carry them (an open limitation of the importer, README).
+    for (const auto& t : tokens)
+        if (!valid_utf8(t.text)) return 0;
     check_toml(out, rc);
     ConfigEnv env;
     env.vars["HOME"] = "/nonexistent/home";
