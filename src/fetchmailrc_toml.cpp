@@ -8,11 +8,23 @@
 #include <set>
 #include <vector>
 
+#include "text_util.h"
+
 namespace pullmail {
 
 namespace {
 
 using Options = std::vector<RcOption>;
+
+// Text from the rc file as it may stand in a TOML comment: one line, no
+// control characters, valid UTF-8 (sanitize() escapes the rest), so that a
+// newline in a quoted option cannot end the comment and start TOML.
+std::string one_line(const std::string& s) { return sanitize(s, 1 << 16); }
+
+// True for a whole number TOML may take bare (at most 9 digits).
+bool plain_number(const std::string& s) {
+    return !s.empty() && s.size() <= 9 && s.find_first_not_of("0123456789") == std::string::npos;
+}
 
 // The last of `names` in opts (later options win, as in fetchmail).
 const RcOption* last(const Options& opts, std::initializer_list<const char*> names) {
@@ -101,10 +113,10 @@ public:
 
     void key(const std::string& k, const std::string& value, const std::string& comment = "") {
         out_ += k + " = " + value;
-        if (!comment.empty()) out_ += "  # " + comment;
+        if (!comment.empty()) out_ += "  # " + one_line(comment);
         out_ += '\n';
     }
-    void note(const std::string& text) { out_ += "# fetchmail: " + text + "\n"; }
+    void note(const std::string& text) { out_ += "# fetchmail: " + one_line(text) + "\n"; }
     // Marks the names as handled; the others get a comment at the end.
     const RcOption* take(std::initializer_list<const char*> names) {
         for (const char* n : names) handled_.insert(n);
@@ -158,7 +170,10 @@ void write_server(AccountWriter& w, const RcEntry& e, bool& imap) {
         if (m == "CRAM-MD5" || m == "NTLM" || m == "GSSAPI" || m == "EXTERNAL") w.key("auth", toml_quote(m));
         else if (m != "PASSWORD" && m != "ANY") w.note("auth " + a->args[0] + " -- not supported; libcurl picks the mechanism");
     }
-    if (const RcOption* t = w.take({"timeout"})) w.key("timeout", t->args[0]);
+    if (const RcOption* t = w.take({"timeout"})) {
+        if (plain_number(t->args[0])) w.key("timeout", t->args[0]);
+        else w.note("timeout " + t->args[0] + " -- not a number of seconds, not carried over");
+    }
 }
 
 void write_delivery(AccountWriter& w, const std::string& local, const RcUser& u) {
@@ -201,7 +216,10 @@ void write_user_keys(AccountWriter& w, bool imap) {
     }
     if (const RcOption* l = w.take({"limit"}); l && l->args[0] != "0")
         w.key("max_size", toml_quote(l->args[0]), "fetchmail: limit " + l->args[0] + " (bytes); larger ones stay on the server");
-    if (const RcOption* l = w.take({"fetchlimit"}); l && l->args[0] != "0") w.key("max_messages", l->args[0]);
+    if (const RcOption* l = w.take({"fetchlimit"}); l && l->args[0] != "0") {
+        if (plain_number(l->args[0])) w.key("max_messages", l->args[0]);
+        else w.note("fetchlimit " + l->args[0] + " -- not a number, not carried over");
+    }
     if (const RcOption* i = w.take({"idle", "noidle"})) w.key("idle", i->name == "idle" ? "true" : "false");
 }
 
@@ -225,18 +243,28 @@ std::string toml_quote(const std::string& s) {
 }
 
 std::string fetchmailrc_to_toml(const Fetchmailrc& rc, const std::string& source, const std::string& login) {
-    std::string out = "# pullmail configuration written by `pullmail import-fetchmailrc` from " + source +
+    std::string out = "# pullmail configuration written by `pullmail import-fetchmailrc` from " + one_line(source) +
                       ".\n# Lines \"# fetchmail: ...\" are options without an exact equivalent: read them.\n"
                       "# The file holds passwords: keep it private (chmod 600).\n";
     std::string globals;
+    // The last numeric `set daemon` counts, as in fetchmail; one key only.
+    const RcOption* daemon = nullptr;
+    for (const auto& g : rc.globals)
+        if (g.name == "daemon" && !g.args.empty() && plain_number(g.args[0])) daemon = &g;
     for (const auto& g : rc.globals) {
-        if (g.name == "daemon" && !g.args.empty())
+        if (&g == daemon)
             globals += "poll_interval = " + g.args[0] + "  # fetchmail: set daemon " + g.args[0] + " (seconds)\n";
         else
-            globals += "# fetchmail: set " + shown(g) + " -- " +
-                       (g.name == "logfile" || g.name == "syslog" ? "pullmail logs to stderr (journald under systemd)"
-                        : g.name == "postmaster" || g.name == "nobouncemail" ? "pullmail does not forward or bounce mail"
-                                                                           : reason(g.name)) + "\n";
+            globals += "# fetchmail: set " +
+                       one_line(shown(g) + " -- " +
+                                (g.name == "daemon" ? (daemon ? "overridden by a later set daemon"
+                                                              : "not a number of seconds, not carried over")
+                                 : g.name == "logfile" || g.name == "syslog"
+                                     ? "pullmail logs to stderr (journald under systemd)"
+                                 : g.name == "postmaster" || g.name == "nobouncemail"
+                                     ? "pullmail does not forward or bounce mail"
+                                     : reason(g.name))) +
+                       "\n";
     }
     if (!globals.empty()) out += "\n[defaults]\n" + globals;
     Options defaults;
@@ -245,7 +273,8 @@ std::string fetchmailrc_to_toml(const Fetchmailrc& rc, const std::string& source
         if (e.kind == RcEntry::Kind::Defaults) {
             defaults.insert(defaults.end(), e.options.begin(), e.options.end());
             for (const auto& u : e.users) defaults.insert(defaults.end(), u.options.begin(), u.options.end());
-            out += "\n# fetchmail: defaults (" + source + ":" + std::to_string(e.line) + ") -- folded into the accounts below\n";
+            out += "\n# fetchmail: defaults (" + one_line(source) + ":" + std::to_string(e.line) +
+                   ") -- folded into the accounts below\n";
             continue;
         }
         std::vector<RcUser> users = e.users.empty() ? std::vector<RcUser>{RcUser{}} : e.users;
@@ -256,8 +285,9 @@ std::string fetchmailrc_to_toml(const Fetchmailrc& rc, const std::string& source
             std::string remote = u.remote.empty() ? (u.local.size() == 1 ? u.local[0] : login) : u.remote;
             std::string local = u.local.empty() || u.local[0] == "*" ? login : u.local[0];
             std::string name = account_name(e.host, remote, used);
-            out += "\n# " + source + ":" + std::to_string(u.line ? u.line : e.line) + ": " +
-                   (e.kind == RcEntry::Kind::Skip ? "skip " : "poll ") + e.host + ", user " + remote + "\n";
+            out += "\n# " + one_line(source + ":" + std::to_string(u.line ? u.line : e.line) + ": " +
+                                   (e.kind == RcEntry::Kind::Skip ? "skip " : "poll ") + e.host + ", user " + remote) +
+                   "\n";
             out += "[accounts." + toml_quote(name) + "]\n";
             AccountWriter w(out, opts);
             bool imap = false;

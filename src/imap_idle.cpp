@@ -1,5 +1,7 @@
 #include "imap_idle.h"
 
+#include <algorithm>
+
 #include "error.h"
 #include "text_util.h"
 
@@ -8,10 +10,9 @@ namespace pullmail {
 namespace {
 
 // Responses of a watcher are short (EXISTS, STATUS): literals are mailbox
-// names at most. Anything larger is not what an idling server sends.
+// names at most. Anything larger is not what an idling server sends; the
+// limit holds for all literals of one response together.
 constexpr std::uint64_t kMaxIdleLiteral = 64 * 1024;
-// All literals of one response together, so many small ones cannot add up.
-constexpr std::uint64_t kMaxIdleLiterals = 256 * 1024;
 
 }  // namespace
 
@@ -23,10 +24,9 @@ public:
         d_.text_.append(t);
     }
     void on_literal_begin(std::uint64_t size) override {
-        if (size > kMaxIdleLiteral) throw_protocol_error("the server sent a large literal while idling");
-        std::uint64_t held = size;
-        for (const auto& l : d_.literals_) held += l.size();
-        if (held > kMaxIdleLiterals) throw_protocol_error("the server sent an over-long response while idling");
+        if (size > kMaxIdleLiteral - std::min(d_.literal_total_, kMaxIdleLiteral))
+            throw_protocol_error("the server sent a large literal while idling");
+        d_.literal_total_ += size;
         d_.literal_.clear();
     }
     void on_literal_data(std::string_view chunk) override { d_.literal_.append(chunk); }
@@ -39,6 +39,7 @@ public:
         out_.push_back(classify_idle_response(d_.text_, d_.literals_));
         d_.text_.clear();
         d_.literals_.clear();
+        d_.literal_total_ = 0;
     }
 
 private:

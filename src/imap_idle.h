@@ -45,6 +45,7 @@ private:
     std::string text_;
     std::vector<std::string> literals_;
     std::string literal_;
+    std::uint64_t literal_total_ = 0;  // literal bytes of the current response
 };
 
 // Classifies one complete response (literals as "{#N}" placeholders).

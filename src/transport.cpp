@@ -506,7 +506,7 @@ void Channel::pump(const std::function<void(std::string_view)>& sink, const std:
     // Per channel: a delivery target with a connection of its own (IMAP)
     // pumps its channel from inside this one's callbacks.
     auto& buf = buf_;
-    if (buf.empty()) buf.resize(256 * 1024);
+    if (buf.empty()) buf.resize(recv_size_);
     // Silence before the first byte of an answer is the timeout's business
     // alone; from then on the waiting counts against the minimum rate.
     bool answered = false;

@@ -95,6 +95,12 @@ public:
     // The channel fails (Error(Temporary)) once `seconds` have passed from
     // now, whatever the server does; 0 = no deadline (the default).
     void set_deadline(int seconds);
+    // The receive buffer's size, allocated at the first pump (default
+    // kRecvBuffer). Code that makes many short-lived channels over small
+    // reads (the fuzz targets) sets less, so each channel is not a fresh
+    // 256 KiB allocation to zero-fill.
+    static constexpr std::size_t kRecvBuffer = 256 * 1024;
+    void set_recv_buffer(std::size_t bytes) { recv_size_ = bytes > 0 ? bytes : 1; }
 
     // Queues bytes to send. They go out during pump().
     void queue(std::string_view bytes);
@@ -139,6 +145,7 @@ private:
     std::string out_;
     std::size_t out_pos_ = 0;
     std::vector<char> buf_;
+    std::size_t recv_size_ = kRecvBuffer;
 };
 
 }  // namespace pullmail

@@ -132,3 +132,58 @@ put("state_journal", "records", b"\x00" + ("V INBOX 7\nS pop3:a 120 0123456789ab
                                         "F pop3:a\nI pop3:c mbox 0 100\nS pop3:d\n#garbage\nS pop3:e 1 -").encode())
 put("state_journal", "raw", b"\x01pullmail-state 1\n" + crc_line("S pop3:a 5 -").encode() + b"0000 torn")
 put("state_journal", "torn", b"\x00S pop3:a 5 -\nS pop3:b 6 -\nS pop3:c")
+
+# SASL: options (bit 0 IMAP, bits 1-3 method: 0 auto 1 user 2 apop 3 plain
+# 4 login 5 cram-md5 6 xoauth2 7 oauthbearer, bit 4 TLS, bit 5 token, bits
+# 6-7 secret), number of pre-login lines, then lines.
+def sasl(opts, offer, dialogue):
+    return bytes([opts, len(offer)]) + "\r\n".join(offer + dialogue).encode() + b"\r\n"
+
+
+POP3_OFFER = ["+OK ready <1896.697170952@dbc.mtview.ca.us>", "+OK Capability list follows", "USER",
+              "SASL PLAIN LOGIN CRAM-MD5 XOAUTH2 OAUTHBEARER", "."]
+IMAP_OFFER = ["* OK [CAPABILITY IMAP4rev1 SASL-IR LITERAL+ AUTH=PLAIN AUTH=LOGIN AUTH=CRAM-MD5] hi",
+              "* CAPABILITY IMAP4rev1 AUTH=XOAUTH2 AUTH=OAUTHBEARER AUTH=LOGIN AUTH=CRAM-MD5", "A1 OK"]
+put("sasl", "pop3-user", sasl(0x12, POP3_OFFER, ["+OK send PASS", "+OK logged in"]))
+put("sasl", "pop3-apop", sasl(0x04, POP3_OFFER, ["-ERR wrong"]))
+put("sasl", "pop3-auto-tls", sasl(0x10, POP3_OFFER, ["+ ", "+OK"]))
+put("sasl", "pop3-login", sasl(0x58, POP3_OFFER, ["+ VXNlcm5hbWU6", "+ UGFzc3dvcmQ6", "+OK"]))
+put("sasl", "pop3-cram", sasl(0x0a, POP3_OFFER, ["+ PDE4OTYuNjk3MTcwOTUyQHBvc3RvZmZpY2UucmVzdG9uLm1jaS5uZXQ+", "+OK"]))
+put("sasl", "imap-login-literal", sasl(0x93, IMAP_OFFER, ["+ go on", "* CAPABILITY IMAP4rev1", "A OK done"]))
+put("sasl", "imap-xoauth2-error", sasl(0x3d, IMAP_OFFER, ["+ eyJzdGF0dXMiOiI0MDEifQ==", "A NO [AUTHENTICATIONFAILED] no"]))
+put("sasl", "imap-oauthbearer", sasl(0xff, IMAP_OFFER, ["+ ", "A OK"]))
+
+# SMTP codec: options (bit 0 LMTP, bit 1 BDAT, bit 2 RSET, bits 3-4
+# recipients, bit 5 pipelined), chunking, replies, "\0\0", a message.
+MSG = ("Return-Path: <bounce@example.org>\r\nFrom: A <a@example.org>\r\nSubject: x\r\n\r\n"
+       ".leading dot\r\n..two\r\n.\r\nlast line without CRLF.")
+SMTP_TXN = "250 ok\r\n250 2.1.5 rcpt\r\n250 rcpt\r\n354 go ahead\r\n250 2.0.0 queued\r\n"
+put("smtp_codec", "smtp-data", b"\x14\x05" + ("250-mx.example\r\n250-PIPELINING\r\n250-SIZE 10240000\r\n250 8BITMIME\r\n"
+                                               + SMTP_TXN * 2).encode() + b"\0\0" + MSG.encode())
+put("smtp_codec", "lmtp-rset", b"\x15\x00" + ("250 reset\r\n" + SMTP_TXN + "250 one\r\n452 4.2.2 full\r\n").encode()
+    + b"\0\0" + b"From: MAILER-DAEMON@example.org\n\n.\n")
+put("smtp_codec", "bdat-pipelined", b"\x23\x02" + ("250 ok\r\n250 a\r\n550 5.1.1 no b\r\n250 stored\r\n" * 3).encode()
+    + b"\0\0" + b"Content-Type: multipart/report; report-type=delivery-status\r\n\r\n")
+put("smtp_codec", "errors", b"\x08\x01" + "421-4.3.0 bye\r\n421 closing\r\n500\r\n2x0 no\r\n".encode())
+
+# fetchmailrc: a run control file.
+put("fetchmailrc", "household", """# comment
+set daemon 300
+set postmaster "me"
+defaults proto pop3 keep
+poll pop.example.org with proto pop3 port 995 and options ssl sslcertck:
+    user "alice" there with password "s3cr\\"et\\\\x" is alice here,
+    user 'bob' there has pass "tab\\there" is "robert" here nokeep fetchall;
+poll imap.example.com protocol IMAP via 192.0.2.7
+    user "carol@example.com" is carol here password "p w" ssl sslcertfile "/etc/ssl/ca.pem"
+    folder INBOX "Lists.cpp" limit 2000000 fetchlimit 50 idle mda "/usr/bin/procmail -d %T"
+skip old.example.net user x is * here
+""")
+put("fetchmailrc", "escapes", "poll h.example user \"a\\x41\\101\\n\" pass 'x' timeout 30 auth cram-md5 no keep sslproto ''\n")
+
+# IMAP IDLE: chunking, then what the server sends while idling.
+put("imap_idle", "events", b"\x03" + ("+ idling\r\n* 3 EXISTS\r\n* 2 EXPUNGE\r\n* 1 FETCH (FLAGS (\\Seen))\r\n"
+                                      "* OK still here\r\n* STATUS \"Lists/a\" (MESSAGES 3 UIDNEXT 9)\r\n"
+                                      "* STATUS {5}\r\nInbox (UIDNEXT 4)\r\n* VANISHED (EARLIER) 1:3\r\n"
+                                      "* BYE shutting down\r\nW1 OK IDLE done\r\n").encode())
+put("imap_idle", "bytewise", b"\x00" + "* 4294967296 EXISTS\r\n* STATUS INBOX ()\r\nW2 NO [LIMIT] later\r\n".encode())

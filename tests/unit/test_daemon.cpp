@@ -124,10 +124,11 @@ TEST_CASE("IDLE decoder refuses a huge literal instead of buffering it") {
 
 TEST_CASE("IDLE decoder refuses many literals in one response before they add up") {
     IdleDecoder d;
-    const std::string lit = "{60000}\r\n" + std::string(60000, 'x');
-    std::string held;  // four literals of one response are still a mailbox-name-sized answer
-    for (int i = 0; i < 4; ++i) held += " " + lit;
+    const std::string small = "{15000}\r\n" + std::string(15000, 'x');
+    std::string held;  // four literals of one response within the limit together
+    for (int i = 0; i < 4; ++i) held += " " + small;
     CHECK_NOTHROW(d.feed("* 1 FETCH (X" + held + ")\r\n"));
+    const std::string lit = "{60000}\r\n" + std::string(60000, 'x');
     IdleDecoder hostile;
     std::string many = "* 1 FETCH (X";
     for (int i = 0; i < 10; ++i) many += " " + lit;
