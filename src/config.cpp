@@ -296,6 +296,30 @@ void apply_tls(Endpoint& ep, const std::string& tls_value, const std::string& wh
     }
 }
 
+// A host that is this machine whatever the resolver says: "localhost", an
+// IPv4 literal in 127.0.0.0/8, or "::1" (without brackets, as parse_url
+// stores it). Nothing sent there leaves the machine.
+bool is_loopback_host(std::string_view host) {
+    if (to_lower(std::string(host)) == "localhost" || host == "::1") return true;
+    if (!host.starts_with("127.")) return false;
+    int parts = 0;
+    std::size_t i = 0;
+    while (i <= host.size()) {
+        std::size_t end = host.find('.', i);
+        if (end == std::string_view::npos) end = host.size();
+        std::string_view part = host.substr(i, end - i);
+        int v = -1;
+        bool digits = !part.empty() && part.size() <= 3 &&
+                      std::all_of(part.begin(), part.end(), [](char c) { return c >= '0' && c <= '9'; });
+        if (!digits) return false;
+        std::from_chars(part.data(), part.data() + part.size(), v);
+        if (v > 255) return false;
+        ++parts;
+        i = end + 1;
+    }
+    return parts == 4;
+}
+
 // The login methods pullmail speaks itself (sasl.h), stored upper case;
 // "auto" (the default) is stored empty.
 std::string normalize_auth(const std::string& value, const std::string& where) {
@@ -753,6 +777,17 @@ private:
         return ep;
     }
 
+    // libcurl logs in to an SMTP relay with whatever the EHLO reply allows:
+    // with a user, STARTTLS must be required (an attacker could strip it from
+    // the reply and read the password), and tls = "off" is for loopback only.
+    void relay_login_tls(Endpoint& ep, const Fields& fields) const {
+        if (ep.tls == TlsMode::IfOffered) ep.tls = TlsMode::StartTls;
+        if (ep.tls == TlsMode::Off && !is_loopback_host(ep.host))
+            fail(where(fields.at("tls")), "tls = \"off\" with user = would send the password in clear to " +
+                                              ep.display() + "; use STARTTLS (no tls setting), smtps:// or a "
+                                              "loopback address");
+    }
+
     DeliveryTarget delivery(const Field& f) const {
         if (f.node->is_string()) {
             DeliveryTarget t = parse_delivery(str(f), where(f), env_);
@@ -779,6 +814,7 @@ private:
             credentials(ep, fields, table, label);
         }
         if (ep.protocol == Protocol::Lmtp && !ep.user.empty()) fail(where(table, label), "LMTP has no authentication");
+        if (relay && !ep.user.empty()) relay_login_tls(ep, fields);
         return imap_target(std::move(ep), where(fields.at("url")));
     }
 

@@ -99,3 +99,25 @@ TEST_CASE("relay targets: errors") {
         CHECK(std::string(e.what()).find("smtp and lmtp are for deliver") != std::string::npos);
     }
 }
+
+TEST_CASE("relay targets: a relay with a user requires STARTTLS unless told otherwise") {
+    // No tls key: the password must never go out before STARTTLS, so an
+    // attacker who strips STARTTLS from the EHLO reply gets nothing.
+    Account a = parse("deliver = { url = \"smtp://mx:587\", user = \"u\", password_command = \"pass mx\" }\n"
+                      "recipient = \"me@x\"\n");
+    CHECK(a.deliver.relay->tls == TlsMode::StartTls);
+    // Without a user there is nothing to protect: STARTTLS when offered.
+    a = parse("deliver = { url = \"smtp://mx:587\" }\nrecipient = \"me@x\"\n");
+    CHECK(a.deliver.relay->tls == TlsMode::IfOffered);
+    // user with tls = "off": only on loopback.
+    for (std::string host : {"localhost", "127.0.0.1", "127.1.2.3", "[::1]"}) {
+        a = parse("deliver = { url = \"smtp://" + host + ":25\", tls = \"off\", user = \"u\", password = \"p\" }\n"
+                  "recipient = \"me@x\"\n");
+        CHECK(a.deliver.relay->tls == TlsMode::Off);
+    }
+    for (std::string host : {"mx.example", "127.0.0.1.example", "10.0.0.1", "localhost.example"}) {
+        std::string err = error_of("deliver = { url = \"smtp://" + host + ":25\", tls = \"off\", user = \"u\", "
+                                   "password = \"p\" }\nrecipient = \"me@x\"\n");
+        CHECK_MESSAGE(err.find("password in clear") != std::string::npos, err);
+    }
+}
