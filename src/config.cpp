@@ -21,6 +21,7 @@
 #include <sstream>
 #include <string_view>
 
+#include <curl/curl.h>
 #include <toml++/toml.h>
 
 #include "error.h"
@@ -345,16 +346,47 @@ std::string check_proxy(const std::string& value, const std::string& where) {
     return value;
 }
 
-// An OAuth2 endpoint: https, or http only to a loopback address (a test or
-// local proxy server: nothing leaves the machine unencrypted).
+// The parts of an absolute URL that check_oauth2_url judges, as libcurl
+// will read them when it connects; false when libcurl cannot parse it.
+struct UrlParts {
+    std::string scheme, host;
+    bool has_userinfo = false;
+};
+
+bool split_url(const std::string& value, UrlParts& out) {
+    CURLU* u = curl_url();
+    if (!u) throw Error(ErrorKind::Internal, "out of memory");
+    bool ok = curl_url_set(u, CURLUPART_URL, value.c_str(), 0) == CURLUE_OK;
+    auto part = [&](CURLUPart which, std::string& into) {
+        char* p = nullptr;
+        CURLUcode rc = curl_url_get(u, which, &p, 0);
+        if (rc == CURLUE_OK && p) into = p;
+        curl_free(p);
+        return rc == CURLUE_OK;
+    };
+    std::string user, password;
+    if (ok) ok = part(CURLUPART_SCHEME, out.scheme) && part(CURLUPART_HOST, out.host);
+    if (ok) out.has_userinfo = part(CURLUPART_USER, user) || part(CURLUPART_PASSWORD, password);
+    curl_url_cleanup(u);
+    out.scheme = to_lower(out.scheme);
+    out.host = to_lower(out.host);
+    return ok;
+}
+
+// An OAuth2 endpoint: https, or http only when the host is exactly a
+// loopback address (a test or local proxy server: nothing leaves the
+// machine unencrypted). The URL is parsed as libcurl parses it, so that
+// "http://127.0.0.1@evil.example/" is seen as going to evil.example.
 std::string check_oauth2_url(const std::string& value, const std::string& where) {
-    std::string lower = value;
-    std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
-    bool loopback = lower.starts_with("http://127.") || lower.starts_with("http://[::1]") ||
-                    lower.starts_with("http://localhost:") || lower.starts_with("http://localhost/");
-    if (!lower.starts_with("https://") && !loopback)
-        fail(where, quoted(value) + " is not an https:// URL (http:// only to 127.0.0.1, [::1] or localhost)");
     if (value.find_first_of(" \t\r\n") != std::string::npos) fail(where, "must not contain white space");
+    UrlParts url;
+    if (!split_url(value, url) || (url.scheme != "https" && url.scheme != "http"))
+        fail(where, quoted(value) + " is not an https:// URL (http:// only to 127.0.0.1, [::1] or localhost)");
+    if (url.has_userinfo) fail(where, "a user name or password in the URL is not allowed");
+    std::string host = url.host;
+    if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+    if (url.scheme == "http" && !is_loopback_host(host))
+        fail(where, quoted(value) + " is not an https:// URL (http:// only to 127.0.0.1, [::1] or localhost)");
     return value;
 }
 

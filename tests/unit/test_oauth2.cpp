@@ -56,6 +56,25 @@ TEST_CASE("config: oauth2 errors; http only to loopback") {
               .find("unknown key") != std::string::npos);
 }
 
+TEST_CASE("config: oauth2 http:// only when the host is exactly loopback") {
+    auto custom = [](const std::string& url) {
+        return kHead + "oauth2 = { provider = \"custom\", client_id = \"i\", token_url = \"" + url +
+               "\", device_url = \"https://auth.example/d\" }\n";
+    };
+    for (std::string good : {"http://127.0.0.1:9/t", "http://127.3.2.1/t", "http://localhost:9/t", "http://LOCALHOST/t",
+                             "http://[::1]:9/t", "http://localhost", "https://auth.example/t"})
+        CHECK_MESSAGE(error_of(custom(good)) == "", good);
+    // A prefix test passes all of these; the host is what counts.
+    for (std::string bad : {"http://127.0.0.1@evil.example/t", "http://127.attacker.example/t",
+                            "http://localhost:x@evil.example/t", "http://localhost.evil.example/t",
+                            "http://127.0.0.1.evil.example/t", "http://[::1]@evil.example/t", "http://[::2]/t",
+                            "http://10.0.0.1/t"})
+        CHECK_MESSAGE(error_of(custom(bad)).find("token_url") != std::string::npos, bad);
+    // Credentials in the URL are refused even with https.
+    CHECK(error_of(custom("https://u:p@auth.example/t")).find("user") != std::string::npos);
+    CHECK(error_of(custom("ftp://auth.example/t")).find("not an https:// URL") != std::string::npos);
+}
+
 TEST_CASE("oauth2 codecs") {
     CHECK(form_escape("a b&c=d/é~") == "a%20b%26c%3Dd%2F%C3%A9~");
     const unsigned char bytes[] = {0xfb, 0xff, 0x00, 0x01};
