@@ -1106,12 +1106,27 @@ Config parse_config(const std::string& text, const std::string& source_name, con
 
 namespace {
 
-// A `password = "..."` of an account or of its IMAP delivery target
-// (from the account's table or from [defaults]).
+// "scheme://user:password@host:port": credentials in a proxy URL.
+bool proxy_has_userinfo(const std::string& proxy) {
+    auto sep = proxy.find("://");
+    if (sep == std::string::npos) return false;
+    std::string_view authority = std::string_view(proxy).substr(sep + 3);
+    authority = authority.substr(0, authority.find('/'));
+    return authority.find('@') != std::string_view::npos;
+}
+
+// A secret written in the config file (from an account's table or from
+// [defaults]): `password = "..."` of an account, of its IMAP target or of
+// its SMTP relay, an OAuth2 client_secret, or a proxy URL with credentials.
 bool holds_literal_password(const Config& c) {
-    auto literal = [](const Endpoint& ep) { return ep.password.kind == PasswordSource::Kind::Literal; };
+    auto literal = [](const PasswordSource& p) { return p.kind == PasswordSource::Kind::Literal; };
+    auto secret = [&](const Endpoint& ep) {
+        return literal(ep.password) || (ep.password.client && literal(ep.password.client->client_secret)) ||
+               proxy_has_userinfo(ep.proxy);
+    };
     return std::any_of(c.accounts.begin(), c.accounts.end(), [&](const Account& a) {
-        return literal(a.server) || (a.deliver.imap && literal(*a.deliver.imap));
+        return secret(a.server) || (a.deliver.imap && secret(*a.deliver.imap)) ||
+               (a.deliver.relay && secret(*a.deliver.relay));
     });
 }
 
