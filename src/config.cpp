@@ -722,7 +722,7 @@ private:
         return it->second;
     }
 
-    // Fills user, password, ca_file and auth of an endpoint; shared by
+    // Fills user, password and auth of an endpoint; shared by
     // accounts and deliver = { ... }.
     void credentials(Endpoint& ep, const Fields& fields, const toml::node& table, const std::string& label) const {
         ep.user = str(require(fields, "user", table, label));
@@ -749,9 +749,6 @@ private:
             fail(where(table, label), "no password source: set one of password, password_command, password_file "
                                       "or oauth2_token_command");
         }
-        if (auto it = fields.find("proxy"); it != fields.end()) ep.proxy = check_proxy(str(it->second), where(it->second));
-        if (auto it = fields.find("ca_file"); it != fields.end())
-            ep.ca_file = expand_or_fail(str(it->second), env_, where(it->second));
         if (auto it = fields.find("auth"); it != fields.end()) ep.auth = normalize_auth(str(it->second), where(it->second));
     }
 
@@ -806,6 +803,11 @@ private:
         const Field& url = require(fields, "url", table, label);
         Endpoint ep = parse_url(str(url), where(url));
         if (auto it = fields.find("tls"); it != fields.end()) apply_tls(ep, str(it->second), where(it->second));
+        // The keys that are no credentials: for every endpoint, so that a
+        // relay without a user still goes through its proxy.
+        if (auto it = fields.find("proxy"); it != fields.end()) ep.proxy = check_proxy(str(it->second), where(it->second));
+        if (auto it = fields.find("ca_file"); it != fields.end())
+            ep.ca_file = expand_or_fail(str(it->second), env_, where(it->second));
         return ep;
     }
 
@@ -839,8 +841,6 @@ private:
         if (relay && !fields.count("user")) {
             for (std::string_view k : kPasswordKeys)
                 if (fields.count(k)) fail(where(fields.at(std::string(k))), "a password needs user = as well");
-            if (auto it = fields.find("ca_file"); it != fields.end())
-                ep.ca_file = expand_or_fail(str(it->second), env_, where(it->second));
             if (fields.count("auth")) fail(where(fields.at("auth")), "auth needs user = and a password source");
         } else {
             credentials(ep, fields, table, label);

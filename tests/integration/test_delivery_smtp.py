@@ -16,6 +16,7 @@ import ssl
 
 import util
 from fakes.fakesmtp import FakeSmtp
+from fakes.tunnelproxy import TunnelProxy
 from messages import strange_corpus
 
 
@@ -136,6 +137,21 @@ class SmtpDelivery(util.IntegrationCase):
             self.assertEqual(s.messages, [])
             self.assertEqual(self.d.count(user), 3)
         self.note("relay user without tls setting, STARTTLS stripped: exit 76, no AUTH sent, nothing deleted")
+
+    def test_relay_without_user_through_proxy(self):
+        # mx.test exists only behind the proxy: a direct connection fails.
+        user, pw, served = self.mailbox(self._three(b"proxy"))
+        with FakeSmtp() as s:
+            proxy = TunnelProxy("socks5", hosts={"mx.test": "127.0.0.1"})
+            self.addCleanup(proxy.close)
+            acc = self.smtp_account(user, pw, s, keep=False)
+            acc["deliver"] = {"url": "smtp://mx.test:%d" % s.port, "proxy": proxy.url("socks5h")}
+            self.config({"smtp": acc})
+            r = self.run_config(expect=0)
+            self.assertEqual(len(s.messages), 3)
+            self.assertEqual(set(proxy.targets), {("mx.test", s.port)})
+            self.assertEqual(self.d.count(user), 0)
+        self.note("deliver = { url = smtp://..., proxy = socks5h://... } without user: through the proxy")
 
     def test_8bit_headers_smtputf8(self):
         msg = "From: Jörg <joerg@example.net>\r\nMessage-ID: <utf8@t>\r\nSubject: Grüße\r\n\r\nBody ü\r\n"

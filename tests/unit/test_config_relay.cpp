@@ -121,3 +121,18 @@ TEST_CASE("relay targets: a relay with a user requires STARTTLS unless told othe
         CHECK_MESSAGE(err.find("password in clear") != std::string::npos, err);
     }
 }
+
+TEST_CASE("relay targets: proxy and ca_file apply with or without a user") {
+    Account a = parse("deliver = { url = \"lmtp://mx:24\", proxy = \"socks5h://127.0.0.1:9050\" }\n"
+                      "recipient = \"me@x\"\n");
+    CHECK(a.deliver.relay->proxy == "socks5h://127.0.0.1:9050");
+    a = parse("deliver = { url = \"smtp://mx\", proxy = \"http://127.0.0.1:3128\", ca_file = \"/ca.pem\" }\n"
+              "recipient = \"me@x\"\n");
+    CHECK(a.deliver.relay->proxy == "http://127.0.0.1:3128");
+    CHECK(a.deliver.relay->ca_file == "/ca.pem");
+    a = parse("deliver = { url = \"smtps://mx\", user = \"u\", password = \"p\", proxy = \"socks5h://127.0.0.1:1\" }\n"
+              "recipient = \"me@x\"\n");
+    CHECK(a.deliver.relay->proxy == "socks5h://127.0.0.1:1");
+    CHECK(error_of("deliver = { url = \"smtp://mx\", proxy = \"ftp://x\" }\nrecipient = \"me@x\"\n")
+              .find("not a proxy URL") != std::string::npos);
+}
