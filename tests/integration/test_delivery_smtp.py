@@ -151,7 +151,9 @@ class SmtpDelivery(util.IntegrationCase):
             self.assertEqual(len(s.messages), 3)
             self.assertEqual(set(proxy.targets), {("mx.test", s.port)})
             self.assertEqual(self.d.count(user), 0)
-        self.note("deliver = { url = smtp://..., proxy = socks5h://... } without user: through the proxy")
+            # No STARTTLS on offer: delivered in clear, and the user is told.
+            self.assertIn("mail travels unencrypted to the delivery target", r.err)
+        self.note("deliver = { url = smtp://..., proxy = socks5h://... } without user: through the proxy, warned: no STARTTLS")
 
     def test_8bit_headers_smtputf8(self):
         msg = "From: Jörg <joerg@example.net>\r\nMessage-ID: <utf8@t>\r\nSubject: Grüße\r\n\r\nBody ü\r\n"
