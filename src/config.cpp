@@ -838,10 +838,19 @@ private:
         bool relay = ep.protocol == Protocol::Smtp || ep.protocol == Protocol::Lmtp;
         // A relay authenticates only when given a user (and then needs a
         // password source, as an account does).
+        if (relay) {
+            // libcurl logs in to a relay and picks the mechanism itself:
+            // refuse what it would silently ignore.
+            for (std::string_view k : {"auth", "oauth2_token_command"})
+                if (fields.count(k))
+                    fail(where(fields.at(std::string(k))),
+                         std::string(k) + " is not supported for an SMTP relay (libcurl chooses among the mechanisms "
+                                          "the server offers, after STARTTLS); use password, password_command or "
+                                          "password_file");
+        }
         if (relay && !fields.count("user")) {
             for (std::string_view k : kPasswordKeys)
                 if (fields.count(k)) fail(where(fields.at(std::string(k))), "a password needs user = as well");
-            if (fields.count("auth")) fail(where(fields.at("auth")), "auth needs user = and a password source");
         } else {
             credentials(ep, fields, table, label);
         }

@@ -136,3 +136,19 @@ TEST_CASE("relay targets: proxy and ca_file apply with or without a user") {
     CHECK(error_of("deliver = { url = \"smtp://mx\", proxy = \"ftp://x\" }\nrecipient = \"me@x\"\n")
               .find("not a proxy URL") != std::string::npos);
 }
+
+TEST_CASE("relay targets: auth and oauth2_token_command are refused (libcurl logs in to a relay)") {
+    // Accepted and ignored, they would let libcurl pick PLAIN despite
+    // auth = "cram-md5", or send an access token as a password.
+    std::string err = error_of("deliver = { url = \"smtps://mx\", user = \"u\", password = \"p\", auth = \"cram-md5\" }\n"
+                               "recipient = \"me@x\"\n");
+    CHECK_MESSAGE(err.find("auth is not supported for an SMTP relay") != std::string::npos, err);
+    err = error_of("deliver = { url = \"smtps://mx\", user = \"u\", oauth2_token_command = \"tok\" }\n"
+                   "recipient = \"me@x\"\n");
+    CHECK_MESSAGE(err.find("oauth2_token_command is not supported for an SMTP relay") != std::string::npos, err);
+    // An IMAP target keeps both (login.cpp logs in there).
+    Account a = parse("deliver = { url = \"imaps://t/INBOX\", user = \"u\", oauth2_token_command = \"tok\", "
+                      "auth = \"xoauth2\" }\n");
+    CHECK(a.deliver.imap->auth == "XOAUTH2");
+    CHECK(a.deliver.imap->oauth2);
+}
