@@ -173,7 +173,10 @@ void store(const OAuth2Client& c, StoredGrant& g, std::ostream& out, const std::
     if (g.refresh_token.empty())
         throw Error(ErrorKind::Auth, "the OAuth2 token endpoint sent no refresh_token (for Google, the scope must "
                                      "be granted for offline access)");
-    save_grant(c.store_path, g);
+    {
+        GrantLock lock(c.store_path, 30);  // not in the middle of a refresh
+        save_grant(c.store_path, g);
+    }
     wipe(g.refresh_token);
     wipe(g.access_token);
     out << "pullmail: signed in; account '" << account << "' keeps its OAuth2 grant in " << c.store_path << "\n";
@@ -234,6 +237,9 @@ std::string query_value(const std::string& query, const std::string& key) {
 }
 
 std::string oauth2_access_token(const OAuth2Client& c, const std::string& account, int timeout, bool force) {
+    // Read under the lock: a token another process saved while we waited
+    // for it wins, and a rotated refresh token is never posted twice.
+    GrantLock lock(c.store_path, timeout);
     StoredGrant g;
     if (!load_grant(c.store_path, g))
         throw Error(ErrorKind::Auth, "not signed in with OAuth2 yet (no " + c.store_path + "): run pullmail auth " +

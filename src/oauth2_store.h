@@ -27,4 +27,21 @@ bool load_grant(const std::string& path, StoredGrant& out);
 // Creates the directory (0700) when missing and replaces the file (0600).
 void save_grant(const std::string& path, const StoredGrant& grant);
 
+// An exclusive flock(2) on "<path>.lock" (created 0600 beside the grant
+// file), held for the object's lifetime. Load, refresh and save run under
+// it, so that concurrent refreshes (daemon watchers, a sync, `pullmail
+// auth`) never post the same refresh token twice: a provider that rotates
+// refresh tokens and detects reuse would revoke the grant. Waits at most
+// timeout_seconds, then Error(Temporary).
+class GrantLock {
+public:
+    GrantLock(const std::string& path, int timeout_seconds);
+    ~GrantLock();
+    GrantLock(const GrantLock&) = delete;
+    GrantLock& operator=(const GrantLock&) = delete;
+
+private:
+    int fd_ = -1;
+};
+
 }  // namespace pullmail

@@ -2,10 +2,19 @@
 // configuration, and the small codecs of oauth2.h (form escaping, base64url
 // for PKCE, query values of a redirect).
 #include <doctest/doctest.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <ctime>
+#include <thread>
 
 #include "config.h"
 #include "error.h"
 #include "oauth2.h"
+#include "oauth2_store.h"
+#include "test_support.h"
 
 using namespace pullmail;
 
@@ -83,4 +92,37 @@ TEST_CASE("oauth2 codecs") {
     CHECK(query_value("code=ab%2Fc&state=x+y", "state") == "x y");
     CHECK(query_value("xcode=1", "code") == "");
     CHECK(query_value("code=%zz", "code") == "%zz");
+}
+
+TEST_CASE("oauth2 refresh: under a lock beside the grant file; a token saved meanwhile wins") {
+    test::TempDir tmp;
+    OAuth2Client c;
+    c.provider = "custom";
+    c.client_id = "id";
+    c.token_url = "http://127.0.0.1:1/token";  // nothing listens: any refresh fails
+    c.store_path = tmp.path + "/a.oauth2";
+    save_grant(c.store_path, StoredGrant{"refresh-1", "", 0});  // expired: needs a refresh
+    // Another process (a watcher, `pullmail auth`) is refreshing right now.
+    int fd = ::open((c.store_path + ".lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    REQUIRE(fd >= 0);
+    REQUIRE(::flock(fd, LOCK_EX) == 0);
+    std::string got, error;
+    std::thread t([&] {
+        try {
+            got = oauth2_access_token(c, "a", 5, false);
+        } catch (const Error& e) {
+            error = e.what();
+        }
+    });
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    // It saves a rotated grant with a fresh access token, then unlocks.
+    save_grant(c.store_path, StoredGrant{"refresh-2", "fresh-token", std::time(nullptr) + 3600});
+    ::flock(fd, LOCK_UN);
+    ::close(fd);
+    t.join();
+    CHECK_MESSAGE(error.empty(), error);
+    CHECK(got == "fresh-token");
+    StoredGrant g;
+    REQUIRE(load_grant(c.store_path, g));
+    CHECK(g.refresh_token == "refresh-2");
 }
