@@ -484,7 +484,10 @@ std::uint64_t parse_size(const std::string& s) {
         if (s[i] < '0' || s[i] > '9') return 0;
         n = n * 10 + static_cast<std::uint64_t>(s[i] - '0');
     }
-    return n > (1ULL << 40) ? 0 : n * unit;
+    // At most 1 TiB whatever the unit, checked before multiplying (twelve
+    // digits times 2^30 overflows 64 bits).
+    constexpr std::uint64_t kMax = 1ULL << 40;
+    return n > kMax / unit ? 0 : n * unit;
 }
 
 constexpr KeySpec kAccountKeys[] = {
@@ -936,7 +939,7 @@ private:
             a.max_size = parse_size(str(it->second));
             if (a.max_size == 0)
                 fail(where(it->second), "must be a size such as \"10M\", \"500K\", \"1G\" or \"20000\" (bytes; "
-                                        "K, M, G are 1024, 1024^2, 1024^3; at least 1)");
+                                        "K, M, G are 1024, 1024^2, 1024^3; at least 1, at most 1024G)");
         }
         if (auto it = fields.find("oversize"); it != fields.end()) {
             const std::string& v = str(it->second);

@@ -11,7 +11,9 @@
 #include <openssl/sha.h>
 #include <openssl/ssl.h>
 
+#include <algorithm>
 #include <chrono>
+#include <climits>
 #include <ctime>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -31,6 +33,12 @@ namespace {
 using Form = std::vector<std::pair<std::string, std::string>>;
 constexpr std::int64_t kAheadSeconds = 120;  // refresh this long before expiry
 constexpr std::size_t kMaxReply = 1 << 20;
+
+// Bounds of what a server may ask for: a token valid for at most a year, a
+// device code for at most a day, polls at most a minute apart.
+constexpr std::int64_t kMaxTokenSeconds = 366LL * 86400;
+constexpr std::int64_t kMaxDeviceSeconds = 86400;
+constexpr std::int64_t kMaxPollSeconds = 60;
 
 std::int64_t now_seconds() { return static_cast<std::int64_t>(std::time(nullptr)); }
 
@@ -116,9 +124,14 @@ std::string json_string(const nlohmann::json& j, const char* key) {
 std::int64_t json_int(const nlohmann::json& j, const char* key, std::int64_t dflt) {
     auto it = j.find(key);
     if (it == j.end()) return dflt;
+    if (it->is_number_unsigned()) return static_cast<std::int64_t>(std::min<std::uint64_t>(it->get<std::uint64_t>(), INT64_MAX));
     if (it->is_number_integer()) return it->get<std::int64_t>();
     if (it->is_string()) try { return std::stoll(it->get<std::string>()); } catch (...) {}
     return dflt;
+}
+
+std::int64_t clamped(const nlohmann::json& j, const char* key, std::int64_t dflt, std::int64_t lo, std::int64_t hi) {
+    return std::clamp(json_int(j, key, dflt), lo, hi);
 }
 
 // The client_id and, for a confidential client, the secret (run through
@@ -156,7 +169,7 @@ StoredGrant token_request(const OAuth2Client& c, const std::string& account, For
     g.access_token = json_string(r.json, "access_token");
     g.refresh_token = json_string(r.json, "refresh_token");
     if (g.refresh_token.empty()) g.refresh_token = keep_refresh;
-    g.expires_at = now_seconds() + json_int(r.json, "expires_in", 3600);
+    g.expires_at = now_seconds() + clamped(r.json, "expires_in", 3600, 0, kMaxTokenSeconds);
     r.json = nullptr;
     if (g.access_token.empty())
         throw Error(ErrorKind::Protocol, "the OAuth2 token endpoint " + c.token_url + " sent no access_token");
@@ -236,6 +249,12 @@ std::string query_value(const std::string& query, const std::string& key) {
     return {};
 }
 
+std::int64_t json_seconds(const std::string& json, const char* key, std::int64_t dflt, std::int64_t lo,
+                          std::int64_t hi) {
+    nlohmann::json j = nlohmann::json::parse(json, nullptr, false);
+    return j.is_object() ? clamped(j, key, dflt, lo, hi) : dflt;
+}
+
 std::string oauth2_access_token(const OAuth2Client& c, const std::string& account, int timeout, bool force) {
     // Read under the lock: a token another process saved while we waited
     // for it wins, and a rotated refresh token is never posted twice.
@@ -272,8 +291,8 @@ void device_flow(const OAuth2Client& c, const std::string& account, std::ostream
     if (device_code.empty() || user_code.empty() || uri.empty())
         throw Error(ErrorKind::Protocol, "the OAuth2 device endpoint " + c.device_url + " refused the request (" +
                                              sanitize(json_string(r.json, "error"), 60) + ")");
-    std::int64_t interval = std::max<std::int64_t>(1, json_int(r.json, "interval", 5));
-    std::int64_t deadline = now_seconds() + json_int(r.json, "expires_in", 900);
+    std::int64_t interval = clamped(r.json, "interval", 5, 1, kMaxPollSeconds);
+    std::int64_t deadline = now_seconds() + clamped(r.json, "expires_in", 900, 1, kMaxDeviceSeconds);
     out << "To sign in account '" << account << "', open " << sanitize(uri, 300) << " and enter the code "
         << sanitize(user_code, 40) << "\n" << std::flush;
     while (now_seconds() < deadline) {
@@ -285,7 +304,7 @@ void device_flow(const OAuth2Client& c, const std::string& account, std::ostream
                                       30, "", &err);
         if (err == "authorization_pending") continue;
         if (err == "slow_down") {
-            interval += 5;  // RFC 8628 section 3.5
+            interval = std::min<std::int64_t>(interval + 5, kMaxPollSeconds);  // RFC 8628 section 3.5
             continue;
         }
         if (!err.empty())

@@ -126,3 +126,14 @@ TEST_CASE("oauth2 refresh: under a lock beside the grant file; a token saved mea
     REQUIRE(load_grant(c.store_path, g));
     CHECK(g.refresh_token == "refresh-2");
 }
+
+TEST_CASE("oauth2: expires_in and interval from the server are clamped") {
+    CHECK(json_seconds(R"({"expires_in": 3599})", "expires_in", 3600, 0, 366 * 86400) == 3599);
+    CHECK(json_seconds(R"({"expires_in": 9223372036854775807})", "expires_in", 3600, 0, 366 * 86400) == 366 * 86400);
+    CHECK(json_seconds(R"({"expires_in": 18446744073709551615})", "expires_in", 3600, 0, 100) == 100);
+    CHECK(json_seconds(R"({"expires_in": -5})", "expires_in", 3600, 0, 100) == 0);
+    CHECK(json_seconds(R"({"interval": "99999999999999999999"})", "interval", 5, 1, 60) == 5);
+    CHECK(json_seconds(R"({"interval": "1000000"})", "interval", 5, 1, 60) == 60);
+    CHECK(json_seconds(R"({"interval": 0})", "interval", 5, 1, 60) == 1);
+    CHECK(json_seconds("not json", "interval", 5, 1, 60) == 5);
+}
