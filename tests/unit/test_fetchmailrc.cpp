@@ -200,3 +200,15 @@ TEST_CASE("fetchmailrc import: account names are unique and valid") {
 TEST_CASE("toml_quote escapes quotes, backslashes and control characters") {
     CHECK(toml_quote("a\"b\\c\n\x01") == "\"a\\\"b\\\\c\\n\\u0001\"");
 }
+
+TEST_CASE("fetchmailrc: a misplaced quoted string is not echoed (it may be a password)") {
+    try {
+        parse_fetchmailrc("poll h user u password \"s3cr3t-pw\" \"0ther-s3cret\"\n", "rc");
+        FAIL("parsed");
+    } catch (const Error& e) {
+        std::string msg = e.what();
+        CHECK(msg.find("0ther-s3cret") == std::string::npos);
+        CHECK(msg.find("s3cr3t-pw") == std::string::npos);
+        CHECK(msg.find("rc:1: expected an option, not a quoted string") != std::string::npos);
+    }
+}
