@@ -15,6 +15,7 @@
 
 #include "error.h"
 #include "fs_util.h"
+#include "secret_file.h"
 #include "secrets.h"
 
 namespace pullmail {
@@ -26,11 +27,13 @@ bool load_grant(const std::string& path, StoredGrant& out) {
     } catch (const Error& e) {
         throw Error(ErrorKind::LocalIO, std::string("cannot read the OAuth2 token file: ") + e.what());
     }
-    struct stat st {};
-    if (::stat(path.c_str(), &st) == 0 && (st.st_mode & 077) != 0) {
+    // The rules of the config file (secret_file.h): ours, and no one
+    // else may read or write it; exit 78 with the command to run.
+    try {
+        check_secret_file(path, "the OAuth2 token file", true);
+    } catch (...) {
         wipe(data);
-        throw Error(ErrorKind::LocalIO, "the OAuth2 token file " + path +
-                                            " is readable by others; fix with: chmod 600 " + path);
+        throw;
     }
     nlohmann::json j = nlohmann::json::parse(data, nullptr, false);
     wipe(data);

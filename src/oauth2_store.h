@@ -20,7 +20,8 @@ struct StoredGrant {
 };
 
 // False when there is no file. A damaged file (not our JSON, no refresh
-// token) or one readable by others is Error(State)/Error(LocalIO) naming the
+// token) is Error(State), one not ours or readable by others Error(Config)
+// (check_secret_file); both name the
 // path and what to do; never its contents.
 bool load_grant(const std::string& path, StoredGrant& out);
 

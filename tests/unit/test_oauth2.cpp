@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -136,4 +137,21 @@ TEST_CASE("oauth2: expires_in and interval from the server are clamped") {
     CHECK(json_seconds(R"({"interval": "1000000"})", "interval", 5, 1, 60) == 60);
     CHECK(json_seconds(R"({"interval": 0})", "interval", 5, 1, 60) == 1);
     CHECK(json_seconds("not json", "interval", 5, 1, 60) == 5);
+}
+
+TEST_CASE("oauth2 grant file: readable by others is a config error (exit 78) with the chmod to run") {
+    test::TempDir tmp;
+    std::string path = tmp.path + "/a.oauth2";
+    save_grant(path, StoredGrant{"refresh-1", "", 0});
+    ::chmod(path.c_str(), 0644);
+    StoredGrant g;
+    try {
+        load_grant(path, g);
+        FAIL("loaded");
+    } catch (const Error& e) {
+        CHECK(e.kind() == ErrorKind::Config);
+        CHECK(std::string(e.what()).find("chmod 600 " + path) != std::string::npos);
+    }
+    ::chmod(path.c_str(), 0600);
+    CHECK(load_grant(path, g));
 }
