@@ -746,7 +746,9 @@ private:
             ep.oauth2 = true;
         } else if (const Field* o = get("oauth2")) {
             ep.password = {PasswordSource::Kind::OAuth2, label.substr(label.find('.') + 1), nullptr};
-            ep.password.client = std::make_shared<const OAuth2Client>(oauth2_client(*o, ep.password.value));
+            OAuth2Client client = oauth2_client(*o, ep.password.value);
+            client.proxy = ep.proxy;  // endpoint() has set it
+            ep.password.client = std::make_shared<const OAuth2Client>(std::move(client));
             ep.oauth2 = true;
         } else {
             fail(where(table, label), "no password source: set one of password, password_command, password_file "

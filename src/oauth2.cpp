@@ -67,7 +67,7 @@ CURLcode ssl_ctx_cb(CURL*, void* sslctx, void* userp) {
 
 // POST an application/x-www-form-urlencoded form; the reply's JSON. Network
 // and TLS failures are Error(Unreachable/Tls) naming the URL.
-HttpReply post_form(const std::string& url, const Form& form, int timeout_seconds) {
+HttpReply post_form(const std::string& url, const std::string& proxy, const Form& form, int timeout_seconds) {
     std::string body;
     for (const auto& [k, v] : form) body += (body.empty() ? "" : "&") + form_escape(k) + "=" + form_escape(v);
     CURL* h = curl_easy_init();
@@ -96,6 +96,10 @@ HttpReply post_form(const std::string& url, const Form& form, int timeout_second
     curl_easy_setopt(h, CURLOPT_CAPATH, nullptr);
     curl_easy_setopt(h, CURLOPT_SSL_CTX_FUNCTION, ssl_ctx_cb);
     curl_easy_setopt(h, CURLOPT_SSL_CTX_DATA, &trust);
+    // Like the mail connections (transport.cpp): never $https_proxy and
+    // friends, only the account's proxy.
+    curl_easy_setopt(h, CURLOPT_PROXY, proxy.c_str());
+    if (!proxy.empty()) curl_easy_setopt(h, CURLOPT_HTTPPROXYTUNNEL, 1L);
     CURLcode rc = curl_easy_perform(h);
     wipe(body);
     HttpReply r;
@@ -151,7 +155,7 @@ void wipe_form(Form& form) {
 StoredGrant token_request(const OAuth2Client& c, const std::string& account, Form form, int timeout,
                           const std::string& keep_refresh, std::string* error_code = nullptr) {
     add_client(form, c, account, timeout);
-    HttpReply r = post_form(c.token_url, form, timeout);
+    HttpReply r = post_form(c.token_url, c.proxy, form, timeout);
     wipe_form(form);
     std::string err = json_string(r.json, "error");
     if (!err.empty() || r.status != 200) {
@@ -283,7 +287,7 @@ void device_flow(const OAuth2Client& c, const std::string& account, std::ostream
         throw Error(ErrorKind::Config, "the oauth2 table of account '" + account + "' has no device_url");
     Form form{{"scope", c.scope}};
     form.emplace_back("client_id", c.client_id);
-    HttpReply r = post_form(c.device_url, form, 30);
+    HttpReply r = post_form(c.device_url, c.proxy, form, 30);
     std::string device_code = json_string(r.json, "device_code");
     std::string user_code = json_string(r.json, "user_code");
     std::string uri = json_string(r.json, "verification_uri");
