@@ -107,10 +107,17 @@ public:
 
     void key(const std::string& k, const std::string& value, const std::string& comment = "") {
         out_ += k + " = " + value;
-        if (!comment.empty()) out_ += "  # " + comment;
+        if (!comment.empty()) out_ += "  # " + one_line(comment);
         out_ += '\n';
     }
-    void note(const std::string& text) { out_ += "# fetchmail: " + text + "\n"; }
+    void note(const std::string& text) { out_ += "# fetchmail: " + one_line(text) + "\n"; }
+    // Comment text from the user's file: a line break in a quoted value
+    // must not end the comment and start TOML of its own.
+    static std::string one_line(std::string s) {
+        for (char& c : s)
+            if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
+        return s;
+    }
     // Marks the names as handled; the others get a comment at the end.
     const RcOption* take(std::initializer_list<const char*> names) {
         for (const char* n : names) handled_.insert(n);
@@ -137,7 +144,8 @@ void write_server(AccountWriter& w, const RcEntry& e, bool& imap) {
     for (auto& c : p) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     imap = p.starts_with("imap") || p == "auto";
     if (p == "auto") w.note("proto auto -- IMAP assumed (fetchmail tried IMAP, then POP3)");
-    else if (p == "apop" || p == "kpop" || p == "sdps" || p == "rpop") w.note("proto " + p + " -- plain POP3 with SASL or USER/PASS instead");
+    else if (p == "apop") w.note("proto apop -- POP3 assumed; to insist on APOP set auth = \"apop\"");
+    else if (p == "kpop" || p == "sdps" || p == "rpop") w.note("proto " + p + " -- plain POP3 with SASL or USER/PASS instead");
     else if (p != "pop3" && !imap) w.note("proto " + p + " -- not supported; POP3 assumed, check the server");
     const RcOption* ssl = w.take({"ssl", "nossl"});
     const RcOption* sslproto = w.take({"sslproto"});
@@ -161,10 +169,21 @@ void write_server(AccountWriter& w, const RcEntry& e, bool& imap) {
     if (const RcOption* a = w.take({"auth", "authenticate"})) {
         std::string m = a->args[0];
         for (auto& c : m) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-        if (m == "CRAM-MD5" || m == "NTLM" || m == "GSSAPI" || m == "EXTERNAL") w.key("auth", toml_quote(m));
-        else if (m != "PASSWORD" && m != "ANY") w.note("auth " + a->args[0] + " -- not supported; libcurl picks the mechanism");
+        // Only what the loader accepts (normalize_auth); the rest as a comment.
+        if (m == "CRAM-MD5") w.key("auth", toml_quote(m));
+        else if (m == "XOAUTH2" || m == "OAUTHBEARER")
+            w.note("auth " + a->args[0] + " -- set oauth2_token_command (a command printing the access token) or an "
+                   "oauth2 table, then auth = \"" + a->args[0] + "\"");
+        else if (m != "PASSWORD" && m != "ANY") w.note("auth " + a->args[0] + " -- not supported by pullmail");
     }
-    if (const RcOption* t = w.take({"timeout"})) w.key("timeout", t->args[0]);
+    if (const RcOption* t = w.take({"timeout"})) {
+        const std::string& v = t->args[0];
+        if (!v.empty() && v.size() <= 6 && v.find_first_not_of("0123456789") == std::string::npos && v != "0" &&
+            std::stoi(v) <= 86400)
+            w.key("timeout", v);
+        else
+            w.note("timeout " + v + " -- not a number of seconds; left out");
+    }
 }
 
 void write_delivery(AccountWriter& w, const std::string& local, const RcUser& u) {

@@ -212,3 +212,23 @@ TEST_CASE("fetchmailrc: a misplaced quoted string is not echoed (it may be a pas
         CHECK(msg.find("rc:1: expected an option, not a quoted string") != std::string::npos);
     }
 }
+
+TEST_CASE("fetchmailrc import: only auth values the loader accepts; timeout validated; comments stay comments") {
+    for (std::string m : {"ntlm", "gssapi", "external", "xoauth2", "oauthbearer", "kerberos_v5"}) {
+        std::string toml;
+        Config c = round_trip("poll h proto imap auth " + m + " user u pass p\n", &toml);
+        CHECK_MESSAGE(c.accounts.at(0).server.auth.empty(), toml);
+        CHECK_MESSAGE(!contains(toml, "libcurl picks"), toml);
+    }
+    std::string toml;
+    round_trip("poll h proto pop3 auth cram-md5 user u pass p\n", &toml);
+    CHECK(contains(toml, "auth = \"CRAM-MD5\""));
+    Config c = round_trip("poll h proto imap timeout \"9\nkeep = false\" user u pass p\n", &toml);
+    CHECK_MESSAGE(!contains(toml, "\ntimeout = "), toml);
+    CHECK(c.accounts.at(0).timeout == 60);
+    c = round_trip("poll h proto imap timeout 45 user u pass p\n", &toml);
+    CHECK(c.accounts.at(0).timeout == 45);
+    // A line break in a commented-out value does not escape the comment.
+    c = round_trip("poll h proto imap user u pass p sslproto \"x\n[accounts.evil]\"\n", &toml);
+    CHECK_MESSAGE(c.accounts.size() == 1, toml);
+}
