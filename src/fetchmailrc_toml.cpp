@@ -37,10 +37,10 @@ std::string shown(const RcOption& o) {
 // Why an option has no pullmail equivalent, for its comment.
 std::string reason(const std::string& name) {
     static const std::map<std::string, std::string> r = {
-        {"smtphost", "pullmail delivers itself (deliver = ...), it does not forward by SMTP"},
-        {"smtp", "pullmail delivers itself (deliver = ...), it does not forward by SMTP"},
-        {"smtpname", "pullmail does not forward by SMTP"},
-        {"smtpaddress", "pullmail does not forward by SMTP"},
+        {"smtphost", "to forward by SMTP set deliver = \"smtp://HOST\" and recipient = \"ADDRESS\""},
+        {"smtp", "to forward by SMTP set deliver = \"smtp://HOST\" and recipient = \"ADDRESS\""},
+        {"smtpname", "the envelope recipient is recipient = \"ADDRESS\" (deliver = \"smtp://HOST\")"},
+        {"smtpaddress", "the envelope recipient is recipient = \"ADDRESS\" (deliver = \"smtp://HOST\")"},
         {"fetchall", "pullmail fetches every message it has not delivered yet; `pullmail -a` fetches all once"},
         {"flush", "pullmail never deletes a message it has not delivered"},
         {"limitflush", "the nearest is max_size with oversize = \"delete\""},
@@ -69,10 +69,10 @@ std::string reason(const std::string& name) {
         {"preconnect", "run the command before pullmail instead (cron, systemd ExecStartPre=)"},
         {"postconnect", "run the command after pullmail instead (systemd ExecStartPost=)"},
         {"plugin", "pullmail connects itself (TLS, STARTTLS)"},
-        {"plugout", "pullmail does not forward by SMTP"},
+        {"plugout", "no plugout; deliver = \"smtp://HOST\" or lmtp: connect directly"},
         {"bsmtp", "use deliver = \"mbox:PATH\" or an MDA"},
-        {"lmtp", "use an MDA that speaks LMTP, e.g. deliver = \"mda:/usr/lib/dovecot/dovecot-lda\""},
-        {"antispam", "pullmail does not forward by SMTP"},
+        {"lmtp", "set deliver = \"lmtp:/run/dovecot/lmtp\" (a socket) or \"lmtp://HOST\", with recipient = \"ADDRESS\""},
+        {"antispam", "a refusal by an SMTP target keeps the message on the server (exit 73)"},
         {"warnings", "oversized messages are reported once"},
         {"expunge", "pullmail expunges once per folder, after the state is on disk"},
         {"batchlimit", "pullmail does not forward by SMTP"},

@@ -133,7 +133,7 @@ TEST_CASE("fetchmailrc import: two users per poll entry, defaults, quoted passwo
     CHECK(carol.keep);  // the defaults entry applies to every entry after it
     // Every option without an equivalent is a comment, where it was.
     CHECK(contains(toml, "# fetchmail: fetchall -- "));
-    CHECK(contains(toml, "# fetchmail: smtphost mail.local -- pullmail delivers itself"));
+    CHECK(contains(toml, "# fetchmail: smtphost mail.local -- to forward by SMTP set deliver"));
     CHECK(contains(toml, "# fetchmail: set postmaster me -- "));
     CHECK(contains(toml, "# fetchmail: set logfile /var/log/fetchmail.log -- "));
     CHECK(contains(toml, "# fetchmail: defaults (rc:5) -- folded into the accounts below"));
@@ -231,4 +231,12 @@ TEST_CASE("fetchmailrc import: only auth values the loader accepts; timeout vali
     // A line break in a commented-out value does not escape the comment.
     c = round_trip("poll h proto imap user u pass p sslproto \"x\n[accounts.evil]\"\n", &toml);
     CHECK_MESSAGE(c.accounts.size() == 1, toml);
+}
+
+TEST_CASE("fetchmailrc import: no outdated advice about SMTP and LMTP") {
+    std::string toml;
+    round_trip("poll h proto imap user u pass p smtphost mx smtpaddress me@x lmtp antispam 571\n", &toml);
+    CHECK_MESSAGE(!contains(toml, "does not forward by SMTP"), toml);
+    CHECK_MESSAGE(!contains(toml, "MDA that speaks LMTP"), toml);
+    CHECK(contains(toml, "smtp://HOST"));
 }
