@@ -21,6 +21,7 @@
 #include <sstream>
 #include <string_view>
 
+#include <curl/curl.h>
 #include <toml++/toml.h>
 
 #include "error.h"
@@ -296,6 +297,30 @@ void apply_tls(Endpoint& ep, const std::string& tls_value, const std::string& wh
     }
 }
 
+// A host that is this machine whatever the resolver says: "localhost", an
+// IPv4 literal in 127.0.0.0/8, or "::1" (without brackets, as parse_url
+// stores it). Nothing sent there leaves the machine.
+bool is_loopback_host(std::string_view host) {
+    if (to_lower(std::string(host)) == "localhost" || host == "::1") return true;
+    if (!host.starts_with("127.")) return false;
+    int parts = 0;
+    std::size_t i = 0;
+    while (i <= host.size()) {
+        std::size_t end = host.find('.', i);
+        if (end == std::string_view::npos) end = host.size();
+        std::string_view part = host.substr(i, end - i);
+        int v = -1;
+        bool digits = !part.empty() && part.size() <= 3 &&
+                      std::all_of(part.begin(), part.end(), [](char c) { return c >= '0' && c <= '9'; });
+        if (!digits) return false;
+        std::from_chars(part.data(), part.data() + part.size(), v);
+        if (v > 255) return false;
+        ++parts;
+        i = end + 1;
+    }
+    return parts == 4;
+}
+
 // The login methods pullmail speaks itself (sasl.h), stored upper case;
 // "auto" (the default) is stored empty.
 std::string normalize_auth(const std::string& value, const std::string& where) {
@@ -321,16 +346,47 @@ std::string check_proxy(const std::string& value, const std::string& where) {
     return value;
 }
 
-// An OAuth2 endpoint: https, or http only to a loopback address (a test or
-// local proxy server: nothing leaves the machine unencrypted).
+// The parts of an absolute URL that check_oauth2_url judges, as libcurl
+// will read them when it connects; false when libcurl cannot parse it.
+struct UrlParts {
+    std::string scheme, host;
+    bool has_userinfo = false;
+};
+
+bool split_url(const std::string& value, UrlParts& out) {
+    CURLU* u = curl_url();
+    if (!u) throw Error(ErrorKind::Internal, "out of memory");
+    bool ok = curl_url_set(u, CURLUPART_URL, value.c_str(), 0) == CURLUE_OK;
+    auto part = [&](CURLUPart which, std::string& into) {
+        char* p = nullptr;
+        CURLUcode rc = curl_url_get(u, which, &p, 0);
+        if (rc == CURLUE_OK && p) into = p;
+        curl_free(p);
+        return rc == CURLUE_OK;
+    };
+    std::string user, password;
+    if (ok) ok = part(CURLUPART_SCHEME, out.scheme) && part(CURLUPART_HOST, out.host);
+    if (ok) out.has_userinfo = part(CURLUPART_USER, user) || part(CURLUPART_PASSWORD, password);
+    curl_url_cleanup(u);
+    out.scheme = to_lower(out.scheme);
+    out.host = to_lower(out.host);
+    return ok;
+}
+
+// An OAuth2 endpoint: https, or http only when the host is exactly a
+// loopback address (a test or local proxy server: nothing leaves the
+// machine unencrypted). The URL is parsed as libcurl parses it, so that
+// "http://127.0.0.1@evil.example/" is seen as going to evil.example.
 std::string check_oauth2_url(const std::string& value, const std::string& where) {
-    std::string lower = value;
-    std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
-    bool loopback = lower.starts_with("http://127.") || lower.starts_with("http://[::1]") ||
-                    lower.starts_with("http://localhost:") || lower.starts_with("http://localhost/");
-    if (!lower.starts_with("https://") && !loopback)
-        fail(where, quoted(value) + " is not an https:// URL (http:// only to 127.0.0.1, [::1] or localhost)");
     if (value.find_first_of(" \t\r\n") != std::string::npos) fail(where, "must not contain white space");
+    UrlParts url;
+    if (!split_url(value, url) || (url.scheme != "https" && url.scheme != "http"))
+        fail(where, quoted(value) + " is not an https:// URL (http:// only to 127.0.0.1, [::1] or localhost)");
+    if (url.has_userinfo) fail(where, "a user name or password in the URL is not allowed");
+    std::string host = url.host;
+    if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+    if (url.scheme == "http" && !is_loopback_host(host))
+        fail(where, quoted(value) + " is not an https:// URL (http:// only to 127.0.0.1, [::1] or localhost)");
     return value;
 }
 
@@ -428,7 +484,10 @@ std::uint64_t parse_size(const std::string& s) {
         if (s[i] < '0' || s[i] > '9') return 0;
         n = n * 10 + static_cast<std::uint64_t>(s[i] - '0');
     }
-    return n > (1ULL << 40) ? 0 : n * unit;
+    // At most 1 TiB whatever the unit, checked before multiplying (twelve
+    // digits times 2^30 overflows 64 bits).
+    constexpr std::uint64_t kMax = 1ULL << 40;
+    return n > kMax / unit ? 0 : n * unit;
 }
 
 constexpr KeySpec kAccountKeys[] = {
@@ -666,7 +725,7 @@ private:
         return it->second;
     }
 
-    // Fills user, password, ca_file and auth of an endpoint; shared by
+    // Fills user, password and auth of an endpoint; shared by
     // accounts and deliver = { ... }.
     void credentials(Endpoint& ep, const Fields& fields, const toml::node& table, const std::string& label) const {
         ep.user = str(require(fields, "user", table, label));
@@ -687,15 +746,14 @@ private:
             ep.oauth2 = true;
         } else if (const Field* o = get("oauth2")) {
             ep.password = {PasswordSource::Kind::OAuth2, label.substr(label.find('.') + 1), nullptr};
-            ep.password.client = std::make_shared<const OAuth2Client>(oauth2_client(*o, ep.password.value));
+            OAuth2Client client = oauth2_client(*o, ep.password.value);
+            client.proxy = ep.proxy;  // endpoint() has set it
+            ep.password.client = std::make_shared<const OAuth2Client>(std::move(client));
             ep.oauth2 = true;
         } else {
             fail(where(table, label), "no password source: set one of password, password_command, password_file "
                                       "or oauth2_token_command");
         }
-        if (auto it = fields.find("proxy"); it != fields.end()) ep.proxy = check_proxy(str(it->second), where(it->second));
-        if (auto it = fields.find("ca_file"); it != fields.end())
-            ep.ca_file = expand_or_fail(str(it->second), env_, where(it->second));
         if (auto it = fields.find("auth"); it != fields.end()) ep.auth = normalize_auth(str(it->second), where(it->second));
     }
 
@@ -750,7 +808,23 @@ private:
         const Field& url = require(fields, "url", table, label);
         Endpoint ep = parse_url(str(url), where(url));
         if (auto it = fields.find("tls"); it != fields.end()) apply_tls(ep, str(it->second), where(it->second));
+        // The keys that are no credentials: for every endpoint, so that a
+        // relay without a user still goes through its proxy.
+        if (auto it = fields.find("proxy"); it != fields.end()) ep.proxy = check_proxy(str(it->second), where(it->second));
+        if (auto it = fields.find("ca_file"); it != fields.end())
+            ep.ca_file = expand_or_fail(str(it->second), env_, where(it->second));
         return ep;
+    }
+
+    // libcurl logs in to an SMTP relay with whatever the EHLO reply allows:
+    // with a user, STARTTLS must be required (an attacker could strip it from
+    // the reply and read the password), and tls = "off" is for loopback only.
+    void relay_login_tls(Endpoint& ep, const Fields& fields) const {
+        if (ep.tls == TlsMode::IfOffered) ep.tls = TlsMode::StartTls;
+        if (ep.tls == TlsMode::Off && !is_loopback_host(ep.host))
+            fail(where(fields.at("tls")), "tls = \"off\" with user = would send the password in clear to " +
+                                              ep.display() + "; use STARTTLS (no tls setting), smtps:// or a "
+                                              "loopback address");
     }
 
     DeliveryTarget delivery(const Field& f) const {
@@ -769,16 +843,24 @@ private:
         bool relay = ep.protocol == Protocol::Smtp || ep.protocol == Protocol::Lmtp;
         // A relay authenticates only when given a user (and then needs a
         // password source, as an account does).
+        if (relay) {
+            // libcurl logs in to a relay and picks the mechanism itself:
+            // refuse what it would silently ignore.
+            for (std::string_view k : {"auth", "oauth2_token_command"})
+                if (fields.count(k))
+                    fail(where(fields.at(std::string(k))),
+                         std::string(k) + " is not supported for an SMTP relay (libcurl chooses among the mechanisms "
+                                          "the server offers, after STARTTLS); use password, password_command or "
+                                          "password_file");
+        }
         if (relay && !fields.count("user")) {
             for (std::string_view k : kPasswordKeys)
                 if (fields.count(k)) fail(where(fields.at(std::string(k))), "a password needs user = as well");
-            if (auto it = fields.find("ca_file"); it != fields.end())
-                ep.ca_file = expand_or_fail(str(it->second), env_, where(it->second));
-            if (fields.count("auth")) fail(where(fields.at("auth")), "auth needs user = and a password source");
         } else {
             credentials(ep, fields, table, label);
         }
         if (ep.protocol == Protocol::Lmtp && !ep.user.empty()) fail(where(table, label), "LMTP has no authentication");
+        if (relay && !ep.user.empty()) relay_login_tls(ep, fields);
         return imap_target(std::move(ep), where(fields.at("url")));
     }
 
@@ -859,7 +941,7 @@ private:
             a.max_size = parse_size(str(it->second));
             if (a.max_size == 0)
                 fail(where(it->second), "must be a size such as \"10M\", \"500K\", \"1G\" or \"20000\" (bytes; "
-                                        "K, M, G are 1024, 1024^2, 1024^3; at least 1)");
+                                        "K, M, G are 1024, 1024^2, 1024^3; at least 1, at most 1024G)");
         }
         if (auto it = fields.find("oversize"); it != fields.end()) {
             const std::string& v = str(it->second);
@@ -1038,12 +1120,27 @@ Config parse_config(const std::string& text, const std::string& source_name, con
 
 namespace {
 
-// A `password = "..."` of an account or of its IMAP delivery target
-// (from the account's table or from [defaults]).
+// "scheme://user:password@host:port": credentials in a proxy URL.
+bool proxy_has_userinfo(const std::string& proxy) {
+    auto sep = proxy.find("://");
+    if (sep == std::string::npos) return false;
+    std::string_view authority = std::string_view(proxy).substr(sep + 3);
+    authority = authority.substr(0, authority.find('/'));
+    return authority.find('@') != std::string_view::npos;
+}
+
+// A secret written in the config file (from an account's table or from
+// [defaults]): `password = "..."` of an account, of its IMAP target or of
+// its SMTP relay, an OAuth2 client_secret, or a proxy URL with credentials.
 bool holds_literal_password(const Config& c) {
-    auto literal = [](const Endpoint& ep) { return ep.password.kind == PasswordSource::Kind::Literal; };
+    auto literal = [](const PasswordSource& p) { return p.kind == PasswordSource::Kind::Literal; };
+    auto secret = [&](const Endpoint& ep) {
+        return literal(ep.password) || (ep.password.client && literal(ep.password.client->client_secret)) ||
+               proxy_has_userinfo(ep.proxy);
+    };
     return std::any_of(c.accounts.begin(), c.accounts.end(), [&](const Account& a) {
-        return literal(a.server) || (a.deliver.imap && literal(*a.deliver.imap));
+        return secret(a.server) || (a.deliver.imap && secret(*a.deliver.imap)) ||
+               (a.deliver.relay && secret(*a.deliver.relay));
     });
 }
 

@@ -48,6 +48,7 @@ struct OAuth2Client {
     PasswordSource client_secret;     // Literal or Command; None for a public client
     std::string token_url, device_url, auth_url, scope;  // filled from the provider unless custom
     std::string store_path;           // <state_dir>/<account>.oauth2: the refresh token
+    std::string proxy;                // the account's proxy (Endpoint::proxy) for the token endpoints; empty = none
 };
 
 // A server to talk to: the account's source, or an IMAP delivery target.

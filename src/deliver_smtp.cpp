@@ -264,7 +264,8 @@ void RelayTarget::connect() {
         greet_lmtp();
     else
         caps_ = capabilities_from_login(conn_->login_lines());
-    if (opts_.log && ep_.tls == TlsMode::Off && ep_.socket_path.empty() && ep_.host != "localhost" &&
+    bool clear = ep_.tls == TlsMode::Off || (ep_.tls == TlsMode::IfOffered && !conn_->encrypted());
+    if (opts_.log && clear && ep_.socket_path.empty() && ep_.host != "localhost" &&
         ep_.host != "127.0.0.1" && ep_.host != "::1")
         opts_.log->warn(opts_.account, "mail travels unencrypted to the delivery target " + describe());
 }

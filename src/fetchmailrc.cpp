@@ -218,7 +218,7 @@ private:
         const RcToken& first = next();
         RcOption o;
         o.line = first.line;
-        if (first.quoted) fail(source_, first.line, "expected an option, not the string \"" + first.text + "\"");
+        if (first.quoted) fail(source_, first.line, "expected an option, not a quoted string");  // never its text: it may be a password
         o.name = first.text;
         if (o.name == "no") {
             if (!more() || peek().quoted) fail(source_, first.line, "'no' must be followed by an option");

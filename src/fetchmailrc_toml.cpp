@@ -51,10 +51,10 @@ std::string shown(const RcOption& o) {
 // Why an option has no pullmail equivalent, for its comment.
 std::string reason(const std::string& name) {
     static const std::map<std::string, std::string> r = {
-        {"smtphost", "pullmail delivers itself (deliver = ...), it does not forward by SMTP"},
-        {"smtp", "pullmail delivers itself (deliver = ...), it does not forward by SMTP"},
-        {"smtpname", "pullmail does not forward by SMTP"},
-        {"smtpaddress", "pullmail does not forward by SMTP"},
+        {"smtphost", "to forward by SMTP set deliver = \"smtp://HOST\" and recipient = \"ADDRESS\""},
+        {"smtp", "to forward by SMTP set deliver = \"smtp://HOST\" and recipient = \"ADDRESS\""},
+        {"smtpname", "the envelope recipient is recipient = \"ADDRESS\" (deliver = \"smtp://HOST\")"},
+        {"smtpaddress", "the envelope recipient is recipient = \"ADDRESS\" (deliver = \"smtp://HOST\")"},
         {"fetchall", "pullmail fetches every message it has not delivered yet; `pullmail -a` fetches all once"},
         {"flush", "pullmail never deletes a message it has not delivered"},
         {"limitflush", "the nearest is max_size with oversize = \"delete\""},
@@ -83,10 +83,10 @@ std::string reason(const std::string& name) {
         {"preconnect", "run the command before pullmail instead (cron, systemd ExecStartPre=)"},
         {"postconnect", "run the command after pullmail instead (systemd ExecStartPost=)"},
         {"plugin", "pullmail connects itself (TLS, STARTTLS)"},
-        {"plugout", "pullmail does not forward by SMTP"},
+        {"plugout", "no plugout; deliver = \"smtp://HOST\" or lmtp: connect directly"},
         {"bsmtp", "use deliver = \"mbox:PATH\" or an MDA"},
-        {"lmtp", "use an MDA that speaks LMTP, e.g. deliver = \"mda:/usr/lib/dovecot/dovecot-lda\""},
-        {"antispam", "pullmail does not forward by SMTP"},
+        {"lmtp", "set deliver = \"lmtp:/run/dovecot/lmtp\" (a socket) or \"lmtp://HOST\", with recipient = \"ADDRESS\""},
+        {"antispam", "a refusal by an SMTP target keeps the message on the server (exit 73)"},
         {"warnings", "oversized messages are reported once"},
         {"expunge", "pullmail expunges once per folder, after the state is on disk"},
         {"batchlimit", "pullmail does not forward by SMTP"},
@@ -143,7 +143,8 @@ void write_server(AccountWriter& w, const RcEntry& e, bool& imap) {
     for (auto& c : p) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     imap = p.starts_with("imap") || p == "auto";
     if (p == "auto") w.note("proto auto -- IMAP assumed (fetchmail tried IMAP, then POP3)");
-    else if (p == "apop" || p == "kpop" || p == "sdps" || p == "rpop") w.note("proto " + p + " -- plain POP3 with SASL or USER/PASS instead");
+    else if (p == "apop") w.note("proto apop -- POP3 assumed; to insist on APOP set auth = \"apop\"");
+    else if (p == "kpop" || p == "sdps" || p == "rpop") w.note("proto " + p + " -- plain POP3 with SASL or USER/PASS instead");
     else if (p != "pop3" && !imap) w.note("proto " + p + " -- not supported; POP3 assumed, check the server");
     const RcOption* ssl = w.take({"ssl", "nossl"});
     const RcOption* sslproto = w.take({"sslproto"});
@@ -167,12 +168,20 @@ void write_server(AccountWriter& w, const RcEntry& e, bool& imap) {
     if (const RcOption* a = w.take({"auth", "authenticate"})) {
         std::string m = a->args[0];
         for (auto& c : m) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-        if (m == "CRAM-MD5" || m == "NTLM" || m == "GSSAPI" || m == "EXTERNAL") w.key("auth", toml_quote(m));
-        else if (m != "PASSWORD" && m != "ANY") w.note("auth " + a->args[0] + " -- not supported; libcurl picks the mechanism");
+        // Only what the loader accepts (normalize_auth); the rest as a comment.
+        if (m == "CRAM-MD5") w.key("auth", toml_quote(m));
+        else if (m == "XOAUTH2" || m == "OAUTHBEARER")
+            w.note("auth " + a->args[0] + " -- set oauth2_token_command (a command printing the access token) or an "
+                   "oauth2 table, then auth = \"" + a->args[0] + "\"");
+        else if (m != "PASSWORD" && m != "ANY") w.note("auth " + a->args[0] + " -- not supported by pullmail");
     }
     if (const RcOption* t = w.take({"timeout"})) {
-        if (plain_number(t->args[0])) w.key("timeout", t->args[0]);
-        else w.note("timeout " + t->args[0] + " -- not a number of seconds, not carried over");
+        const std::string& v = t->args[0];
+        if (!v.empty() && v.size() <= 6 && v.find_first_not_of("0123456789") == std::string::npos && v != "0" &&
+            std::stoi(v) <= 86400)
+            w.key("timeout", v);
+        else
+            w.note("timeout " + v + " -- not a number of seconds; left out");
     }
 }
 

@@ -11,7 +11,9 @@
 #include <openssl/sha.h>
 #include <openssl/ssl.h>
 
+#include <algorithm>
 #include <chrono>
+#include <climits>
 #include <ctime>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -31,6 +33,12 @@ namespace {
 using Form = std::vector<std::pair<std::string, std::string>>;
 constexpr std::int64_t kAheadSeconds = 120;  // refresh this long before expiry
 constexpr std::size_t kMaxReply = 1 << 20;
+
+// Bounds of what a server may ask for: a token valid for at most a year, a
+// device code for at most a day, polls at most a minute apart.
+constexpr std::int64_t kMaxTokenSeconds = 366LL * 86400;
+constexpr std::int64_t kMaxDeviceSeconds = 86400;
+constexpr std::int64_t kMaxPollSeconds = 60;
 
 std::int64_t now_seconds() { return static_cast<std::int64_t>(std::time(nullptr)); }
 
@@ -59,7 +67,7 @@ CURLcode ssl_ctx_cb(CURL*, void* sslctx, void* userp) {
 
 // POST an application/x-www-form-urlencoded form; the reply's JSON. Network
 // and TLS failures are Error(Unreachable/Tls) naming the URL.
-HttpReply post_form(const std::string& url, const Form& form, int timeout_seconds) {
+HttpReply post_form(const std::string& url, const std::string& proxy, const Form& form, int timeout_seconds) {
     std::string body;
     for (const auto& [k, v] : form) body += (body.empty() ? "" : "&") + form_escape(k) + "=" + form_escape(v);
     CURL* h = curl_easy_init();
@@ -88,6 +96,10 @@ HttpReply post_form(const std::string& url, const Form& form, int timeout_second
     curl_easy_setopt(h, CURLOPT_CAPATH, nullptr);
     curl_easy_setopt(h, CURLOPT_SSL_CTX_FUNCTION, ssl_ctx_cb);
     curl_easy_setopt(h, CURLOPT_SSL_CTX_DATA, &trust);
+    // Like the mail connections (transport.cpp): never $https_proxy and
+    // friends, only the account's proxy.
+    curl_easy_setopt(h, CURLOPT_PROXY, proxy.c_str());
+    if (!proxy.empty()) curl_easy_setopt(h, CURLOPT_HTTPPROXYTUNNEL, 1L);
     CURLcode rc = curl_easy_perform(h);
     wipe(body);
     HttpReply r;
@@ -116,9 +128,14 @@ std::string json_string(const nlohmann::json& j, const char* key) {
 std::int64_t json_int(const nlohmann::json& j, const char* key, std::int64_t dflt) {
     auto it = j.find(key);
     if (it == j.end()) return dflt;
+    if (it->is_number_unsigned()) return static_cast<std::int64_t>(std::min<std::uint64_t>(it->get<std::uint64_t>(), INT64_MAX));
     if (it->is_number_integer()) return it->get<std::int64_t>();
     if (it->is_string()) try { return std::stoll(it->get<std::string>()); } catch (...) {}
     return dflt;
+}
+
+std::int64_t clamped(const nlohmann::json& j, const char* key, std::int64_t dflt, std::int64_t lo, std::int64_t hi) {
+    return std::clamp(json_int(j, key, dflt), lo, hi);
 }
 
 // The client_id and, for a confidential client, the secret (run through
@@ -138,7 +155,7 @@ void wipe_form(Form& form) {
 StoredGrant token_request(const OAuth2Client& c, const std::string& account, Form form, int timeout,
                           const std::string& keep_refresh, std::string* error_code = nullptr) {
     add_client(form, c, account, timeout);
-    HttpReply r = post_form(c.token_url, form, timeout);
+    HttpReply r = post_form(c.token_url, c.proxy, form, timeout);
     wipe_form(form);
     std::string err = json_string(r.json, "error");
     if (!err.empty() || r.status != 200) {
@@ -156,7 +173,7 @@ StoredGrant token_request(const OAuth2Client& c, const std::string& account, For
     g.access_token = json_string(r.json, "access_token");
     g.refresh_token = json_string(r.json, "refresh_token");
     if (g.refresh_token.empty()) g.refresh_token = keep_refresh;
-    g.expires_at = now_seconds() + json_int(r.json, "expires_in", 3600);
+    g.expires_at = now_seconds() + clamped(r.json, "expires_in", 3600, 0, kMaxTokenSeconds);
     r.json = nullptr;
     if (g.access_token.empty())
         throw Error(ErrorKind::Protocol, "the OAuth2 token endpoint " + c.token_url + " sent no access_token");
@@ -173,7 +190,10 @@ void store(const OAuth2Client& c, StoredGrant& g, std::ostream& out, const std::
     if (g.refresh_token.empty())
         throw Error(ErrorKind::Auth, "the OAuth2 token endpoint sent no refresh_token (for Google, the scope must "
                                      "be granted for offline access)");
-    save_grant(c.store_path, g);
+    {
+        GrantLock lock(c.store_path, 30);  // not in the middle of a refresh
+        save_grant(c.store_path, g);
+    }
     wipe(g.refresh_token);
     wipe(g.access_token);
     out << "pullmail: signed in; account '" << account << "' keeps its OAuth2 grant in " << c.store_path << "\n";
@@ -233,7 +253,16 @@ std::string query_value(const std::string& query, const std::string& key) {
     return {};
 }
 
+std::int64_t json_seconds(const std::string& json, const char* key, std::int64_t dflt, std::int64_t lo,
+                          std::int64_t hi) {
+    nlohmann::json j = nlohmann::json::parse(json, nullptr, false);
+    return j.is_object() ? clamped(j, key, dflt, lo, hi) : dflt;
+}
+
 std::string oauth2_access_token(const OAuth2Client& c, const std::string& account, int timeout, bool force) {
+    // Read under the lock: a token another process saved while we waited
+    // for it wins, and a rotated refresh token is never posted twice.
+    GrantLock lock(c.store_path, timeout);
     StoredGrant g;
     if (!load_grant(c.store_path, g))
         throw Error(ErrorKind::Auth, "not signed in with OAuth2 yet (no " + c.store_path + "): run pullmail auth " +
@@ -258,7 +287,7 @@ void device_flow(const OAuth2Client& c, const std::string& account, std::ostream
         throw Error(ErrorKind::Config, "the oauth2 table of account '" + account + "' has no device_url");
     Form form{{"scope", c.scope}};
     form.emplace_back("client_id", c.client_id);
-    HttpReply r = post_form(c.device_url, form, 30);
+    HttpReply r = post_form(c.device_url, c.proxy, form, 30);
     std::string device_code = json_string(r.json, "device_code");
     std::string user_code = json_string(r.json, "user_code");
     std::string uri = json_string(r.json, "verification_uri");
@@ -266,8 +295,8 @@ void device_flow(const OAuth2Client& c, const std::string& account, std::ostream
     if (device_code.empty() || user_code.empty() || uri.empty())
         throw Error(ErrorKind::Protocol, "the OAuth2 device endpoint " + c.device_url + " refused the request (" +
                                              sanitize(json_string(r.json, "error"), 60) + ")");
-    std::int64_t interval = std::max<std::int64_t>(1, json_int(r.json, "interval", 5));
-    std::int64_t deadline = now_seconds() + json_int(r.json, "expires_in", 900);
+    std::int64_t interval = clamped(r.json, "interval", 5, 1, kMaxPollSeconds);
+    std::int64_t deadline = now_seconds() + clamped(r.json, "expires_in", 900, 1, kMaxDeviceSeconds);
     out << "To sign in account '" << account << "', open " << sanitize(uri, 300) << " and enter the code "
         << sanitize(user_code, 40) << "\n" << std::flush;
     while (now_seconds() < deadline) {
@@ -279,7 +308,7 @@ void device_flow(const OAuth2Client& c, const std::string& account, std::ostream
                                       30, "", &err);
         if (err == "authorization_pending") continue;
         if (err == "slow_down") {
-            interval += 5;  // RFC 8628 section 3.5
+            interval = std::min<std::int64_t>(interval + 5, kMaxPollSeconds);  // RFC 8628 section 3.5
             continue;
         }
         if (!err.empty())

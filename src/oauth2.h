@@ -12,6 +12,8 @@
 #include <iosfwd>
 #include <string>
 
+#include <cstdint>
+
 #include "config.h"
 
 namespace pullmail {
@@ -37,6 +39,14 @@ enum class SignInFlow { Default, Device, Browser, Paste };
 // Instructions go to `out`; nothing secret does.
 void oauth2_sign_in(const OAuth2Client& client, const std::string& account, SignInFlow flow, std::istream& in,
                     std::ostream& out);
+
+// A number of seconds the server sent under `key` of a JSON object (an
+// integer or a numeric string), clamped to [lo, hi]: expires_in and
+// interval are used for time arithmetic and sleeps, so a hostile or broken
+// endpoint must not overflow them or make a sleep last for ever. dflt when
+// absent or not a number.
+std::int64_t json_seconds(const std::string& json, const char* key, std::int64_t dflt, std::int64_t lo,
+                          std::int64_t hi);
 
 // Percent-encoding of a form or query value (RFC 3986 unreserved kept).
 std::string form_escape(const std::string& s);

@@ -71,6 +71,7 @@ public:
     }
 
     std::vector<std::string> login_lines() const override { return login_lines_; }
+    bool encrypted() const override { return ssl_ != nullptr; }
     int poll_fd() const override { return static_cast<int>(sock_); }
 
 private:

@@ -46,6 +46,8 @@ public:
     // descriptors (the daemon's idle watchers); -1 when there is none. Data
     // may already be buffered in TLS: ask wait(true, false, 0) first.
     virtual int poll_fd() const { return -1; }
+    // Whether the connection runs over TLS (implicit or after STARTTLS).
+    virtual bool encrypted() const { return false; }
 };
 
 struct ConnectOptions {

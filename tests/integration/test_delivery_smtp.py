@@ -16,6 +16,7 @@ import ssl
 
 import util
 from fakes.fakesmtp import FakeSmtp
+from fakes.tunnelproxy import TunnelProxy
 from messages import strange_corpus
 
 
@@ -118,6 +119,41 @@ class SmtpDelivery(util.IntegrationCase):
             self.assertFalse(any(c.startswith(b"MAIL") for c in s.commands), s.commands)
             self.assertEqual(self.d.count(user), 3)
         self.note("tls = starttls without STARTTLS on offer: exit 76, nothing sent, nothing deleted")
+
+    def test_auth_never_in_clear_when_starttls_stripped(self):
+        # An attacker deleted STARTTLS from the EHLO reply; the server still
+        # offers AUTH. A relay with a user and no tls setting must require
+        # STARTTLS and send neither AUTH nor the password.
+        user, pw, served = self.mailbox(self._three(b"strip"))
+        secret = "smtp-Secret-0815"
+        with FakeSmtp(auth=("relay", secret), auth_in_clear=True) as s:
+            acc = self.smtp_account(user, pw, s, keep=False)
+            acc["deliver"] = {"url": "smtp://127.0.0.1:%d" % s.port, "user": "relay", "password": secret}
+            self.config({"smtp": acc})
+            r = self.run_config(expect=76)
+            self.assertStderrNames(r, "smtp", "delivery target")
+            self.assertEqual(s.authenticated, [])
+            self.assertFalse(any(c.upper().startswith(b"AUTH") for c in s.commands), s.commands)
+            self.assertEqual(s.messages, [])
+            self.assertEqual(self.d.count(user), 3)
+        self.note("relay user without tls setting, STARTTLS stripped: exit 76, no AUTH sent, nothing deleted")
+
+    def test_relay_without_user_through_proxy(self):
+        # mx.test exists only behind the proxy: a direct connection fails.
+        user, pw, served = self.mailbox(self._three(b"proxy"))
+        with FakeSmtp() as s:
+            proxy = TunnelProxy("socks5", hosts={"mx.test": "127.0.0.1"})
+            self.addCleanup(proxy.close)
+            acc = self.smtp_account(user, pw, s, keep=False)
+            acc["deliver"] = {"url": "smtp://mx.test:%d" % s.port, "proxy": proxy.url("socks5h")}
+            self.config({"smtp": acc})
+            r = self.run_config(expect=0)
+            self.assertEqual(len(s.messages), 3)
+            self.assertEqual(set(proxy.targets), {("mx.test", s.port)})
+            self.assertEqual(self.d.count(user), 0)
+            # No STARTTLS on offer: delivered in clear, and the user is told.
+            self.assertIn("mail travels unencrypted to the delivery target", r.err)
+        self.note("deliver = { url = smtp://..., proxy = socks5h://... } without user: through the proxy, warned: no STARTTLS")
 
     def test_8bit_headers_smtputf8(self):
         msg = "From: Jörg <joerg@example.net>\r\nMessage-ID: <utf8@t>\r\nSubject: Grüße\r\n\r\nBody ü\r\n"

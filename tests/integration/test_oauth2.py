@@ -34,6 +34,7 @@ import ssl
 import util
 from fakes.fakepop3 import FakePop3
 from fakes.oauth_server import OAuthServer
+from fakes.tunnelproxy import TunnelProxy
 from messages import ordinary_corpus
 
 
@@ -362,6 +363,28 @@ class BuiltInOAuth2(util.IntegrationCase):
         self.assertEqual(self.oauth.token_requests[-1]["grant_type"], "refresh_token")
         self._secrets_absent(r.stdout, r.stderr)
         self.note("refreshed ahead of expiry; rotated refresh token saved (0600)")
+
+    def test_token_endpoint_through_the_account_proxy_only(self):
+        self.oauth.expires_in = 60  # every run refreshes
+        self._signed_in()
+        # No proxy configured: $http_proxy and $https_proxy are not honoured
+        # (a dead proxy there must not matter), as for the mail connections.
+        dead = "http://127.0.0.1:9"
+        before = len(self.oauth.token_requests)
+        self.run_config(expect=0, env={"http_proxy": dead, "https_proxy": dead, "HTTPS_PROXY": dead,
+                                       "ALL_PROXY": dead})
+        self.assertEqual(len(self.oauth.token_requests), before + 1)
+        # proxy = ...: the token endpoint goes through it, like the mail.
+        proxy = TunnelProxy("http")
+        self.addCleanup(proxy.close)
+        with open(self.config_path) as f:
+            text = f.read()
+        with open(self.config_path, "w") as f:
+            f.write(text.replace("[accounts.o]\n", "[accounts.o]\nproxy = \"%s\"\n" % proxy.url(), 1))
+        self.run_config(expect=0)
+        port = int(self.oauth.url.rsplit(":", 1)[1].split("/")[0])
+        self.assertIn(port, [p for _, p in proxy.targets], proxy.targets)
+        self.note("token endpoint: through the account's proxy; $http(s)_proxy ignored")
 
     def test_refused_access_token_is_refreshed_once(self):
         self._signed_in()

@@ -650,3 +650,15 @@ TEST_CASE("config: min_rate, min_rate_window and run_timeout") {
     CHECK(config_error(kHead + "min_rate = \"fast\"\n") ==
           "config.toml:6:12: accounts.home.min_rate: expected an integer, not a string");
 }
+
+TEST_CASE("config: max_size may not overflow (n times the unit is bounded)") {
+    auto load = [](const std::string& size) {
+        return parse_config("[accounts.a]\nurl = \"pop3s://h\"\nuser = \"u\"\npassword = \"p\"\ndeliver = \"mbox:/m\"\n"
+                            "max_size = \"" + size + "\"\n", "config.toml", ConfigEnv{});
+    };
+    CHECK(load("1024G").accounts.at(0).max_size == (1ULL << 40));
+    CHECK(load("10M").accounts.at(0).max_size == 10ULL << 20);
+    // 17179869185 * 2^30 wraps to 2^30 in 64 bits.
+    for (std::string bad : {"17179869185G", "1025G", "99999999999G", "1099511627777"})
+        CHECK_THROWS_WITH_AS(load(bad), doctest::Contains("must be a size"), Error);
+}

@@ -81,3 +81,56 @@ TEST_CASE("relay targets: errors") {
         CHECK(std::string(e.what()).find("smtp and lmtp are for deliver") != std::string::npos);
     }
 }
+
+TEST_CASE("relay targets: a relay with a user requires STARTTLS unless told otherwise") {
+    // No tls key: the password must never go out before STARTTLS, so an
+    // attacker who strips STARTTLS from the EHLO reply gets nothing.
+    Account a = parse("deliver = { url = \"smtp://mx:587\", user = \"u\", password_command = \"pass mx\" }\n"
+                      "recipient = \"me@x\"\n");
+    CHECK(a.deliver.relay->tls == TlsMode::StartTls);
+    // Without a user there is nothing to protect: STARTTLS when offered.
+    a = parse("deliver = { url = \"smtp://mx:587\" }\nrecipient = \"me@x\"\n");
+    CHECK(a.deliver.relay->tls == TlsMode::IfOffered);
+    // user with tls = "off": only on loopback.
+    for (std::string host : {"localhost", "127.0.0.1", "127.1.2.3", "[::1]"}) {
+        a = parse("deliver = { url = \"smtp://" + host + ":25\", tls = \"off\", user = \"u\", password = \"p\" }\n"
+                  "recipient = \"me@x\"\n");
+        CHECK(a.deliver.relay->tls == TlsMode::Off);
+    }
+    for (std::string host : {"mx.example", "127.0.0.1.example", "10.0.0.1", "localhost.example"}) {
+        std::string err = error_of("deliver = { url = \"smtp://" + host + ":25\", tls = \"off\", user = \"u\", "
+                                   "password = \"p\" }\nrecipient = \"me@x\"\n");
+        CHECK_MESSAGE(err.find("password in clear") != std::string::npos, err);
+    }
+}
+
+TEST_CASE("relay targets: proxy and ca_file apply with or without a user") {
+    Account a = parse("deliver = { url = \"lmtp://mx:24\", proxy = \"socks5h://127.0.0.1:9050\" }\n"
+                      "recipient = \"me@x\"\n");
+    CHECK(a.deliver.relay->proxy == "socks5h://127.0.0.1:9050");
+    a = parse("deliver = { url = \"smtp://mx\", proxy = \"http://127.0.0.1:3128\", ca_file = \"/ca.pem\" }\n"
+              "recipient = \"me@x\"\n");
+    CHECK(a.deliver.relay->proxy == "http://127.0.0.1:3128");
+    CHECK(a.deliver.relay->ca_file == "/ca.pem");
+    a = parse("deliver = { url = \"smtps://mx\", user = \"u\", password = \"p\", proxy = \"socks5h://127.0.0.1:1\" }\n"
+              "recipient = \"me@x\"\n");
+    CHECK(a.deliver.relay->proxy == "socks5h://127.0.0.1:1");
+    CHECK(error_of("deliver = { url = \"smtp://mx\", proxy = \"ftp://x\" }\nrecipient = \"me@x\"\n")
+              .find("not a proxy URL") != std::string::npos);
+}
+
+TEST_CASE("relay targets: auth and oauth2_token_command are refused (libcurl logs in to a relay)") {
+    // Accepted and ignored, they would let libcurl pick PLAIN despite
+    // auth = "cram-md5", or send an access token as a password.
+    std::string err = error_of("deliver = { url = \"smtps://mx\", user = \"u\", password = \"p\", auth = \"cram-md5\" }\n"
+                               "recipient = \"me@x\"\n");
+    CHECK_MESSAGE(err.find("auth is not supported for an SMTP relay") != std::string::npos, err);
+    err = error_of("deliver = { url = \"smtps://mx\", user = \"u\", oauth2_token_command = \"tok\" }\n"
+                   "recipient = \"me@x\"\n");
+    CHECK_MESSAGE(err.find("oauth2_token_command is not supported for an SMTP relay") != std::string::npos, err);
+    // An IMAP target keeps both (login.cpp logs in there).
+    Account a = parse("deliver = { url = \"imaps://t/INBOX\", user = \"u\", oauth2_token_command = \"tok\", "
+                      "auth = \"xoauth2\" }\n");
+    CHECK(a.deliver.imap->auth == "XOAUTH2");
+    CHECK(a.deliver.imap->oauth2);
+}

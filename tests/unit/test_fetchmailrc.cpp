@@ -130,7 +130,7 @@ TEST_CASE("fetchmailrc import: two users per poll entry, defaults, quoted passwo
     CHECK(carol.keep);  // the defaults entry applies to every entry after it
     // Every option without an equivalent is a comment, where it was.
     CHECK(contains(toml, "# fetchmail: fetchall -- "));
-    CHECK(contains(toml, "# fetchmail: smtphost mail.local -- pullmail delivers itself"));
+    CHECK(contains(toml, "# fetchmail: smtphost mail.local -- to forward by SMTP set deliver"));
     CHECK(contains(toml, "# fetchmail: set postmaster me -- "));
     CHECK(contains(toml, "# fetchmail: set logfile /var/log/fetchmail.log -- "));
     CHECK(contains(toml, "# fetchmail: defaults (rc:5) -- folded into the accounts below"));
@@ -196,4 +196,44 @@ TEST_CASE("fetchmailrc import: account names are unique and valid") {
 
 TEST_CASE("toml_quote escapes quotes, backslashes and control characters") {
     CHECK(toml_quote("a\"b\\c\n\x01") == "\"a\\\"b\\\\c\\n\\u0001\"");
+}
+
+TEST_CASE("fetchmailrc: a misplaced quoted string is not echoed (it may be a password)") {
+    try {
+        parse_fetchmailrc("poll h user u password \"s3cr3t-pw\" \"0ther-s3cret\"\n", "rc");
+        FAIL("parsed");
+    } catch (const Error& e) {
+        std::string msg = e.what();
+        CHECK(msg.find("0ther-s3cret") == std::string::npos);
+        CHECK(msg.find("s3cr3t-pw") == std::string::npos);
+        CHECK(msg.find("rc:1: expected an option, not a quoted string") != std::string::npos);
+    }
+}
+
+TEST_CASE("fetchmailrc import: only auth values the loader accepts; timeout validated; comments stay comments") {
+    for (std::string m : {"ntlm", "gssapi", "external", "xoauth2", "oauthbearer", "kerberos_v5"}) {
+        std::string toml;
+        Config c = round_trip("poll h proto imap auth " + m + " user u pass p\n", &toml);
+        CHECK_MESSAGE(c.accounts.at(0).server.auth.empty(), toml);
+        CHECK_MESSAGE(!contains(toml, "libcurl picks"), toml);
+    }
+    std::string toml;
+    round_trip("poll h proto pop3 auth cram-md5 user u pass p\n", &toml);
+    CHECK(contains(toml, "auth = \"CRAM-MD5\""));
+    Config c = round_trip("poll h proto imap timeout \"9\nkeep = false\" user u pass p\n", &toml);
+    CHECK_MESSAGE(!contains(toml, "\ntimeout = "), toml);
+    CHECK(c.accounts.at(0).timeout == 60);
+    c = round_trip("poll h proto imap timeout 45 user u pass p\n", &toml);
+    CHECK(c.accounts.at(0).timeout == 45);
+    // A line break in a commented-out value does not escape the comment.
+    c = round_trip("poll h proto imap user u pass p sslproto \"x\n[accounts.evil]\"\n", &toml);
+    CHECK_MESSAGE(c.accounts.size() == 1, toml);
+}
+
+TEST_CASE("fetchmailrc import: no outdated advice about SMTP and LMTP") {
+    std::string toml;
+    round_trip("poll h proto imap user u pass p smtphost mx smtpaddress me@x lmtp antispam 571\n", &toml);
+    CHECK_MESSAGE(!contains(toml, "does not forward by SMTP"), toml);
+    CHECK_MESSAGE(!contains(toml, "MDA that speaks LMTP"), toml);
+    CHECK(contains(toml, "smtp://HOST"));
 }

@@ -27,12 +27,16 @@ _MSGID = re.compile(rb"^Message-ID:[ \t]*(<[^>\r\n]*>)", re.I | re.M)
 
 class FakeSmtp(LoopbackServer):
 
-    def __init__(self, extensions=("PIPELINING", "8BITMIME", "SMTPUTF8"), starttls=None, auth=None, lmtp=False):
+    def __init__(self, extensions=("PIPELINING", "8BITMIME", "SMTPUTF8"), starttls=None, auth=None, lmtp=False,
+                 auth_in_clear=False):
         """starttls: an ssl.SSLContext (server side) to offer STARTTLS with;
-        auth: (user, password) to offer and require AUTH PLAIN (after TLS)."""
+        auth: (user, password) to offer and require AUTH PLAIN (after TLS,
+        or before it with auth_in_clear: a server whose STARTTLS an
+        attacker has stripped)."""
         self.extensions = tuple(extensions)
         self.starttls = starttls
         self.auth = auth
+        self.auth_in_clear = auth_in_clear
         self.authenticated = []  # user names that logged in
         self.tls_sessions = 0
         self.refuse = {}       # Message-ID bytes -> reply line
@@ -101,7 +105,7 @@ class FakeSmtp(LoopbackServer):
                 offered = list(self.extensions)
                 if self.starttls and not tls:
                     offered.append("STARTTLS")
-                if self.auth and tls:
+                if self.auth and (tls or self.auth_in_clear):
                     offered.append("AUTH PLAIN")
                 lines = ["fake.test"] + offered
                 w.write(("".join("250%s%s\r\n" % ("-" if i + 1 < len(lines) else " ", l)

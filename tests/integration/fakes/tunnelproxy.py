@@ -10,9 +10,12 @@ import threading
 
 
 class TunnelProxy:
-    def __init__(self, kind):
+    def __init__(self, kind, hosts=None):
+        """hosts: {name: address} the proxy resolves itself (names that
+        exist only behind the proxy, as with Tor)."""
         assert kind in ("http", "socks5")
         self.kind = kind
+        self.hosts = dict(hosts or {})
         self.targets = []
         self._sock = socket.socket()
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -78,7 +81,7 @@ class TunnelProxy:
         try:
             host, port, ok = self._http(c) if self.kind == "http" else self._socks5(c)
             self.targets.append((host, port))
-            up = socket.create_connection((host, port))
+            up = socket.create_connection((self.hosts.get(host, host), port))
             ok()
         except (EOFError, OSError, ValueError):
             c.close()
