@@ -1,35 +1,12 @@
 #include "message_key.h"
 
+#include "text_util.h"
+
 namespace pullmail {
 
-std::string encode_folder(const std::string& folder) {
-    static const char* hex = "0123456789ABCDEF";
-    std::string out;
-    for (unsigned char c : folder) {
-        if (c <= 0x20 || c >= 0x7f || c == '%' || c == ':') {
-            out += '%';
-            out += hex[c >> 4];
-            out += hex[c & 15];
-        } else {
-            out += static_cast<char>(c);
-        }
-    }
-    return out;
-}
+std::string encode_folder(const std::string& folder) { return percent_encode(folder, ":"); }
 
-std::string decode_folder(const std::string& enc) {
-    auto hex = [](char c) { return c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10; };
-    std::string out;
-    for (std::size_t i = 0; i < enc.size(); ++i) {
-        if (enc[i] == '%' && i + 2 < enc.size()) {
-            out += static_cast<char>(hex(enc[i + 1]) * 16 + hex(enc[i + 2]));
-            i += 2;
-        } else {
-            out += enc[i];
-        }
-    }
-    return out;
-}
+std::string decode_folder(const std::string& enc) { return percent_decode(enc); }
 
 std::string pop3_key(const std::string& uidl) { return "pop3:" + uidl; }
 

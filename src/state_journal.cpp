@@ -14,6 +14,7 @@
 #include "error.h"
 #include "fs_util.h"
 #include "test_hooks.h"
+#include "text_util.h"
 
 namespace pullmail {
 
@@ -92,20 +93,8 @@ const char* mark_of(const SeenEntry& e) {
 
 // The <where> field of a Partial entry: "rcpt:" + escaped recipients.
 std::string recipients_field(const std::vector<std::string>& rcpts) {
-    static const char* hex = "0123456789ABCDEF";
     std::string out = "rcpt:";
-    for (std::size_t i = 0; i < rcpts.size(); ++i) {
-        if (i) out += ',';
-        for (unsigned char c : rcpts[i]) {
-            if (c <= ' ' || c == ',' || c == '%' || c == 0x7f) {
-                out += '%';
-                out += hex[c >> 4];
-                out += hex[c & 15];
-            } else {
-                out += static_cast<char>(c);
-            }
-        }
-    }
+    for (std::size_t i = 0; i < rcpts.size(); ++i) out += (i ? "," : "") + percent_encode(rcpts[i], ",");
     return out;
 }
 
@@ -113,18 +102,11 @@ std::vector<std::string> parse_recipients(std::string_view field) {
     std::vector<std::string> out;
     if (field.rfind("rcpt:", 0) != 0) return out;
     field.remove_prefix(5);
-    std::string cur;
-    auto unhex = [](char c) { return c >= 'A' ? (c & 7) + 9 : c - '0'; };
-    for (std::size_t i = 0; i <= field.size(); ++i) {
-        if (i == field.size() || field[i] == ',') {
-            if (!cur.empty()) out.push_back(std::move(cur));
-            cur.clear();
-        } else if (field[i] == '%' && i + 2 < field.size()) {
-            cur += static_cast<char>(unhex(field[i + 1]) * 16 + unhex(field[i + 2]));
-            i += 2;
-        } else {
-            cur += field[i];
-        }
+    while (!field.empty()) {
+        auto comma = field.find(',');
+        std::string_view part = field.substr(0, comma);
+        if (!part.empty()) out.push_back(percent_decode(part));
+        field.remove_prefix(comma == std::string_view::npos ? field.size() : comma + 1);
     }
     return out;
 }

@@ -49,6 +49,13 @@ std::vector<std::string_view> split_words(std::string_view s);
 // last_cr carries whether the previous chunk ended in CR.
 void append_crlf(std::string_view chunk, bool& last_cr, std::string& out);
 
+// Percent-encoding for fields of the state file: every byte <= 0x20 or
+// >= 0x7f, '%' and each byte of `specials` (the field's own separators)
+// becomes %XX; percent_decode undoes it (a '%' without two hex digits after
+// it stays as it is).
+std::string percent_encode(std::string_view s, std::string_view specials);
+std::string percent_decode(std::string_view s);
+
 // s as one POSIX shell word, for a command an error message or a written
 // config suggests: unchanged when it holds only characters no shell treats
 // specially (letters, digits and /._-+,:@%), else single-quoted with each '

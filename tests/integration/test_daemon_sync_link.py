@@ -65,6 +65,14 @@ class KeptSyncLinkTest(DaemonCase):
                 # That one is cut at its first NOOP, the health check of the
                 # wake-up after.
                 p.cut_at = (b" NOOP\r\n", 0, 0)
+                # Cut it only once it is kept (its UNSELECT sent and answered
+                # after the last delivery): a cut before that loses the link
+                # in keep(), silently, which is not what this part tests.
+                deadline = time.monotonic() + 10
+                while not syncs[0]["c2s"].endswith(b" UNSELECT\r\n") and time.monotonic() < deadline:
+                    time.sleep(0.02)
+                self.assertTrue(syncs[0]["c2s"].endswith(b" UNSELECT\r\n"), "the sync connection was not kept")
+                time.sleep(0.3)
                 self.assertEqual(p.cut_live(lambda r: is_sync(r)), 1)
                 time.sleep(0.3)
                 self.append(user, "INBOX", corpus[5])

@@ -34,3 +34,14 @@ TEST_CASE("append_crlf: bare LF becomes CRLF, also when a chunk ends in CR") {
     append_crlf("\r\n", last_cr, out);
     CHECK(out == "a\r\nb\r\nc\r\n\r\n");
 }
+
+TEST_CASE("percent_encode: controls, spaces, 8-bit bytes, % and the field's separators; decode undoes it") {
+    CHECK(percent_encode("Lists/cpp", ":") == "Lists/cpp");
+    CHECK(percent_encode("a b:c%d\x7f\xc3\xa9", ":") == "a%20b%3Ac%25d%7F%C3%A9");
+    CHECK(percent_encode("x,y", ",") == "x%2Cy");
+    for (std::string s : {std::string("a b:c%d\x7f\xc3\xa9"), std::string("\r\n,%,"), std::string()})
+        CHECK(percent_decode(percent_encode(s, ":,")) == s);
+    CHECK(percent_decode("%4a%4A") == "JJ");
+    CHECK(percent_decode("100%") == "100%");  // not an escape: kept
+    CHECK(percent_decode("%zz%4") == "%zz%4");
+}
