@@ -8,6 +8,7 @@
 #include "smtp_codec.h"
 #include "state_journal.h"
 #include "sync_plan.h"
+#include "plan_support.h"
 #include "test_support.h"
 
 using namespace pullmail;
@@ -16,12 +17,7 @@ using namespace pullmail::test;
 namespace {
 
 RemoteMessage pop3_msg(std::uint32_t n, const std::string& uidl, std::uint64_t size) {
-    RemoteMessage m;
-    m.number = n;
-    m.uidl = uidl;
-    m.key = pop3_key(uidl);
-    m.size = size;
-    return m;
+    return test::pop3_listed(n, uidl, size);
 }
 
 SmtpReply reply_of(int code) {

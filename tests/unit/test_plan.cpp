@@ -8,6 +8,7 @@
 #include "fingerprint.h"
 #include "state_journal.h"
 #include "sync_plan.h"
+#include "plan_support.h"
 
 using namespace pullmail;
 
@@ -19,12 +20,7 @@ std::string header(const std::string& id, const std::string& subject = "S") {
 }
 
 RemoteMessage pop3(std::uint32_t n, const std::string& uidl, std::uint64_t size) {
-    RemoteMessage m;
-    m.number = n;
-    m.uidl = uidl;
-    m.key = pop3_key(uidl);
-    m.size = size;
-    return m;
+    return test::pop3_listed(n, uidl, size);
 }
 
 RemoteMessage imap(const std::string& folder, std::uint32_t validity, std::uint32_t uid, std::uint64_t size) {

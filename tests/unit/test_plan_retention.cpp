@@ -11,6 +11,7 @@
 #include "fingerprint.h"
 #include "state_journal.h"
 #include "sync_plan.h"
+#include "plan_support.h"
 
 using namespace pullmail;
 
@@ -20,12 +21,7 @@ constexpr std::int64_t kDay = 86400;
 constexpr std::int64_t kNow = 1'800'000'000;
 
 RemoteMessage pop3(std::uint32_t n, const std::string& uidl, std::uint64_t size) {
-    RemoteMessage m;
-    m.number = n;
-    m.uidl = uidl;
-    m.key = pop3_key(uidl);
-    m.size = size;
-    return m;
+    return test::pop3_listed(n, uidl, size);
 }
 
 RemoteMessage imap(std::uint32_t validity, std::uint32_t uid, std::uint64_t size) {
