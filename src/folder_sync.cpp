@@ -361,8 +361,7 @@ void sync_folders(MailSource& source, const std::vector<FolderTask>& tasks, Inta
         runs[i].turn = std::make_unique<BudgetTurn>(sh, tasks[i].order);
     }
     const PlanOptions& po = sh.options;
-    bool removes = !po.keep || po.delete_after > 0 || (po.max_size > 0 && po.oversize == Oversize::Delete);
-    bool read_only = !removes || po.check || po.dry_run || po.adopt;
+    bool read_only = !may_remove(po) || po.check || po.dry_run || po.adopt;
     open_folders(source, runs, read_only, sh);
     std::uint64_t messages = 0, bytes = 0;
     for (auto& r : runs) {

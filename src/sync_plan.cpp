@@ -321,14 +321,17 @@ std::string oversize_stub(std::string_view header, std::uint64_t size, std::uint
     return out;
 }
 
+bool may_remove(const PlanOptions& opts) {
+    return !opts.keep || opts.delete_after > 0 || (opts.max_size > 0 && opts.oversize == Oversize::Delete);
+}
+
 bool folder_unchanged(const FolderMark& now, const FolderMark* mark, const PlanOptions& opts) {
     // delete_after: a recorded message may expire with nothing changed on the server.
     if (opts.all || opts.delete_after > 0 || !mark || now.uidvalidity == 0 || now.uidnext == 0) return false;
     // keep = false (or -K), oversize = "delete": the mark may have been left
     // by a run that kept its mail; only opening the folder finds what is now
     // to delete.
-    bool may_delete = !opts.keep || (opts.oversize == Oversize::Delete && opts.max_size > 0);
-    if (may_delete && mark->exists > 0) return false;
+    if (may_remove(opts) && mark->exists > 0) return false;
     return now == *mark;
 }
 

@@ -211,6 +211,11 @@ std::vector<Recognised> recognise_delivered(Plan& plan, const SourceIdentity& id
 // (plan_expired); and plan.remove_unread. Empty with check, dry run or adopt.
 std::vector<RemoteMessage> plan_removal(const Plan& plan, const StateEntries& state, const PlanOptions& opts);
 
+// Whether a run with these options may delete anything on the server:
+// keep = false (or -K), delete_after, or oversize = "delete". When not, the
+// caller opens folders read-only (EXAMINE).
+bool may_remove(const PlanOptions& opts);
+
 // ---- The constant-cost IMAP poll ----
 //
 // `now` is what STATUS (or LIST-STATUS) reports for a folder, `mark` what the

@@ -257,6 +257,21 @@ TEST_CASE("plan: a mark left by a run that kept its mail never hides mail that k
     CHECK(folder_unchanged({7, 101, 0}, &empty, delete_opts()));
 }
 
+TEST_CASE("plan: a run may remove mail only with keep = false, delete_after or oversize = delete") {
+    CHECK_FALSE(may_remove(keep_opts()));
+    CHECK(may_remove(delete_opts()));
+    PlanOptions expiring = keep_opts();
+    expiring.delete_after = 86400;
+    CHECK(may_remove(expiring));
+    PlanOptions oversize = keep_opts();
+    oversize.oversize = Oversize::Delete;
+    CHECK_FALSE(may_remove(oversize));  // no max_size: nothing is oversize
+    oversize.max_size = 1000;
+    CHECK(may_remove(oversize));
+    oversize.oversize = Oversize::Headers;
+    CHECK_FALSE(may_remove(oversize));
+}
+
 TEST_CASE("plan: a folder is marked only when the state says exactly what it holds") {
     std::vector<RemoteMessage> listing{imap("INBOX", 7, 1, 10), imap("INBOX", 7, 2, 20)};
     StateEntries state{{listing[0].key, entry(10)}, {listing[1].key, entry(20)}};
