@@ -17,6 +17,7 @@
 #include "deliver.h"
 #include "deliver_impl.h"
 #include "error.h"
+#include "text_util.h"
 
 namespace pullmail {
 
@@ -194,6 +195,19 @@ UniqueFd open_anonymous_file(const std::vector<std::string>& dirs, const std::st
         if (first_err == 0) first_err = errno;
     }
     throw_local_io("cannot create a temporary file for " + what, first_err);
+}
+
+void CrlfSpool::write(std::string_view chunk) {
+    if (!header_.complete()) {
+        header_lf_.clear();
+        header_crlf_.convert(chunk, header_lf_);
+        header_.feed(header_lf_);
+    }
+    out_.clear();
+    append_crlf(chunk, last_cr_, out_);
+    if (int err = write_all(fd_.get(), out_.data(), out_.size()))
+        throw_local_io("cannot spool a message for " + what_, err);
+    size_ += out_.size();
 }
 
 std::string temp_dir_from_env() {

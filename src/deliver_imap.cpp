@@ -10,6 +10,7 @@
 #include <optional>
 #include <unordered_map>
 
+#include "deliver_impl.h"
 #include "error.h"
 #include "fingerprint.h"
 #include "fs_util.h"
@@ -51,34 +52,15 @@ std::vector<std::string> split_intent(const std::string& s) {
 
 class ImapSink final : public DeliverySink {
 public:
-    ImapSink(ImapTarget& target, const MessageMeta& meta, std::string folder, int fd)
-        : target_(target), meta_(meta), folder_(std::move(folder)), fd_(fd) {}
-    ~ImapSink() override {
-        if (fd_ >= 0) ::close(fd_);
-    }
+    ImapSink(ImapTarget& target, const MessageMeta& meta, std::string folder, detail::UniqueFd fd)
+        : target_(target), meta_(meta), folder_(std::move(folder)), spool_(std::move(fd), "the IMAP target") {}
 
-    // The server's bytes (Deliverer::wants_crlf): only a bare LF becomes CRLF,
-    // the IMAP message format; a CRLF split across chunks stays one.
-    void write(std::string_view chunk) override {
-        if (!header_.complete()) {
-            header_lf_.clear();
-            header_crlf_.convert(chunk, header_lf_);
-            header_.feed(header_lf_);
-        }
-        out_.clear();
-        append_crlf(chunk, last_cr_, out_);
-        if (int err = write_all(fd_, out_.data(), out_.size()))
-            throw Error(ErrorKind::LocalIO, std::string("cannot spool a message for the IMAP target: ") +
-                                                std::strerror(err));
-        size_ += out_.size();
-    }
+    // The server's bytes in IMAP's message format (Deliverer::wants_crlf).
+    void write(std::string_view chunk) override { spool_.write(chunk); }
 
     std::string prepare() override;
     void commit() override;
-    void abort() noexcept override {
-        if (fd_ >= 0) ::close(fd_);
-        fd_ = -1;
-    }
+    void abort() noexcept override { spool_.close(); }
     const Error* commit_error() const override { return error_ ? &*error_ : nullptr; }
     bool already_present() const override { return duplicate_; }
     std::string published_as() const override {
@@ -94,14 +76,8 @@ private:
     ImapTarget& target_;
     MessageMeta meta_;
     std::string folder_;
-    int fd_;
-    std::uint64_t size_ = 0;
+    detail::CrlfSpool spool_;
     std::string fingerprint_;
-    HeaderCapture header_;   // LF form, for the fingerprint and the arrival date
-    CrlfToLf header_crlf_;
-    std::string header_lf_;
-    bool last_cr_ = false;
-    std::string out_;
 };
 
 class ImapTarget final : public Deliverer {
@@ -114,16 +90,8 @@ public:
     std::unique_ptr<DeliverySink> begin(const MessageMeta& meta) override {
         std::string folder = imap_target_folder(ep_.path, meta.folder);
         known(folder);  // connect, create the folder, learn its contents before the first message
-        int fd = ::open(opts_.spool_dir.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-        if (fd < 0) {
-            std::string tmpl = opts_.spool_dir + "/pullmail-spool-XXXXXX";
-            fd = ::mkostemp(tmpl.data(), O_CLOEXEC);
-            if (fd >= 0) ::unlink(tmpl.c_str());
-        }
-        if (fd < 0)
-            throw Error(ErrorKind::LocalIO, "cannot create a spool file in " + opts_.spool_dir + ": " +
-                                                std::strerror(errno));
-        return std::make_unique<ImapSink>(*this, meta, folder, fd);
+        auto fd = detail::open_anonymous_file({opts_.spool_dir}, "the IMAP target " + describe());
+        return std::make_unique<ImapSink>(*this, meta, folder, std::move(fd));
     }
 
     Recovery recover(std::string_view intent) override {
@@ -316,9 +284,9 @@ private:
 };
 
 std::string ImapSink::prepare() {
-    fingerprint_ = header_fingerprint(header_.header());
+    fingerprint_ = header_fingerprint(spool_.header().header());
     // Fingerprint and size: what the target's copy of the same bytes has.
-    std::string id = fingerprint_ + ":" + std::to_string(size_);
+    std::string id = fingerprint_ + ":" + std::to_string(spool_.size());
     auto& k = target_.known(folder_);
     auto it = fingerprint_ == "-" || !meta_.target_may_hold ? k.end() : k.find(id);
     if (it != k.end() && it->second > 0) {
@@ -329,7 +297,7 @@ std::string ImapSink::prepare() {
         duplicate_ = true;
         return "imap-dup " + encode_folder(folder_) + " " + id;
     }
-    return "imap " + encode_folder(folder_) + " " + fingerprint_ + " " + std::to_string(size_);
+    return "imap " + encode_folder(folder_) + " " + fingerprint_ + " " + std::to_string(spool_.size());
 }
 
 void ImapSink::commit() {
@@ -340,8 +308,8 @@ void ImapSink::commit() {
         if (u == "\\RECENT" || u == "\\DELETED") continue;  // not storable / would be expunged
         flags.push_back(f);
     }
-    auto args = target_.append_args(flags, meta_.internal_date, header_.header());
-    target_.append(this, folder_, args, fd_, size_, meta_.key);
+    auto args = target_.append_args(flags, meta_.internal_date, spool_.header().header());
+    target_.append(this, folder_, args, spool_.fd(), spool_.size(), meta_.key);
 }
 
 }  // namespace

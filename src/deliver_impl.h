@@ -17,6 +17,7 @@
 
 #include "deliver.h"
 #include "error.h"
+#include "fingerprint.h"
 #include "fs_util.h"
 
 typedef struct evp_md_ctx_st EVP_MD_CTX;
@@ -69,6 +70,33 @@ ssize_t pread_full(int fd, char* data, std::size_t len, off_t offset);
 UniqueFd open_anonymous_file(const std::vector<std::string>& dirs, const std::string& what);
 // $TMPDIR, or "" when unset.
 std::string temp_dir_from_env();
+
+// A message spooled for a network target (IMAP APPEND, SMTP/LMTP): the
+// server's bytes in wire form in an unlinked file (a bare LF becomes CRLF;
+// a CRLF split across chunks stays one), and the header block in LF form,
+// which the target reads before sending (fingerprint, date, envelope).
+// Memory stays flat whatever the message size.
+class CrlfSpool {
+public:
+    // `what` names the target in errors ("the IMAP target").
+    CrlfSpool(UniqueFd fd, std::string what) : fd_(std::move(fd)), what_(std::move(what)) {}
+    // Throws Error(LocalIO) when the spool file cannot be written.
+    void write(std::string_view chunk);
+    const HeaderCapture& header() const { return header_; }
+    int fd() const { return fd_.get(); }
+    std::uint64_t size() const { return size_; }  // bytes in the file
+    void close() noexcept { fd_.reset(); }
+
+private:
+    UniqueFd fd_;
+    std::string what_;
+    std::uint64_t size_ = 0;
+    HeaderCapture header_;
+    CrlfToLf header_crlf_;
+    std::string header_lf_;
+    bool last_cr_ = false;
+    std::string out_;
+};
 
 // Incremental SHA-256 (OpenSSL libcrypto), hex output.
 class Sha256 {

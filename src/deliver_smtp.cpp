@@ -35,29 +35,19 @@ class RelayTarget;
 class RelaySink final : public DeliverySink {
 public:
     RelaySink(RelayTarget& target, std::string key, detail::UniqueFd fd, std::vector<std::string> recipients)
-        : target_(target), key_(std::move(key)), fd_(std::move(fd)), recipients_(std::move(recipients)) {}
+        : target_(target), key_(std::move(key)), spool_(std::move(fd), "the relay target"),
+          recipients_(std::move(recipients)) {}
     ~RelaySink() override;
 
-    // The server's bytes (Deliverer::wants_crlf): a bare LF becomes CRLF, the
-    // wire format; a CRLF split across chunks stays one.
+    // The server's bytes in wire form (Deliverer::wants_crlf).
     void write(std::string_view chunk) override {
-        if (!header_.complete()) {
-            header_lf_.clear();
-            header_crlf_.convert(chunk, header_lf_);
-            header_.feed(header_lf_);
-        }
         if (!body_8bit_) body_8bit_ = has_8bit(chunk);
-        out_.clear();
-        append_crlf(chunk, last_cr_, out_);
-        if (int err = write_all(fd_.get(), out_.data(), out_.size()))
-            throw Error(ErrorKind::LocalIO, std::string("cannot spool a message for the relay target: ") +
-                                                std::strerror(err));
-        size_ += out_.size();
+        spool_.write(chunk);
     }
 
     std::string prepare() override {
-        sender_ = envelope_sender(header_.header());
-        header_8bit_ = has_8bit(header_.header());
+        sender_ = envelope_sender(spool_.header().header());
+        header_8bit_ = has_8bit(spool_.header().header());
         return "relay " + key_;
     }
     void commit() override;
@@ -72,26 +62,20 @@ public:
     const std::vector<std::string>& recipients() const { return recipients_; }  // the ones still owed
     const std::string& key() const { return key_; }
     const std::string& sender() const { return sender_; }
-    int fd() const { return fd_.get(); }
-    std::uint64_t size() const { return size_; }
+    int fd() const { return spool_.fd(); }
+    std::uint64_t size() const { return spool_.size(); }
     bool body_8bit() const { return body_8bit_; }
     bool header_8bit() const { return header_8bit_; }
 
 private:
     RelayTarget& target_;
     std::string key_;
-    detail::UniqueFd fd_;
+    detail::CrlfSpool spool_;  // the header block gives the envelope sender
     std::vector<std::string> recipients_;
-    std::uint64_t size_ = 0;
-    HeaderCapture header_;  // LF form, for the envelope sender
-    CrlfToLf header_crlf_;
-    std::string header_lf_;
     std::string sender_;
-    bool last_cr_ = false;
     bool body_8bit_ = false;
     bool header_8bit_ = false;
     bool sent_ = false;
-    std::string out_;
 };
 
 std::string local_host_name() {
@@ -192,7 +176,7 @@ void RelaySink::commit() {
 
 void RelaySink::abort() noexcept {
     if (sent_) target_.forget(this);
-    fd_.reset();
+    spool_.close();
 }
 
 void RelayTarget::on_bytes(std::string_view bytes) {
