@@ -929,7 +929,7 @@ private:
         return a;
     }
 
-    // delete_after, max_size and oversize (issue 13).
+    // delete_after, max_size and oversize (sync_plan.h has their rules).
     void retention(const Fields& fields, Account& a) const {
         if (auto it = fields.find("delete_after"); it != fields.end()) {
             a.delete_after = parse_duration(str(it->second));

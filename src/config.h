@@ -82,7 +82,7 @@ struct DeliveryTarget {
     std::vector<std::string> recipients;  // Relay: the envelope recipients (recipient = ...)
 };
 
-// What to do with a message larger than max_size (issue 13; sync_plan.h).
+// What to do with a message larger than max_size (sync_plan.h).
 enum class Oversize { Skip, Headers, Delete };
 
 struct Account {
@@ -100,7 +100,7 @@ struct Account {
     int mda_timeout = 300;             // seconds an MDA may take for one message
     // Once the server has started answering, at least min_rate bytes/s
     // averaged over min_rate_window seconds of waiting (raised to timeout
-    // when shorter); 0 = no minimum. Stops trickling servers (issue 15).
+    // when shorter); 0 = no minimum. Stops trickling servers.
     int min_rate = 8;
     int min_rate_window = 60;
     int run_timeout = 0;               // seconds a connection may last after login; 0 = no limit
@@ -111,7 +111,7 @@ struct Account {
     std::uint64_t max_size = 0;
     Oversize oversize = Oversize::Skip;
     int max_messages = 0;
-    // IMAP provider quirks (issue 12). keep = false removes a message by
+    // IMAP provider quirks. keep = false removes a message by
     // EXPUNGE, or by moving it to the \Trash special-use folder (Gmail only
     // drops a label on EXPUNGE). folders = ["*"] leaves out the folders with
     // these SPECIAL-USE attributes (RFC 6154; lower case, no backslash).

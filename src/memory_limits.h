@@ -1,4 +1,4 @@
-// memory_limits.h — how much a server may make pullmail hold in memory (issue 15).
+// memory_limits.h — how much a server may make pullmail hold in memory.
 //
 // Message bodies are streamed to the delivery and never count against these;
 // everything else a server sends (listings, responses, header replies for

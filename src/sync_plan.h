@@ -17,7 +17,7 @@
 // target). The one exception is oversize = "delete", which the user asks
 // for: a message over max_size is removed without being delivered.
 //
-// Retention and limits (issue 13), all rules of this file:
+// Retention and limits, all rules of this file:
 //   - delete_after: with keep, a listed message whose entry is Whole, not
 //     keep_on_server, and recorded at least delete_after seconds before
 //     `now` is removed (plan_removal). Without keep everything delivered is
@@ -35,7 +35,7 @@
 //     fetchlimit): the executor gives each folder's plan what the folders
 //     before it (configured order) left of the budget.
 //
-// Per-recipient delivery (relay targets with several recipients, issue 16):
+// Per-recipient delivery (relay targets with several recipients):
 // a message a relay target took for some recipients only is recorded
 // Partial with those recipients (state_journal.h). It is fetched again like
 // a new message, and plan.delivered_to names who has it, so the deliverer

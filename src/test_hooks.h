@@ -1,4 +1,4 @@
-// test_hooks.h — fault injection for the crash tests (issue: never lose,
+// test_hooks.h — fault injection for the crash tests (the promise: never lose,
 // never duplicate). When the environment variable PULLMAIL_TEST_KILL_AFTER=N
 // is set, the N-th call of step() sends SIGKILL to the process, so tests can
 // kill pullmail between any two protocol or delivery steps.
