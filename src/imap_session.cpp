@@ -626,134 +626,184 @@ constexpr std::size_t kMaxInFlight = 512;
 
 }  // namespace
 
-void ImapSession::fetch(const std::vector<RemoteMessage>& msgs, MessageHandler& handler) {
-    if (msgs.empty()) return;
-    std::vector<FetchRun> runs = fetch_runs(msgs);
-    std::vector<FetchOp> ops;
-    const bool read_only = selected_read_only_;
-    for (std::size_t r = 0; r < runs.size(); ++r) {
-        if (r > 0 || runs[r].folder != selected_) ops.push_back({r, true, {}, 0});
-        auto sets = uid_sets(runs[r].uids);
-        for (auto& set : sets) ops.push_back({r, false, std::move(set), runs[r].bytes / sets.size()});
-    }
-    std::set<std::pair<std::size_t, std::uint32_t>> received;
+// One fetch() of several folders' bodies: SELECTs and UID FETCHes in one
+// pipeline (each folder's SELECT behind the previous folder's FETCH), the
+// replies matched to the command they answer. The reader's callbacks point
+// into this object only while it lives.
+class ImapSession::FetchPipeline {
+public:
+    FetchPipeline(ImapSession& s, const std::vector<RemoteMessage>& msgs, MessageHandler& handler);
+    ~FetchPipeline();
+    // Streams every body to the handler; throws the first failure.
+    void run();
+
+private:
     struct InFlight {
         std::string tag;
         std::size_t op;
     };
-    std::deque<InFlight> outstanding;  // in the order sent, which is the order answered
-    std::size_t next_op = 0, fetches = 0;
-    std::uint64_t in_flight_bytes = 0;
-    std::optional<Error> failure;
-    auto send_more = [&] {
-        while (next_op < ops.size() && !failure && !handler.stop_requested() && outstanding.size() < kMaxInFlight &&
-               (fetches < kFetchWindow || in_flight_bytes + ops[next_op].bytes <= kFetchWindowBytes)) {
-            const FetchOp& op = ops[next_op];
-            std::string tag = next_tag();
-            if (op.select) {
-                ch_.command(tag + (read_only ? " EXAMINE " : " SELECT ") + mailbox_arg(runs[op.run].folder));
-            } else {
-                ch_.command(tag + " UID FETCH " + op.set + " (UID RFC822.SIZE FLAGS INTERNALDATE BODY.PEEK[])");
-                ++fetches;
-                in_flight_bytes += op.bytes;
-            }
-            outstanding.push_back({tag, next_op++});
-        }
-    };
+    void send_more();
     // The run the oldest unanswered command is of: untagged replies are its.
-    auto head_run = [&]() -> FetchRun* { return outstanding.empty() ? nullptr : &runs[ops[outstanding.front().op].run]; };
-    auto head_selects = [&] { return !outstanding.empty() && ops[outstanding.front().op].select; };
+    FetchRun* head_run() { return outstanding_.empty() ? nullptr : &runs_[ops_[outstanding_.front().op].run]; }
+    bool head_selects() const { return !outstanding_.empty() && ops_[outstanding_.front().op].select; }
+    bool want_stream(const std::string& text, std::uint64_t size);
+    void on_untagged(const std::string& text);
+    void on_tagged(const std::string& text);
+    void select_done(const FetchOp& op, const ImapStatusLine& st);
 
-    bool in_message = false, dropping = false;
-    RemoteMessage current;
-    FolderInfo reselected;  // what the SELECT in progress reports
-    reader_->want_stream = [&](const std::string& text, std::uint64_t size) {
-        if (text.rfind("* ", 0) != 0 || !ends_with_body_item(text) || head_selects()) return false;
-        // One body per FETCH response: a second would start a message while
-        // the handler still has this one open.
-        if (in_message || dropping) throw_protocol_error("the server sent two message bodies in one FETCH response");
-        FetchRun* run = head_run();
-        if (!run || run->bad) {
-            dropping = true;
-            return true;
-        }
-        current = starting_message(text, run->wanted, run->folder, size);
-        handler.begin(current);
-        in_message = true;
-        return true;
-    };
-    reader_->stream_data = [&](std::string_view chunk) {
-        if (!dropping) handler.data(chunk);
-    };
-    reader_->stream_end = [] {};
-    reader_->on_response = [&](std::string& text) {
-        if (text.rfind("* ", 0) == 0) {
-            if (head_selects()) {
-                select_reply(text, reader_->literals(), reselected);
-                return;
-            }
-            if (dropping) {
-                dropping = false;
-                return;
-            }
-            if (!in_message) return;  // unsolicited FETCH (flags), EXISTS, EXPUNGE, ...
-            in_message = false;
-            FetchRun* run = head_run();
-            auto a = parse_fetch(text, false, reader_->literals());
-            auto it = a && run ? run->wanted.find(a->uid) : std::unordered_map<std::uint32_t, const RemoteMessage*>::iterator();
-            std::size_t r = run ? static_cast<std::size_t>(run - runs.data()) : 0;
-            if (!a || !run || it == run->wanted.end() || received.count({r, a->uid})) {
-                handler.failed(current, "FETCH response without a UID pullmail asked for");
-                return;
-            }
-            RemoteMessage m = *it->second;
-            m.set_flags(a->flags);
-            m.set_internal_date(a->internal_date);
-            received.insert({r, a->uid});
-            handler.end(m);
-            return;
-        }
-        ch_.trace_in(text.size() > 300 ? text.substr(0, 300) + "..." : text);
-        auto st = parse_status_line(text);
-        if (!st) return;
-        auto it = std::find_if(outstanding.begin(), outstanding.end(), [&](const InFlight& f) { return f.tag == st->tag; });
-        if (it == outstanding.end()) return;
-        const FetchOp& op = ops[it->op];
-        outstanding.erase(it);
+    ImapSession& s_;
+    MessageHandler& handler_;
+    const bool read_only_;
+    std::vector<FetchRun> runs_;
+    std::vector<FetchOp> ops_;
+    std::set<std::pair<std::size_t, std::uint32_t>> received_;
+    std::deque<InFlight> outstanding_;  // in the order sent, which is the order answered
+    std::size_t next_op_ = 0, fetches_ = 0;
+    std::uint64_t in_flight_bytes_ = 0;
+    std::optional<Error> failure_;
+    bool in_message_ = false, dropping_ = false;
+    RemoteMessage current_;
+    FolderInfo reselected_;  // what the SELECT in progress reports
+};
+
+ImapSession::FetchPipeline::FetchPipeline(ImapSession& s, const std::vector<RemoteMessage>& msgs,
+                                          MessageHandler& handler)
+    : s_(s), handler_(handler), read_only_(s.selected_read_only_), runs_(fetch_runs(msgs)) {
+    for (std::size_t r = 0; r < runs_.size(); ++r) {
+        if (r > 0 || runs_[r].folder != s_.selected_) ops_.push_back({r, true, {}, 0});
+        auto sets = uid_sets(runs_[r].uids);
+        for (auto& set : sets) ops_.push_back({r, false, std::move(set), runs_[r].bytes / sets.size()});
+    }
+}
+
+ImapSession::FetchPipeline::~FetchPipeline() {
+    // After a failure the session may still read (LOGOUT): the rest of a
+    // body in progress is dropped, nothing calls into this object.
+    s_.reader_->want_stream = nullptr;
+    s_.reader_->stream_data = [](std::string_view) {};
+    s_.reader_->stream_end = [] {};
+    s_.reader_->on_response = nullptr;
+}
+
+void ImapSession::FetchPipeline::send_more() {
+    while (next_op_ < ops_.size() && !failure_ && !handler_.stop_requested() && outstanding_.size() < kMaxInFlight &&
+           (fetches_ < kFetchWindow || in_flight_bytes_ + ops_[next_op_].bytes <= kFetchWindowBytes)) {
+        const FetchOp& op = ops_[next_op_];
+        std::string tag = s_.next_tag();
         if (op.select) {
-            FetchRun& run = runs[op.run];
-            auto known = opened_validity_.find(run.folder);
-            bool same = st->status == "OK" && (known == opened_validity_.end() || known->second == reselected.uidvalidity);
-            if (!same && !failure)
-                failure = st->status != "OK"
-                              ? Error(ErrorKind::Protocol, "cannot open folder '" + run.folder + "' again")
-                                    .set_server_text(st->text)
-                              : Error(ErrorKind::Protocol, "folder '" + run.folder +
-                                                               "' changed its UIDVALIDITY during the session; its "
-                                                               "messages were not taken (the next run recognises them)");
-            run.bad = !same;
-            if (same) note_selected(run.folder, true, read_only, reselected.uidvalidity);
-            else selected_.clear();
-            reselected = FolderInfo{};
+            s_.ch_.command(tag + (read_only_ ? " EXAMINE " : " SELECT ") + s_.mailbox_arg(runs_[op.run].folder));
         } else {
-            --fetches;
-            in_flight_bytes -= op.bytes;
-            if (st->status != "OK" && !failure)
-                failure = Error(ErrorKind::Protocol, "the server refused to hand out messages").set_server_text(st->text);
+            s_.ch_.command(tag + " UID FETCH " + op.set + " (UID RFC822.SIZE FLAGS INTERNALDATE BODY.PEEK[])");
+            ++fetches_;
+            in_flight_bytes_ += op.bytes;
         }
-        send_more();
+        outstanding_.push_back({tag, next_op_++});
+    }
+}
+
+bool ImapSession::FetchPipeline::want_stream(const std::string& text, std::uint64_t size) {
+    if (text.rfind("* ", 0) != 0 || !ends_with_body_item(text) || head_selects()) return false;
+    // One body per FETCH response: a second would start a message while
+    // the handler still has this one open.
+    if (in_message_ || dropping_) throw_protocol_error("the server sent two message bodies in one FETCH response");
+    FetchRun* run = head_run();
+    if (!run || run->bad) {
+        dropping_ = true;
+        return true;
+    }
+    current_ = s_.starting_message(text, run->wanted, run->folder, size);
+    handler_.begin(current_);
+    in_message_ = true;
+    return true;
+}
+
+void ImapSession::FetchPipeline::on_untagged(const std::string& text) {
+    if (head_selects()) {
+        select_reply(text, s_.reader_->literals(), reselected_);
+        return;
+    }
+    if (dropping_) {
+        dropping_ = false;
+        return;
+    }
+    if (!in_message_) return;  // unsolicited FETCH (flags), EXISTS, EXPUNGE, ...
+    in_message_ = false;
+    FetchRun* run = head_run();
+    auto a = parse_fetch(text, false, s_.reader_->literals());
+    auto it = a && run ? run->wanted.find(a->uid) : std::unordered_map<std::uint32_t, const RemoteMessage*>::iterator();
+    std::size_t r = run ? static_cast<std::size_t>(run - runs_.data()) : 0;
+    if (!a || !run || it == run->wanted.end() || received_.count({r, a->uid})) {
+        handler_.failed(current_, "FETCH response without a UID pullmail asked for");
+        return;
+    }
+    RemoteMessage m = *it->second;
+    m.set_flags(a->flags);
+    m.set_internal_date(a->internal_date);
+    received_.insert({r, a->uid});
+    handler_.end(m);
+}
+
+void ImapSession::FetchPipeline::on_tagged(const std::string& text) {
+    s_.ch_.trace_in(text.size() > 300 ? text.substr(0, 300) + "..." : text);
+    auto st = parse_status_line(text);
+    if (!st) return;
+    auto it = std::find_if(outstanding_.begin(), outstanding_.end(), [&](const InFlight& f) { return f.tag == st->tag; });
+    if (it == outstanding_.end()) return;
+    const FetchOp& op = ops_[it->op];
+    outstanding_.erase(it);
+    if (op.select) {
+        select_done(op, *st);
+    } else {
+        --fetches_;
+        in_flight_bytes_ -= op.bytes;
+        if (st->status != "OK" && !failure_)
+            failure_ = Error(ErrorKind::Protocol, "the server refused to hand out messages").set_server_text(st->text);
+    }
+    send_more();
+}
+
+// A folder opened again mid-pipeline must be the one its UIDs are of.
+void ImapSession::FetchPipeline::select_done(const FetchOp& op, const ImapStatusLine& st) {
+    FetchRun& run = runs_[op.run];
+    auto known = s_.opened_validity_.find(run.folder);
+    bool same = st.status == "OK" && (known == s_.opened_validity_.end() || known->second == reselected_.uidvalidity);
+    if (!same && !failure_)
+        failure_ = st.status != "OK"
+                       ? Error(ErrorKind::Protocol, "cannot open folder '" + run.folder + "' again").set_server_text(st.text)
+                       : Error(ErrorKind::Protocol, "folder '" + run.folder +
+                                                        "' changed its UIDVALIDITY during the session; its "
+                                                        "messages were not taken (the next run recognises them)");
+    run.bad = !same;
+    if (same) s_.note_selected(run.folder, true, read_only_, reselected_.uidvalidity);
+    else s_.selected_.clear();
+    reselected_ = FolderInfo{};
+}
+
+void ImapSession::FetchPipeline::run() {
+    auto& reader = *s_.reader_;
+    reader.want_stream = [this](const std::string& text, std::uint64_t size) { return want_stream(text, size); };
+    reader.stream_data = [this](std::string_view chunk) {
+        if (!dropping_) handler_.data(chunk);
+    };
+    reader.stream_end = [] {};
+    reader.on_response = [this](std::string& text) {
+        if (text.rfind("* ", 0) == 0) on_untagged(text);
+        else on_tagged(text);
     };
     send_more();
-    pump([&] { return outstanding.empty() && (next_op == ops.size() || failure || handler.stop_requested()); });
-    reader_->want_stream = nullptr;
-    reader_->on_response = nullptr;
-    if (!handler.stop_requested() && !failure) {
-        for (std::size_t r = 0; r < runs.size(); ++r)
-            for (auto uid : runs[r].uids)
-                if (!received.count({r, uid}))
-                    handler.failed(*runs[r].wanted[uid], "the message was not returned (expunged meanwhile?)");
+    s_.pump([&] { return outstanding_.empty() && (next_op_ == ops_.size() || failure_ || handler_.stop_requested()); });
+    if (!handler_.stop_requested() && !failure_) {
+        for (std::size_t r = 0; r < runs_.size(); ++r)
+            for (auto uid : runs_[r].uids)
+                if (!received_.count({r, uid}))
+                    handler_.failed(*runs_[r].wanted[uid], "the message was not returned (expunged meanwhile?)");
     }
-    if (failure) throw *failure;
+    if (failure_) throw *failure_;
+}
+
+void ImapSession::fetch(const std::vector<RemoteMessage>& msgs, MessageHandler& handler) {
+    if (msgs.empty()) return;
+    FetchPipeline(*this, msgs, handler).run();
 }
 
 std::map<std::uint32_t, std::string> ImapSession::fetch_header_fields(const std::vector<std::uint32_t>& uids_in,

@@ -179,6 +179,7 @@ public:
 
 private:
     class Reader;
+    class FetchPipeline;  // fetch()
     using Untagged = std::function<void(const std::string& text)>;
     // Sends a tagged command and pumps until its completion; untagged
     // responses go to `untagged`. Returns the completion status line.
