@@ -289,3 +289,25 @@ TEST_CASE("state marks: the format round-trips and rejects what it did not write
     CHECK_FALSE(parse_marks("pullmail-marks 1\n" + line("E 0")));  // no stamp
     CHECK_FALSE(parse_marks("pullmail-marks 1\n" + line("G g 1 0000000z") + line("E 0")));
 }
+
+TEST_CASE("state marks: a symbolic link in place of the marks file is never followed") {
+    TempDir d;
+    std::string p = d.path + "/a.state";
+    synced_state(p);
+    std::string victim = d.path + "/victim";
+    write_file(victim, read_file(p + ".marks"));  // even a valid copy is not believed through a link
+    std::filesystem::remove(p + ".marks");
+    std::filesystem::create_symlink(victim, p + ".marks");
+    {
+        StateJournal s(p);
+        CHECK(s.records_loaded());
+        s.record_mark("INBOX", FolderMark{42, 32, 31});
+        s.sync();
+        s.save_marks();
+    }
+    CHECK_FALSE(std::filesystem::is_symlink(p + ".marks"));  // replaced by a file of its own
+    CHECK(read_file(victim).find("M INBOX 42 31 30") != std::string::npos);  // untouched
+    StateJournal s(p);
+    CHECK_FALSE(s.records_loaded());
+    CHECK(*s.mark("INBOX") == FolderMark{42, 32, 31});
+}
