@@ -417,10 +417,15 @@ void account_for(const Intake& handler, SyncShared& sh) {
 void finish_sync(SyncShared& sh) {
     if (sh.options.check || sh.options.dry_run) return;
     std::lock_guard<std::mutex> lock(sh.mu);
-    sh.state.compact([&](const std::string& key) { return sh.prune.count(key) == 0; });
-    if (sh.marks.empty()) return;
+    // Records never loaded (every folder unchanged): nothing was listed, so
+    // nothing is to be pruned, and nothing was appended that could change
+    // the last compaction's verdict; reading them now would undo the point.
+    if (!sh.prune.empty() || sh.state.records_loaded())
+        sh.state.compact([&](const std::string& key) { return sh.prune.count(key) == 0; });
     for (const auto& [folder, mark] : sh.marks) sh.state.record_mark(folder, mark);
     sh.state.sync();
+    // After the records it stands for are durable.
+    sh.state.save_marks();
 }
 
 }  // namespace pullmail

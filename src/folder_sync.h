@@ -82,7 +82,8 @@ void sync_folders(MailSource& source, const std::vector<FolderTask>& tasks, Inta
 void account_for(const Intake& handler, SyncShared& shared);
 
 // Forgets the keys collected by the folder syncs (state compaction), then
-// records the folders' marks. Not with --check / --dry-run.
+// records the folders' marks and writes the marks file (state_journal.h).
+// Not with --check / --dry-run.
 void finish_sync(SyncShared& shared);
 
 }  // namespace pullmail

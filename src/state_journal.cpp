@@ -22,35 +22,12 @@ namespace {
 
 constexpr const char* kHeaderPrefix = "pullmail-state ";
 
-std::string hex8(std::uint32_t v) {
-    char buf[9];
-    std::snprintf(buf, sizeof buf, "%08x", v);
-    return buf;
-}
-
 // The length of checked_line(seen_record(key, e)), without building it.
 std::uint64_t seen_record_size(const std::string& key, const SeenEntry& e);
 
 std::string mark_record(const std::string& enc_folder, const FolderMark& m) {
     return "M " + enc_folder + " " + std::to_string(m.uidvalidity) + " " + std::to_string(m.uidnext) + " " +
            std::to_string(m.exists);
-}
-
-std::string checked_line(const std::string& record) { return hex8(crc32(record)) + " " + record + "\n"; }
-
-// Returns the record of a line if its checksum is valid.
-std::optional<std::string_view> verify_line(std::string_view line) {
-    if (line.size() < 10 || line[8] != ' ') return std::nullopt;
-    std::string_view record = line.substr(9);
-    std::uint32_t want = 0;
-    for (int i = 0; i < 8; ++i) {
-        char c = line[i];
-        int v = (c >= '0' && c <= '9') ? c - '0' : (c >= 'a' && c <= 'f') ? c - 'a' + 10 : -1;
-        if (v < 0) return std::nullopt;
-        want = (want << 4) | static_cast<std::uint32_t>(v);
-    }
-    if (crc32(record) != want) return std::nullopt;
-    return record;
 }
 
 // Up to N space-separated words, the last taking the rest of the line. A
@@ -179,9 +156,11 @@ bool check_state_dir(const std::string& state_path, bool create) {
 }
 }  // namespace
 
-StateJournal::StateJournal(std::string path, bool read_only) : path_(std::move(path)), read_only_(read_only) {
+StateJournal::StateJournal(std::string path, bool read_only)
+    : path_(std::move(path)), marks_path_(path_ + ".marks"), read_only_(read_only) {
     check_state_dir(path_, !read_only_);
-    load();
+    loaded_ = !load_marks();
+    if (loaded_) load();
     if (read_only_ || !created_) return;
     // Rewrite a torn tail away now, so the next append cannot turn it into a
     // complete (and then damaged-looking) line; an old version (or records
@@ -189,7 +168,106 @@ StateJournal::StateJournal(std::string path, bool read_only) : path_(std::move(p
     // The file is opened for writing first either way, so that one pullmail
     // may not write is refused as it was before the upgrade.
     open_for_append();
-    if (!load_warning_.empty() || upgrade_) compact([](const std::string&) { return true; }, true);
+    if (loaded_ && (!load_warning_.empty() || upgrade_)) compact([](const std::string&) { return true; }, true);
+}
+
+// Believes the marks file when its stamp is the state file's (state_marks.h):
+// then only the marks and UIDVALIDITYs are known, and the records wait for
+// ensure_loaded(). False (nothing set) for anything else.
+bool StateJournal::load_marks() {
+    try {
+        if (!read_file_if_exists(marks_path_, marks_text_, false)) return false;
+    } catch (const Error&) {
+        return false;  // unreadable, or a symbolic link: only a full load is lost
+    }
+    auto m = parse_marks(marks_text_);
+    if (!m) return false;
+    struct Fd {
+        int fd;
+        ~Fd() {
+            if (fd >= 0) ::close(fd);
+        }
+    } f{open_no_follow(path_, O_RDONLY)};
+    struct stat st {};
+    if (f.fd < 0 || ::fstat(f.fd, &st) != 0 || static_cast<std::uint64_t>(st.st_size) != m->stamp.bytes) return false;
+    // The header line, exactly as a version 3 rewrite writes it.
+    std::string want = std::string(kHeaderPrefix) + std::to_string(kFormatVersion) + " " + m->stamp.generation + "\n";
+    std::string head(want.size(), '\0');
+    if (::pread(f.fd, head.data(), head.size(), 0) != static_cast<ssize_t>(head.size()) || head != want) return false;
+    if (tail_crc(f.fd, m->stamp.bytes) != m->stamp.tail_crc) return false;
+    generation_ = m->stamp.generation;
+    file_bytes_ = m->stamp.bytes;
+    uidvalidity_ = std::move(m->uidvalidity);
+    marks_ = std::move(m->marks);
+    return true;
+}
+
+// The records, read at their first use when the marks file stood for them.
+// The V and M records are read again with them (the same ones, as the file
+// is the one the marks file was stamped for, under the account's lock).
+void StateJournal::ensure_loaded() {
+    if (loaded_) return;
+    seen_.clear();
+    intents_.clear();
+    uidvalidity_.clear();
+    marks_.clear();
+    file_bytes_ = 0;
+    load();  // throws for damage: nothing was planned on these records yet
+    loaded_ = true;
+    if (!read_only_ && created_ && fd_ >= 0 && (!load_warning_.empty() || upgrade_))
+        compact([](const std::string&) { return true; }, true);
+}
+
+void StateJournal::require_loaded() const {
+    if (!loaded_) throw Error(ErrorKind::Internal, "state " + path_ + ": records used before they were loaded");
+}
+
+bool StateJournal::seen(const std::string& key) {
+    ensure_loaded();
+    return seen_.count(key) != 0;
+}
+
+bool StateJournal::seen(const std::string& key) const {
+    require_loaded();
+    return seen_.count(key) != 0;
+}
+
+const std::unordered_map<std::string, SeenEntry>& StateJournal::entries() {
+    ensure_loaded();
+    return seen_;
+}
+
+const std::unordered_map<std::string, SeenEntry>& StateJournal::entries() const {
+    require_loaded();
+    return seen_;
+}
+
+void StateJournal::save_marks() {
+    if (read_only_ || !loaded_ || !created_ || fd_ < 0 || !intents_.empty() || generation_.empty()) return;
+    if (marks_.empty()) {
+        // Nothing to stand for; a marks file left from before is stale (its
+        // stamp no longer matches) but need not linger.
+        if (!marks_text_.empty() && ::unlink(marks_path_.c_str()) == 0) marks_text_.clear();
+        return;
+    }
+    sync();  // the records first: the marks file must never run ahead of them
+    struct stat st {};
+    if (::fstat(fd_, &st) != 0) return;
+    StateMarks m{{generation_, static_cast<std::uint64_t>(st.st_size), 0}, uidvalidity_, marks_};
+    // The tail as it is on disk, read through the file appended to.
+    int rd = open_no_follow(path_, O_RDONLY);
+    if (rd < 0) return;
+    struct stat rst {};
+    auto crc = ::fstat(rd, &rst) == 0 && rst.st_ino == st.st_ino && rst.st_dev == st.st_dev
+                   ? tail_crc(rd, m.stamp.bytes)
+                   : std::nullopt;
+    ::close(rd);
+    if (!crc) return;
+    m.stamp.tail_crc = *crc;
+    std::string text = format_marks(m);
+    if (text == marks_text_) return;
+    write_file_atomic(marks_path_, text, 0600);
+    marks_text_ = std::move(text);
 }
 
 void StateJournal::ensure_created() {
@@ -207,12 +285,20 @@ StateJournal::~StateJournal() {
     if (fd_ >= 0) ::close(fd_);
 }
 
+const SeenEntry* StateJournal::find(const std::string& key) {
+    ensure_loaded();
+    auto it = seen_.find(key);
+    return it == seen_.end() ? nullptr : &it->second;
+}
+
 const SeenEntry* StateJournal::find(const std::string& key) const {
+    require_loaded();
     auto it = seen_.find(key);
     return it == seen_.end() ? nullptr : &it->second;
 }
 
 std::vector<PendingIntent> StateJournal::pending_intents() const {
+    // Unloaded: the marks file vouches that this file has no pending intent.
     std::vector<PendingIntent> out;
     for (const auto& [k, v] : intents_) out.push_back({k, v});
     return out;
@@ -303,6 +389,7 @@ void StateJournal::load() {
         created_ = false;  // written at the first sync (ensure_created)
         return;
     }
+    test_mark("state: records loaded");  // PULLMAIL_TEST_TRACE_TIMES: the tests see whether a run read them
     if (!header_ok) {
         throw Error(ErrorKind::State, "state file " + path_ +
                                           " is damaged (no valid header); nothing was fetched or deleted. Run "
@@ -322,14 +409,19 @@ void StateJournal::load() {
 // pullmail does not know.
 bool StateJournal::check_header(std::string_view header) {
     if (header.rfind(kHeaderPrefix, 0) != 0) return false;
-    int version = std::atoi(std::string(header.substr(std::strlen(kHeaderPrefix))).c_str());
+    std::string_view rest = header.substr(std::strlen(kHeaderPrefix));
+    int version = std::atoi(std::string(rest).c_str());
     if (version < 1 || version > kFormatVersion) {
-        throw Error(ErrorKind::State, "state file " + path_ + " has format version " +
-                                          std::string(header.substr(std::strlen(kHeaderPrefix))) +
+        throw Error(ErrorKind::State, "state file " + path_ + " has format version " + std::string(rest) +
                                           ", this pullmail understands versions 1 to " + std::to_string(kFormatVersion) +
                                           " only (written by a newer pullmail?); nothing was fetched or deleted");
     }
-    upgrade_ = version < kFormatVersion;
+    // Version 3: "3 <generation>". Without one, the file is given one by the
+    // upgrade's rewrite; until then no marks file can stand for it.
+    generation_.clear();
+    if (auto sp = rest.find(' '); version == kFormatVersion && sp != std::string_view::npos)
+        generation_ = std::string(rest.substr(sp + 1));
+    upgrade_ = version < kFormatVersion || generation_.empty() || generation_.find(' ') != std::string::npos;
     return true;
 }
 
@@ -380,6 +472,7 @@ void StateJournal::append(const std::string& record) {
 }
 
 void StateJournal::record_intent(const std::string& key, const std::string& intent, bool sync_now) {
+    ensure_loaded();
     append("I " + key + " " + intent);
     intents_[key] = intent;
     if (sync_now) sync();
@@ -391,6 +484,7 @@ void StateJournal::record_seen(const std::string& key, std::uint64_t size, const
 }
 
 void StateJournal::record_seen(const std::string& key, SeenEntry e) {
+    ensure_loaded();
     if (e.fingerprint.empty()) e.fingerprint = "-";
     if (e.recorded_at <= 0) e.recorded_at = clock_now();
     append(seen_record(key, e));
@@ -419,10 +513,12 @@ void StateJournal::write_out() {
 }
 
 void StateJournal::drop_intent(const std::string& key) {
+    ensure_loaded();
     if (intents_.erase(key)) append("R " + key);
 }
 
 void StateJournal::forget(const std::string& key) {
+    ensure_loaded();
     if (seen_.erase(key)) append("F " + key);
     drop_mark_of(key);
 }
@@ -441,6 +537,7 @@ const FolderMark* StateJournal::mark(const std::string& folder) const {
 }
 
 void StateJournal::record_mark(const std::string& folder, const FolderMark& m) {
+    ensure_loaded();
     auto enc = encode_folder(folder);
     auto it = marks_.find(enc);
     if (it != marks_.end() && it->second == m) return;
@@ -449,6 +546,7 @@ void StateJournal::record_mark(const std::string& folder, const FolderMark& m) {
 }
 
 void StateJournal::record_uidvalidity(const std::string& folder, std::uint32_t uidvalidity) {
+    ensure_loaded();
     auto enc = encode_folder(folder);
     auto it = uidvalidity_.find(enc);
     if (it != uidvalidity_.end() && it->second == uidvalidity) return;
@@ -458,6 +556,7 @@ void StateJournal::record_uidvalidity(const std::string& folder, std::uint32_t u
 }
 
 void StateJournal::record_pop3_synced() {
+    ensure_loaded();
     if (uidvalidity_.emplace(":pop3", 1).second) append("V :pop3 1");
 }
 
@@ -482,6 +581,7 @@ void StateJournal::sync() {
 
 void StateJournal::compact(const std::function<bool(const std::string&)>& keep, bool rewrite) {
     if (read_only_) return;
+    ensure_loaded();
     // The size of the live records is estimated without writing them out:
     // a poll with nothing new must not format (and checksum) the whole
     // state only to find that the journal is small enough to keep.
@@ -511,12 +611,17 @@ void StateJournal::compact(const std::function<bool(const std::string&)>& keep, 
         seen_.erase(key);
         drop_mark_of(key);
     }
-    std::string out = std::string(kHeaderPrefix) + std::to_string(kFormatVersion) + "\n";
+    // A new generation: no marks file written for the old contents can
+    // stand for the new ones, even at the same size.
+    std::string generation = new_generation();
+    std::string out = std::string(kHeaderPrefix) + std::to_string(kFormatVersion) + " " + generation + "\n";
     for (const auto& [folder, v] : uidvalidity_) out += checked_line("V " + folder + " " + std::to_string(v));
     for (const auto& [folder, m] : marks_) out += checked_line(mark_record(folder, m));
     for (const auto& [key, entry] : seen_) out += checked_line(seen_record(key, entry));
     for (const auto& [k, v] : intents_) out += checked_line("I " + k + " " + v);
     write_file_atomic(path_, out, 0600);
+    generation_ = std::move(generation);
+    upgrade_ = false;
     file_bytes_ = out.size();
     buffer_.clear();
     dirty_ = false;
@@ -532,26 +637,31 @@ StateJournal::Repair StateJournal::repair(const std::string& path) {
     Repair result;
     std::string data;
     if (!check_state_dir(path, false) || !read_file_if_exists(path, data, false)) return result;
-    std::string out = std::string(kHeaderPrefix) + std::to_string(kFormatVersion) + "\n";
+    std::string body;  // every valid record, in order
     std::size_t pos = 0;
     while (pos < data.size()) {
         auto end = data.find('\n', pos);
         std::string_view line(data.data() + pos, (end == std::string::npos ? data.size() : end) - pos);
         pos = end == std::string::npos ? data.size() : end + 1;
         if (auto rec = verify_line(line)) {
-            out += std::string(line) + "\n";
+            body += std::string(line) + "\n";
             ++result.records;
         }
     }
-    // The rebuilt text equals the file exactly when its header is the
-    // current one and every other line is a complete valid record.
-    if (out == data) {
+    // Healthy exactly when the header is a current one (with its
+    // generation) and every other line is a complete valid record.
+    const std::string current = std::string(kHeaderPrefix) + std::to_string(kFormatVersion) + " ";
+    std::string first = data.substr(0, data.find('\n'));
+    bool current_header = first.size() > current.size() && first.rfind(current, 0) == 0 &&
+                          first.find(' ', current.size()) == std::string::npos;
+    if (current_header && first + "\n" + body == data) {
         result.outcome = Repair::Outcome::Healthy;
         return result;
     }
     result.backup = path + ".damaged-" + std::to_string(std::time(nullptr));
     write_file_atomic(result.backup, data, 0600);
-    write_file_atomic(path, out, 0600);
+    // A new generation: no marks file stands for the rebuilt file.
+    write_file_atomic(path, current + new_generation() + "\n" + body, 0600);
     result.outcome = Repair::Outcome::Rebuilt;
     return result;
 }

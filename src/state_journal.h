@@ -2,7 +2,9 @@
 // and which delivery was in flight when pullmail last stopped.
 //
 // Format (text, one record per line, each line "<crc32 hex> <record>"):
-//   pullmail-state 2                      header, no checksum
+//   pullmail-state 3 <generation>         header, no checksum; <generation>
+//                                         is random, new at every rewrite
+//                                         of the whole file (state_marks.h)
 //   S <key> <size> <fingerprint> [<where> [<mark> [<time>]]]
 //                                         message <key> was delivered; <where>
 //                                         is set for IMAP targets: the copy's
@@ -35,10 +37,21 @@
 //
 // Version 1 files (no <mark> other than "keep", no <time>) are read as they
 // are. A record without a <time> is given the time of the first load that
-// sees it, and the file is then rewritten as version 2 (except read-only), so
+// sees it, and the file is then rewritten as version 3 (except read-only), so
 // that its messages expire counted from that first run: pullmail cannot know
 // when an older version delivered them, and guessing "long ago" would delete
-// kept mail at once after an upgrade.
+// kept mail at once after an upgrade. Version 2 files (the same records, no
+// <generation>) are read as they are and rewritten once as version 3.
+//
+// The marks file (<path>.marks, state_marks.h) holds the V and M records
+// again, stamped with the state file's generation, size and tail. When its
+// stamp matches, the records (S, I, R, F) are not read at construction but
+// at the first use that needs them (records_loaded()): a poll whose IMAP
+// folders are all unchanged reads a few hundred bytes whatever the number
+// of kept messages. Every accessor of seen entries or intents, and every
+// record_*(), loads them first, so nothing is planned, recorded or deleted
+// on a partial view. It is written by save_marks(), after the records it
+// vouches for are durable.
 //
 // Why a journal: records are appended, so recording one message costs one
 // small write instead of rewriting the file (fdm's O(n^2)). Durability rule:
@@ -70,6 +83,7 @@
 #include <vector>
 
 #include "message_key.h"
+#include "state_marks.h"
 
 namespace pullmail {
 
@@ -94,15 +108,6 @@ struct SeenEntry {
     std::vector<std::string> recipients = {};  // Partial: the recipients that got it (sync_plan.h, recipients_owed)
 };
 
-// An IMAP folder as a complete sync left it: every message it held was
-// recorded (sync_plan.h, folder_unchanged). Also what STATUS reports.
-struct FolderMark {
-    std::uint32_t uidvalidity = 0;
-    std::uint32_t uidnext = 0;
-    std::uint32_t exists = 0;
-    bool operator==(const FolderMark&) const = default;
-};
-
 struct PendingIntent {
     std::string key;
     std::string intent;
@@ -110,7 +115,7 @@ struct PendingIntent {
 
 class StateJournal {
 public:
-    static constexpr int kFormatVersion = 2;
+    static constexpr int kFormatVersion = 3;
 
     // Loads (or creates, with its directory) the state file at `path`.
     // Throws Error(State) for corruption or a newer format, Error(LocalIO)
@@ -129,10 +134,27 @@ public:
     // Set when the load ignored a torn final record.
     const std::string& load_warning() const { return load_warning_; }
 
-    bool seen(const std::string& key) const { return seen_.count(key) != 0; }
+    // The seen entries, loaded first when they are not yet (which may throw
+    // Error(State) for a damaged file, as the constructor would have). The
+    // const forms throw Error(Internal) when they are not loaded.
+    bool seen(const std::string& key);
+    bool seen(const std::string& key) const;
+    const SeenEntry* find(const std::string& key);
     const SeenEntry* find(const std::string& key) const;
-    const std::unordered_map<std::string, SeenEntry>& entries() const { return seen_; }
+    const std::unordered_map<std::string, SeenEntry>& entries();
+    const std::unordered_map<std::string, SeenEntry>& entries() const;
+    // Without the records loaded: none (the marks file is written only when
+    // no intent is pending, and believed only for that very file).
     std::vector<PendingIntent> pending_intents() const;
+    // Whether the records were read (false while the marks file stands for
+    // them: only marks, UIDVALIDITYs and pop3_synced() are known).
+    bool records_loaded() const { return loaded_; }
+    // Writes the marks file for the state as it is now, after making every
+    // record durable; nothing when the records were never loaded (the marks
+    // file then still stands for this very file), with --check/--dry-run,
+    // while an intent is pending or when no folder has a mark.
+    void save_marks();
+    const std::string& marks_path() const { return marks_path_; }
     std::optional<std::uint32_t> uidvalidity(const std::string& folder) const;
 
     // Appends the intent and, when sync is true, fsyncs it together with
@@ -184,6 +206,9 @@ public:
 
 private:
     void load();
+    bool load_marks();
+    void ensure_loaded();
+    void require_loaded() const;
     bool check_header(std::string_view header);
     void apply_record(std::string_view record, std::int64_t now);
     void append(const std::string& record);
@@ -191,6 +216,10 @@ private:
     void ensure_created();
 
     std::string path_;
+    std::string marks_path_;
+    std::string generation_;  // of the file's header (version 3); "" for older files
+    std::string marks_text_;  // the marks file as read or last written
+    bool loaded_ = true;      // the records were read (false: the marks file stands for them)
     std::string load_warning_;
     bool read_only_ = false;
     bool created_ = true;  // the file exists (false: new state, not written yet)

@@ -98,6 +98,71 @@ class PollUnchanged(util.IntegrationCase):
         r = self.run_config("-vv", "-a", expect=0)
         self.assertEqual(len(listed(r)), 2, r.err[-3000:])
 
+    def test_unchanged_poll_reads_no_records(self):
+        """The marks file beside the state (<account>.state.marks) lets a poll
+        whose folders are all unchanged skip reading the state's records
+        (PULLMAIL_TEST_TRACE_TIMES prints "state: records loaded" when they
+        are read); a marks file that does not stand for the state file as it
+        is (deleted, the state restored from a backup, the state deleted) is
+        ignored, and the run is the full sync it would have been without it."""
+        user, pw = self.new_user()
+        self.d.create_folder(user, "Lists.cpp")
+        for m in ordinary_corpus(6, seed=21, prefix="in"):
+            self.d.add_message(user, m.data)
+        for m in ordinary_corpus(2, seed=22, prefix="li"):
+            self.d.add_message(user, m.data, folder="Lists.cpp")
+        maildir = self.path("Maildir")
+        self.config({"poll": self.account(user, pw, "imaps", deliver="maildir:" + maildir,
+                                          folders=["INBOX", "Lists/cpp"])})
+        state = os.path.join(self.state_dir, "poll.state")
+        marks = state + ".marks"
+        trace = {"PULLMAIL_TEST_TRACE_TIMES": "1"}
+
+        def poll(*args, fetched=0):
+            r = self.run_config("--json", "-vv", *args, expect=0, env=trace)
+            self.assertEqual(self.json_account(r, "poll")["fetched"], fetched, r.describe())
+            return r, "state: records loaded" in r.err
+
+        r, loaded = poll(fetched=8)
+        self.assertTrue(os.path.exists(marks), "no marks file after a complete sync")
+        with open(state, "rb") as f:
+            backup = f.read()
+        r, loaded = poll()
+        self.assertFalse(loaded, "an unchanged poll read the state's records:\n" + r.err[-3000:])
+        self.assertEqual(opened(r), [], r.err[-3000:])
+        self.note("unchanged poll: marks file believed, no record read, no folder opened")
+
+        os.unlink(marks)
+        r, loaded = poll()
+        self.assertTrue(loaded, "without a marks file the records must be read:\n" + r.err[-3000:])
+        self.assertTrue(os.path.exists(marks), "the marks file was not written again")
+        r, loaded = poll()
+        self.assertFalse(loaded, r.err[-3000:])
+        self.note("marks file missing: records read, marks file written again, then believed")
+
+        # A later run fetches one new message; then the state is restored
+        # from the backup taken before it (the marks file stays the newer
+        # one). The marks file says INBOX is unchanged, the restored state
+        # does not know the message: the marks file must be ignored, INBOX
+        # opened and the message fetched again (what the restored state says).
+        new = ordinary_corpus(1, seed=23, prefix="new")[0]
+        self.d.add_message(user, new.data)
+        r, loaded = poll(fetched=1)
+        with open(state, "wb") as f:
+            f.write(backup)
+        r, loaded = poll(fetched=1)
+        self.assertTrue(loaded, r.err[-3000:])
+        self.assertEqual([c.split()[1] for c in opened(r)], ["INBOX"], r.err[-3000:])
+        self.assertEqual(len(util.maildir_messages(maildir)), 10)
+        self.note("state restored from a backup: marks file ignored, INBOX synced as the backup says")
+
+        # The state deleted (a reset): everything is fetched again.
+        os.unlink(state)
+        r, loaded = poll(fetched=9)
+        r, loaded = poll()
+        self.assertFalse(loaded, r.err[-3000:])
+        self.note("state deleted: marks file ignored, all fetched again; then unchanged polls read no record")
+
 
 if __name__ == "__main__":
     util.main()

@@ -117,7 +117,7 @@ class Retention(util.IntegrationCase):
         path = os.path.join(self.state_dir, name + ".state")
         with open(path) as f:
             lines = f.read().splitlines()
-        self.assertEqual(lines[0], "pullmail-state 2")
+        self.assertTrue(lines[0].startswith("pullmail-state 3 "), lines[0])
         v1 = ["pullmail-state 1"]
         for line in lines[1:]:
             rec = line[9:]
@@ -129,7 +129,7 @@ class Retention(util.IntegrationCase):
         r = self.run_config("--json", expect=0, env=self.at(T0 + 100 * DAY))
         self.assertEqual(self.json_account(r, name)["deleted"], 0, "old records expired at once")
         with open(path) as f:
-            self.assertEqual(f.readline(), "pullmail-state 2\n")
+            self.assertTrue(f.readline().startswith("pullmail-state 3 "))
         r = self.run_config("--json", expect=0, env=self.at(T0 + 113 * DAY))
         self.assertEqual(self.json_account(r, name)["deleted"], 0)
         r = self.run_config("--json", expect=0, env=self.at(T0 + 114 * DAY))

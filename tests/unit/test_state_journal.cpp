@@ -150,7 +150,7 @@ TEST_CASE("state: damage in the middle is an error naming the file; repair keeps
 TEST_CASE("state: a newer format version is refused") {
     TempDir d;
     std::string p = d.path + "/acct.state";
-    write_file(p, "pullmail-state 3\n");
+    write_file(p, "pullmail-state 4 00112233445566778899aabbccddeeff\n");
     try {
         StateJournal s(p);
         FAIL("newer format loaded");
@@ -313,7 +313,7 @@ struct FakeNow {
 };
 }  // namespace
 
-TEST_CASE("state: version 1 files are read as they are, stamped at the first load and rewritten as version 2") {
+TEST_CASE("state: version 1 files are read as they are, stamped at the first load and rewritten as version 3") {
     TempDir d;
     std::string p = d.path + "/acct.state";
     write_file(p, "pullmail-state 1\n" + v1_line("S pop3:a 100 ff") + v1_line("S pop3:b 7 ee appenduid:9:4") +
@@ -327,7 +327,7 @@ TEST_CASE("state: version 1 files are read as they are, stamped at the first loa
         CHECK(s.find(pop3_key("c"))->keep_on_server);
         CHECK(s.uidvalidity("INBOX") == 42u);
     }
-    CHECK(read_file(p).rfind("pullmail-state 2\n", 0) == 0);
+    CHECK(read_file(p).rfind("pullmail-state 3 ", 0) == 0);
     FakeNow later(2000000);  // a later run keeps the time of the first load
     StateJournal s(p);
     CHECK(s.find(pop3_key("a"))->recorded_at == 1000000);
