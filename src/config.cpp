@@ -532,6 +532,7 @@ constexpr KeySpec kTargetKeys[] = {
     {"password_command", Type::String}, {"password_file", Type::String}, {"ca_file", Type::String},
     {"tls", Type::String},      {"auth", Type::String},    {"oauth2_token_command", Type::String},
     {"proxy", Type::String},
+    {"connections", Type::Int, 1, 16},  // SMTP/LMTP targets only (deliver_smtp.h)
 };
 
 // An account's oauth2 = { ... } table (oauth2.h).
@@ -827,6 +828,14 @@ private:
                                               "loopback address");
     }
 
+    // connections = n of a deliver table: 0 (the default) when not given.
+    int relay_connections(const Fields& fields, bool relay) const {
+        auto it = fields.find("connections");
+        if (it == fields.end()) return 0;
+        if (!relay) fail(where(it->second), "connections here is only for smtp://, smtps:// and lmtp: targets");
+        return static_cast<int>(it->second.node->as_integer()->get());
+    }
+
     DeliveryTarget delivery(const Field& f) const {
         if (f.node->is_string()) {
             DeliveryTarget t = parse_delivery(str(f), where(f), env_);
@@ -839,6 +848,16 @@ private:
         if (f.inherited) label = label.substr(0, label.find(' '));
         const toml::node& table = *f.node;
         Fields fields = collect(*table.as_table(), label, kTargetKeys);
+        const Field& url = require(fields, "url", table, label);
+        std::string lower_url = ascii_lower(str(url));
+        if (lower_url.starts_with("lmtp:") && !lower_url.starts_with("lmtp://")) {
+            // A Unix socket: no credentials, TLS or proxy, only connections.
+            for (const auto& [k, v] : fields)
+                if (k != "url" && k != "connections") fail(where(v), k + " is not for an lmtp: socket target");
+            DeliveryTarget t = parse_delivery(str(url), where(url), env_);
+            t.relay_connections = relay_connections(fields, true);
+            return t;
+        }
         Endpoint ep = endpoint(fields, table, label);
         bool relay = ep.protocol == Protocol::Smtp || ep.protocol == Protocol::Lmtp;
         // A relay authenticates only when given a user (and then needs a
@@ -861,7 +880,10 @@ private:
         }
         if (ep.protocol == Protocol::Lmtp && !ep.user.empty()) fail(where(table, label), "LMTP has no authentication");
         if (relay && !ep.user.empty()) relay_login_tls(ep, fields);
-        return imap_target(std::move(ep), where(fields.at("url")));
+        int connections = relay_connections(fields, relay);
+        DeliveryTarget t = imap_target(std::move(ep), where(url));
+        t.relay_connections = connections;
+        return t;
     }
 
     Account account(const toml::key& key, const toml::node& node, const Fields& defaults) const {

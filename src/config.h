@@ -80,6 +80,7 @@ struct DeliveryTarget {
     // Relay: an SMTP or LMTP server (deliver_smtp.h); user empty = no AUTH.
     std::optional<Endpoint> relay;
     std::vector<std::string> recipients;  // Relay: the envelope recipients (recipient = ...)
+    int relay_connections = 0;  // Relay: connections = n of the deliver table; 0 = the default (deliver_smtp.h)
 };
 
 // What to do with a message larger than max_size (sync_plan.h).

@@ -3,7 +3,13 @@
 // Threading: the intake may run commit() and sync_committed() on its
 // committer thread while begin(), write() and prepare() of the next messages
 // go on (concurrent_commit): those only touch the sink's own spool file; the
-// connection is used by commit(), sync_committed() and the destructor only.
+// connections are used by commit(), sync_committed() and the destructor only.
+//
+// Several connections (DeliveryTarget::relay_connections): each is a
+// RelayLane with its own pipelined transactions; consecutive messages go to
+// the lanes in turn, so that a server running one process per connection
+// (Dovecot's LMTP) works on several messages at once. A message's outcome is
+// still its own lane's final reply; nothing else changes.
 #include "deliver_smtp.h"
 
 #include <unistd.h>
@@ -88,12 +94,69 @@ std::string local_host_name() {
     return ok ? h : "localhost";
 }
 
+class RelayTarget;
+
+// One connection to the server and the transactions pipelined on it.
+class RelayLane {
+public:
+    RelayLane(RelayTarget& target, bool lmtp) : target_(target), lmtp_(lmtp), txns_(lmtp) {}
+    ~RelayLane() { quit(); }
+    RelayLane(const RelayLane&) = delete;
+    RelayLane& operator=(const RelayLane&) = delete;
+
+    bool connected() const { return ch_ != nullptr; }
+    void connect();  // when not connected; throws Error
+    const SmtpCapabilities& caps() const { return caps_; }
+    // Sends one message's transaction (replies are read as they come).
+    void send(RelaySink* sink, const MailParams& params);
+    // Reads replies until every transaction sent has its outcome. Throws
+    // (and drops the connection) on a connection error.
+    void wait_idle() {
+        if (ch_ && !txns_.idle()) pump_until([this] { return txns_.idle(); });
+    }
+    void quit() noexcept;
+    bool disabled = false;  // an extra connection the server refused (RelayTarget::lane_for_next)
+
+private:
+    void greet_lmtp();
+    void drop() noexcept {
+        ch_.reset();
+        conn_.reset();
+        txns_ = SmtpTransactions(lmtp_);
+        parser_ = SmtpReplyParser();
+        used_ = false;
+    }
+    // Pumps the connection until done(); replies go to the transactions (or
+    // to loose_ during the greeting and QUIT). A connection error drops the
+    // connection and is rethrown.
+    void pump_until(const std::function<bool()>& done);
+    void on_bytes(std::string_view bytes);
+    void stream(RelaySink* sink, bool stuff);
+    void command(const std::string& line_crlf, bool wait = true);
+
+    RelayTarget& target_;
+    bool lmtp_;
+    std::unique_ptr<Connection> conn_;
+    std::unique_ptr<Channel> ch_;
+    SmtpReplyParser parser_;
+    SmtpTransactions txns_;
+    SmtpCapabilities caps_;
+    bool loose_mode_ = false;
+    std::vector<SmtpReply> loose_;
+    std::vector<SmtpReply> replies_;
+    bool used_ = false;  // a transaction ran on this connection
+    std::uint64_t replies_seen_ = 0;
+};
+
 class RelayTarget final : public Deliverer {
 public:
     RelayTarget(const DeliveryTarget& t, const RelayTargetOptions& opts)
-        : ep_(*t.relay), recipients_(t.recipients), opts_(opts), lmtp_(ep_.protocol == Protocol::Lmtp),
-          txns_(lmtp_) {}
-    ~RelayTarget() override { quit(); }
+        : ep_(*t.relay), recipients_(t.recipients), opts_(opts), lmtp_(ep_.protocol == Protocol::Lmtp) {
+        int n = t.relay_connections > 0 ? t.relay_connections : default_relay_connections(ep_.protocol);
+        for (int i = 0; i < n; ++i) lanes_.push_back(std::make_unique<RelayLane>(*this, lmtp_));
+    }
+    // Lanes first: their QUIT may still settle sinks.
+    ~RelayTarget() override { lanes_.clear(); }
 
     std::unique_ptr<DeliverySink> begin(const MessageMeta& meta) override {
         auto fd = detail::open_anonymous_file({opts_.spool_dir, detail::temp_dir_from_env(), "/tmp"},
@@ -124,41 +187,20 @@ public:
                 return;
             }
     }
+    void settle(std::vector<SmtpOutcome> outcomes);
+
+    const Endpoint& endpoint() const { return ep_; }
+    const RelayTargetOptions& options() const { return opts_; }
 
 private:
-    void connect();
-    void greet_lmtp();
-    void quit() noexcept;
-    void drop() noexcept {
-        ch_.reset();
-        conn_.reset();
-        txns_ = SmtpTransactions(lmtp_);
-        parser_ = SmtpReplyParser();
-        used_ = false;
-    }
-    // Pumps the connection until done(); replies go to the transactions (or
-    // to loose_ during the greeting and QUIT). A connection error drops the
-    // connection and is rethrown.
-    void pump_until(const std::function<bool()>& done);
-    void on_bytes(std::string_view bytes);
-    void settle(std::vector<SmtpOutcome> outcomes);
-    void stream(RelaySink* sink, bool stuff);
-    void command(const std::string& line_crlf, bool wait = true);
+    RelayLane& lane_for_next();
 
     Endpoint ep_;
     std::vector<std::string> recipients_;
     RelayTargetOptions opts_;
     bool lmtp_;
-    std::unique_ptr<Connection> conn_;
-    std::unique_ptr<Channel> ch_;
-    SmtpReplyParser parser_;
-    SmtpTransactions txns_;
-    SmtpCapabilities caps_;
-    bool loose_mode_ = false;
-    std::vector<SmtpReply> loose_;
-    std::vector<SmtpReply> replies_;
-    bool used_ = false;  // a transaction ran on this connection
-    std::uint64_t replies_seen_ = 0;
+    std::vector<std::unique_ptr<RelayLane>> lanes_;
+    std::size_t next_lane_ = 0;
     bool warned_8bit_ = false;
     std::map<std::string, RelaySink*> sent_;
 };
@@ -179,7 +221,7 @@ void RelaySink::abort() noexcept {
     spool_.close();
 }
 
-void RelayTarget::on_bytes(std::string_view bytes) {
+void RelayLane::on_bytes(std::string_view bytes) {
     replies_.clear();
     parser_.feed(bytes, replies_);
     for (auto& r : replies_) {
@@ -190,10 +232,10 @@ void RelayTarget::on_bytes(std::string_view bytes) {
         else
             txns_.on_reply(r);
     }
-    if (!loose_mode_) settle(txns_.take_finished());
+    if (!loose_mode_) target_.settle(txns_.take_finished());
 }
 
-void RelayTarget::pump_until(const std::function<bool()>& done) {
+void RelayLane::pump_until(const std::function<bool()>& done) {
     try {
         ch_->pump([this](std::string_view b) { on_bytes(b); }, done);
     } catch (...) {
@@ -202,7 +244,7 @@ void RelayTarget::pump_until(const std::function<bool()>& done) {
     }
 }
 
-void RelayTarget::command(const std::string& line_crlf, bool wait) {
+void RelayLane::command(const std::string& line_crlf, bool wait) {
     ch_->command(std::string_view(line_crlf).substr(0, line_crlf.size() - 2));
     // Without PIPELINING one command at a time: wait for its reply.
     if (caps_.pipelining || !wait) return;
@@ -230,36 +272,38 @@ void RelayTarget::settle(std::vector<SmtpOutcome> outcomes) {
     }
 }
 
-void RelayTarget::connect() {
+void RelayLane::connect() {
     if (ch_) return;
+    const Endpoint& ep = target_.endpoint();
+    const RelayTargetOptions& opts = target_.options();
     std::string password;
-    if (!ep_.user.empty()) password = resolve_password(ep_.password, opts_.account, opts_.connect_timeout);
-    ConnectOptions copts{opts_.account, opts_.connect_timeout, opts_.verbosity, opts_.log};
+    if (!ep.user.empty()) password = resolve_password(ep.password, opts.account, opts.connect_timeout);
+    ConnectOptions copts{opts.account, opts.connect_timeout, opts.verbosity, opts.log};
     try {
-        conn_ = connect_and_login(ep_, password, copts);
+        conn_ = connect_and_login(ep, password, copts);
         wipe(password);
     } catch (Error& e) {
         wipe(password);
         throw Error(e.kind(), std::string("delivery target: ") + e.what(), e.temporary())
             .set_server_text(e.server_text());
     }
-    ch_ = std::make_unique<Channel>(*conn_, opts_.timeout, opts_.account, opts_.log, opts_.verbosity);
+    ch_ = std::make_unique<Channel>(*conn_, opts.timeout, opts.account, opts.log, opts.verbosity);
     if (lmtp_)
         greet_lmtp();
     else
         caps_ = capabilities_from_login(conn_->login_lines());
-    bool clear = ep_.tls == TlsMode::Off || (ep_.tls == TlsMode::IfOffered && !conn_->encrypted());
-    if (opts_.log && clear && ep_.socket_path.empty() && ep_.host != "localhost" &&
-        ep_.host != "127.0.0.1" && ep_.host != "::1")
-        opts_.log->warn(opts_.account, "mail travels unencrypted to the delivery target " + describe());
+    bool clear = ep.tls == TlsMode::Off || (ep.tls == TlsMode::IfOffered && !conn_->encrypted());
+    if (opts.log && clear && ep.socket_path.empty() && ep.host != "localhost" && ep.host != "127.0.0.1" &&
+        ep.host != "::1")
+        opts.log->warn(opts.account, "mail travels unencrypted to the delivery target " + target_.describe());
 }
 
-void RelayTarget::greet_lmtp() {
+void RelayLane::greet_lmtp() {
     loose_mode_ = true;
     loose_.clear();
     pump_until([this] { return !loose_.empty(); });
     if (loose_[0].code != 220) {
-        Error e(ErrorKind::Protocol, "delivery target " + describe() + " did not greet with 220", true);
+        Error e(ErrorKind::Protocol, "delivery target " + target_.describe() + " did not greet with 220", true);
         e.set_server_text(loose_[0].text());
         drop();
         loose_mode_ = false;
@@ -270,7 +314,8 @@ void RelayTarget::greet_lmtp() {
     pump_until([this] { return !loose_.empty(); });
     loose_mode_ = false;
     if (loose_[0].code != 250) {
-        Error e(ErrorKind::Protocol, "delivery target " + describe() + " refused LHLO (is it an LMTP server?)");
+        Error e(ErrorKind::Protocol,
+                "delivery target " + target_.describe() + " refused LHLO (is it an LMTP server?)");
         e.set_server_text(loose_[0].text());
         drop();
         throw e;
@@ -278,7 +323,7 @@ void RelayTarget::greet_lmtp() {
     caps_ = parse_capabilities(loose_[0]);
 }
 
-void RelayTarget::quit() noexcept {
+void RelayLane::quit() noexcept {
     if (!ch_) return;
     try {
         if (!txns_.idle()) pump_until([this] { return txns_.idle(); });
@@ -291,27 +336,62 @@ void RelayTarget::quit() noexcept {
     drop();
 }
 
+// The lanes in turn, each connected when first used. The first lane's
+// errors are the run's; a further connection the server refuses (a limit
+// on connections per client) is left out for the rest of the run.
+RelayLane& RelayTarget::lane_for_next() {
+    for (;;) {
+        std::size_t i = next_lane_++ % lanes_.size();
+        RelayLane& lane = *lanes_[i];
+        if (lane.disabled) continue;
+        if (i == 0 || lane.connected()) {
+            lane.connect();
+            return lane;
+        }
+        try {
+            lane.connect();
+            return lane;
+        } catch (const Error& e) {
+            lane.disabled = true;
+            if (opts_.log)
+                opts_.log->warn(opts_.account, "delivery target " + describe() + " refused connection " +
+                                                   std::to_string(i + 1) + " of " + std::to_string(lanes_.size()) +
+                                                   " (" + e.what() + "); going on with fewer");
+        }
+    }
+}
+
 void RelayTarget::send(RelaySink* sink) {
-    connect();
+    RelayLane& lane = lane_for_next();
+    const SmtpCapabilities& caps = lane.caps();
     bool needs_utf8 = has_8bit(sink->sender());
-    const auto& recipients = sink->recipients();
-    for (const auto& r : recipients) needs_utf8 = needs_utf8 || has_8bit(r);
-    if (needs_utf8 && !caps_.smtputf8) {
+    for (const auto& r : sink->recipients()) needs_utf8 = needs_utf8 || has_8bit(r);
+    if (needs_utf8 && !caps.smtputf8) {
         sink->error_ = Error(ErrorKind::Delivery, "message " + sink->key() + ": its envelope address needs SMTPUTF8, "
                                                   "which " + describe() + " does not offer; it stays on the source");
         return;
     }
     MailParams params;
-    params.smtputf8 = caps_.smtputf8 && (needs_utf8 || sink->header_8bit());
-    params.body_8bit = caps_.eightbitmime && sink->body_8bit();
-    if (caps_.size) params.size = sink->size();
-    if (sink->header_8bit() && !caps_.smtputf8 && !warned_8bit_ && opts_.log) {
+    params.smtputf8 = caps.smtputf8 && (needs_utf8 || sink->header_8bit());
+    params.body_8bit = caps.eightbitmime && sink->body_8bit();
+    if (caps.size) params.size = sink->size();
+    if (sink->header_8bit() && !caps.smtputf8 && !warned_8bit_ && opts_.log) {
         warned_8bit_ = true;
         opts_.log->warn(opts_.account, "a message has 8-bit header fields and " + describe() +
                                            " does not offer SMTPUTF8; sent unchanged (said once per run)");
     }
-    bool bdat = caps_.chunking;
     sent_[sink->key()] = sink;
+    try {
+        lane.send(sink, params);
+    } catch (...) {
+        forget(sink);
+        throw;
+    }
+}
+
+void RelayLane::send(RelaySink* sink, const MailParams& params) {
+    const auto& recipients = sink->recipients();
+    bool bdat = caps_.chunking;
     try {
         // RSET makes each pipelined transaction independent of how the one
         // before ended, without waiting for its replies.
@@ -335,7 +415,6 @@ void RelayTarget::send(RelaySink* sink) {
         if (!caps_.pipelining) pump_until([this] { return txns_.idle(); });
     } catch (...) {
         // Half a message on the wire would become part of whatever follows.
-        forget(sink);
         drop();
         throw;
     }
@@ -344,7 +423,7 @@ void RelayTarget::send(RelaySink* sink) {
 // The spooled message, read in chunks and sent as read (dot-stuffed for
 // DATA), reading replies meanwhile so that a server answering early never
 // deadlocks us. Memory stays flat whatever the size.
-void RelayTarget::stream(RelaySink* sink, bool stuff) {
+void RelayLane::stream(RelaySink* sink, bool stuff) {
     std::vector<char> buf(256 * 1024);
     std::string stuffed;
     DotStuffer stuffer;
@@ -376,9 +455,9 @@ void RelayTarget::stream(RelaySink* sink, bool stuff) {
 }
 
 void RelayTarget::sync_committed() {
-    if (ch_ && !txns_.idle()) {
+    for (auto& lane : lanes_) {
         try {
-            pump_until([this] { return txns_.idle(); });
+            lane->wait_idle();
         } catch (const Error&) {
             // Some may have been taken: nothing is marked delivered without
             // the server's word, and nothing is deleted on the source.
@@ -397,6 +476,8 @@ void RelayTarget::sync_committed() {
 }
 
 }  // namespace
+
+int default_relay_connections(Protocol protocol) { return protocol == Protocol::Lmtp ? 2 : 1; }
 
 std::unique_ptr<Deliverer> make_relay_deliverer(const DeliveryTarget& target, const RelayTargetOptions& opts) {
     if (target.kind != DeliveryTarget::Kind::Relay || !target.relay)

@@ -34,6 +34,15 @@ struct RelayTargetOptions {
     std::string spool_dir = "/tmp";  // where messages are spooled before they are sent
 };
 
+// How many connections carry the messages when the deliver table sets no
+// connections = n: consecutive messages go to them in turn (so they may be
+// stored in another order than the source's). LMTP: 2, since an LMTP server
+// (Dovecot's) delivers in one process per connection and does its mailbox
+// work while the other connection's message arrives; SMTP: 1, as remote
+// servers often limit connections per client. A further connection the
+// server refuses is left out with a warning.
+int default_relay_connections(Protocol protocol);
+
 // target.kind must be DeliveryTarget::Kind::Relay.
 std::unique_ptr<Deliverer> make_relay_deliverer(const DeliveryTarget& target, const RelayTargetOptions& opts);
 

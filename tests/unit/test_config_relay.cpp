@@ -134,3 +134,22 @@ TEST_CASE("relay targets: auth and oauth2_token_command are refused (libcurl log
     CHECK(a.deliver.imap->auth == "XOAUTH2");
     CHECK(a.deliver.imap->oauth2);
 }
+
+TEST_CASE("relay targets: connections = n in the deliver table, also for an lmtp: socket") {
+    Account a = parse("deliver = \"lmtp:/run/dovecot/lmtp\"\nrecipient = \"me\"\n");
+    CHECK(a.deliver.relay_connections == 0);  // the default (deliver_smtp.h)
+    a = parse("deliver = { url = \"lmtp:/run/dovecot/lmtp\", connections = 4 }\nrecipient = \"me\"\n");
+    REQUIRE(a.deliver.kind == DeliveryTarget::Kind::Relay);
+    CHECK(a.deliver.relay->socket_path == "/run/dovecot/lmtp");
+    CHECK(a.deliver.relay_connections == 4);
+    a = parse("deliver = { url = \"smtp://mx\", connections = 3 }\nrecipient = \"a@x\"\n");
+    CHECK(a.deliver.relay_connections == 3);
+    CHECK(a.deliver.relay->host == "mx");
+    std::string err = error_of("deliver = { url = \"smtp://mx\", connections = 17 }\nrecipient = \"a@x\"\n");
+    CHECK_MESSAGE(err.find("must be from 1 to 16, not 17") != std::string::npos, err);
+    err = error_of("deliver = { url = \"imaps://t/INBOX\", user = \"u\", password = \"p\", connections = 2 }\n");
+    CHECK_MESSAGE(err.find("connections here is only for smtp://, smtps:// and lmtp: targets") != std::string::npos,
+                  err);
+    err = error_of("deliver = { url = \"lmtp:/s\", proxy = \"socks5h://127.0.0.1:9050\" }\nrecipient = \"a\"\n");
+    CHECK_MESSAGE(err.find("proxy is not for an lmtp: socket target") != std::string::npos, err);
+}

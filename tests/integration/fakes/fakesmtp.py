@@ -16,9 +16,14 @@ With lmtp=True it speaks LMTP (RFC 2033): LHLO, and one reply per accepted
 recipient at the end of the data; refuse_for[(Message-ID, address)] answers
 that recipient alone, and s.deliveries lists every (address, Message-ID)
 answered 250.
+
+max_sessions=n answers a connection beyond n open ones with "421 4.7.0 too
+many connections" and closes it (Postfix's smtpd_client_connection_count_limit);
+s.peak_sessions is the most that were open at once.
 """
 
 import re
+import threading
 
 from fakes.loopback import LoopbackServer
 
@@ -28,7 +33,7 @@ _MSGID = re.compile(rb"^Message-ID:[ \t]*(<[^>\r\n]*>)", re.I | re.M)
 class FakeSmtp(LoopbackServer):
 
     def __init__(self, extensions=("PIPELINING", "8BITMIME", "SMTPUTF8"), starttls=None, auth=None, lmtp=False,
-                 auth_in_clear=False):
+                 auth_in_clear=False, max_sessions=None):
         """starttls: an ssl.SSLContext (server side) to offer STARTTLS with;
         auth: (user, password) to offer and require AUTH PLAIN (after TLS,
         or before it with auth_in_clear: a server whose STARTTLS an
@@ -45,6 +50,11 @@ class FakeSmtp(LoopbackServer):
         self.deliveries = []   # LMTP: (address bytes, Message-ID bytes) answered 250
         self.messages = []     # accepted: (MAIL FROM line, [RCPT lines], data)
         self.commands = []     # every command line received, in order
+        self.max_sessions = max_sessions
+        self.refused_sessions = 0
+        self.peak_sessions = 0
+        self._open = 0
+        self._lock = threading.Lock()
         self._listen()
 
     def _reply(self, w, line):
@@ -90,6 +100,23 @@ class FakeSmtp(LoopbackServer):
             lines.append(line)
 
     def _session(self, h):
+        with self._lock:
+            full = self.max_sessions is not None and self._open >= self.max_sessions
+            if full:
+                self.refused_sessions += 1
+            else:
+                self._open += 1
+                self.peak_sessions = max(self.peak_sessions, self._open)
+        if full:
+            self._reply(h.wfile, "421 4.7.0 fake.test too many connections")
+            return
+        try:
+            self._dialog(h)
+        finally:
+            with self._lock:
+                self._open -= 1
+
+    def _dialog(self, h):
         r, w = h.rfile, h.wfile
         self._reply(w, "220 fake.test ESMTP")
         mail, rcpts, chunks = None, [], []
