@@ -1,13 +1,12 @@
 #include "fetchmailrc_toml.h"
 
-#include "text_util.h"
-
 #include <cctype>
 #include <cstdio>
 #include <map>
 #include <set>
 #include <vector>
 
+#include "error.h"
 #include "text_util.h"
 
 namespace pullmail {
@@ -21,10 +20,38 @@ using Options = std::vector<RcOption>;
 // newline in a quoted option cannot end the comment and start TOML.
 std::string one_line(const std::string& s) { return sanitize(s, 1 << 16); }
 
-// True for a whole number TOML may take bare (at most 9 digits).
-bool plain_number(const std::string& s) {
-    return !s.empty() && s.size() <= 9 && s.find_first_not_of("0123456789") == std::string::npos;
+// True when s is UTF-8 as TOML requires it: shortest forms, no surrogates,
+// nothing beyond U+10FFFF.
+bool valid_utf8(const std::string& s) {
+    for (std::size_t i = 0; i < s.size();) {
+        auto c = static_cast<unsigned char>(s[i]);
+        std::size_t n = c < 0x80 ? 0 : (c >> 5) == 6 ? 1 : (c >> 4) == 14 ? 2 : (c >> 3) == 30 ? 3 : 4;
+        if (n == 4 || s.size() - i <= n) return false;
+        std::uint32_t cp = n == 0 ? c : c & (0x3f >> n);
+        for (std::size_t k = 1; k <= n; ++k) {
+            auto d = static_cast<unsigned char>(s[i + k]);
+            if ((d >> 6) != 2) return false;
+            cp = (cp << 6) | (d & 0x3f);
+        }
+        static const std::uint32_t kMin[4] = {0, 0x80, 0x800, 0x10000};
+        if (cp < kMin[n] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return false;
+        i += n + 1;
+    }
+    return true;
 }
+
+bool all_digits(const std::string& s) { return !s.empty() && s.find_first_not_of("0123456789") == std::string::npos; }
+
+// Digits without their leading zeros ("0" for zeros only): fetchmail reads
+// "030" as 30, and TOML forbids leading zeros in an integer.
+std::string decimal(const std::string& s) {
+    std::size_t i = s.find_first_not_of('0');
+    return i == std::string::npos ? "0" : s.substr(i);
+}
+
+// True for a whole number TOML may take bare, as decimal() writes it (at
+// most 9 digits).
+bool plain_number(const std::string& s) { return all_digits(s) && decimal(s).size() <= 9; }
 
 // The last of `names` in opts (later options win, as in fetchmail).
 const RcOption* last(const Options& opts, std::initializer_list<const char*> names) {
@@ -109,7 +136,21 @@ std::string account_name(const std::string& host, const std::string& user, std::
 // One account. `opts` = defaults, then entry, then user options.
 class AccountWriter {
 public:
-    AccountWriter(std::string& out, const Options& opts) : out_(out), opts_(opts) {}
+    AccountWriter(std::string& out, const Options& opts, const std::string& source, int line)
+        : out_(out), opts_(opts), source_(source), line_(line) {}
+
+    // `value` as a TOML string. Bytes that are not UTF-8 (a Latin-1 file,
+    // or an escape such as \301) cannot be in one: Error(Config) naming
+    // the line and `what` (the option, or the account's line for line 0),
+    // with the value shown escaped unless it is a secret.
+    std::string quoted(const std::string& value, const std::string& what, int line, bool secret = false) const {
+        if (!valid_utf8(value))
+            throw Error(ErrorKind::Config, one_line(source_) + ":" + std::to_string(line ? line : line_) + ": " + what +
+                                               (secret ? "" : " '" + sanitize(value, 200) + "'") +
+                                               " is not valid UTF-8, which a TOML configuration cannot hold; "
+                                               "write it in UTF-8 in the fetchmailrc");
+        return toml_quote(value);
+    }
 
     void key(const std::string& k, const std::string& value, const std::string& comment = "") {
         out_ += k + " = " + value;
@@ -134,6 +175,8 @@ public:
 private:
     std::string& out_;
     const Options& opts_;
+    const std::string& source_;
+    int line_;
     std::set<std::string> handled_;
 };
 
@@ -156,13 +199,14 @@ void write_server(AccountWriter& w, const RcEntry& e, bool& imap) {
     if (host.find(':') != std::string::npos && host.front() != '[') host = "[" + host + "]";
     std::string url = std::string(imap ? "imap" : "pop3") + (implicit ? "s" : "") + "://" + host +
                       (port ? ":" + port->args[0] : "");
-    w.key("url", toml_quote(url), via ? "fetchmail: via " + via->args[0] + " (poll name " + e.host + ")" : "");
+    if (port) w.quoted(port->args[0], port->name, port->line);
+    w.key("url", via ? w.quoted(url, "via", via->line) : w.quoted(url, "poll", e.line), via ? "fetchmail: via " + via->args[0] + " (poll name " + e.host + ")" : "");
     if (tls_off)
         w.key("tls", "\"off\"", "fetchmail: sslproto '' -- no TLS: the password travels unencrypted");
     else if (!implicit)
         w.note("no ssl -- pullmail requires STARTTLS on " + url + " (fetchmail used it when offered)");
     if (sslproto && !tls_off && sslproto->args[0] != "auto") w.note("sslproto " + sslproto->args[0] + " -- " + reason("sslproto"));
-    if (const RcOption* f = w.take({"sslcertfile"})) w.key("ca_file", toml_quote(f->args[0]));
+    if (const RcOption* f = w.take({"sslcertfile"})) w.key("ca_file", w.quoted(f->args[0], f->name, f->line));
     if (const RcOption* ck = w.take({"sslcertck", "nosslcertck"}); ck && ck->name == "nosslcertck")
         w.note("no sslcertck -- " + reason("nosslcertck"));
     if (const RcOption* a = w.take({"auth", "authenticate"})) {
@@ -177,9 +221,8 @@ void write_server(AccountWriter& w, const RcEntry& e, bool& imap) {
     }
     if (const RcOption* t = w.take({"timeout"})) {
         const std::string& v = t->args[0];
-        if (!v.empty() && v.size() <= 6 && v.find_first_not_of("0123456789") == std::string::npos && v != "0" &&
-            std::stoi(v) <= 86400)
-            w.key("timeout", v);
+        if (all_digits(v) && decimal(v).size() <= 6 && decimal(v) != "0" && std::stoi(decimal(v)) <= 86400)
+            w.key("timeout", decimal(v));
         else
             w.note("timeout " + v + " -- not a number of seconds; left out");
     }
@@ -200,10 +243,10 @@ void write_delivery(AccountWriter& w, const std::string& local, const RcUser& u)
         }
         if (out.find("%F") != std::string::npos)
             w.note("mda %F (the envelope sender) is not substituted by pullmail; edit the command");
-        w.key("deliver", toml_quote("mda:" + out));
+        w.key("deliver", w.quoted("mda:" + out, mda->name, mda->line));
         return;
     }
-    w.key("deliver", toml_quote("mda:/usr/sbin/sendmail -i -- " + shell_word(local)),
+    w.key("deliver", w.quoted("mda:/usr/sbin/sendmail -i -- " + shell_word(local), "local user (is/to)", u.line),
           "fetchmail forwarded to the local MTA by SMTP; or \"maildir:~/Maildir\"");
 }
 
@@ -216,17 +259,17 @@ void write_user_keys(AccountWriter& w, bool imap) {
             w.note("folder " + joined(f->args) + " -- POP3 has one mailbox only");
         } else {
             std::string list;
-            for (const auto& s : f->args) list += (list.empty() ? "" : ", ") + toml_quote(s);
+            for (const auto& s : f->args) list += (list.empty() ? "" : ", ") + w.quoted(s, f->name, f->line);
             bool dotted = false;
             for (const auto& s : f->args) dotted = dotted || s.find('.') != std::string::npos;
             w.key("folders", "[" + list + "]",
                   dotted ? "pullmail separates levels with '/': \"INBOX.Lists\" may need to be \"INBOX/Lists\"" : "");
         }
     }
-    if (const RcOption* l = w.take({"limit"}); l && l->args[0] != "0")
-        w.key("max_size", toml_quote(l->args[0]), "fetchmail: limit " + l->args[0] + " (bytes); larger ones stay on the server");
-    if (const RcOption* l = w.take({"fetchlimit"}); l && l->args[0] != "0") {
-        if (plain_number(l->args[0])) w.key("max_messages", l->args[0]);
+    if (const RcOption* l = w.take({"limit"}); l && !(all_digits(l->args[0]) && decimal(l->args[0]) == "0"))
+        w.key("max_size", w.quoted(l->args[0], l->name, l->line), "fetchmail: limit " + l->args[0] + " (bytes); larger ones stay on the server");
+    if (const RcOption* l = w.take({"fetchlimit"}); l && !(all_digits(l->args[0]) && decimal(l->args[0]) == "0")) {
+        if (plain_number(l->args[0])) w.key("max_messages", decimal(l->args[0]));
         else w.note("fetchlimit " + l->args[0] + " -- not a number, not carried over");
     }
     if (const RcOption* i = w.take({"idle", "noidle"})) w.key("idle", i->name == "idle" ? "true" : "false");
@@ -262,7 +305,7 @@ std::string fetchmailrc_to_toml(const Fetchmailrc& rc, const std::string& source
         if (g.name == "daemon" && !g.args.empty() && plain_number(g.args[0])) daemon = &g;
     for (const auto& g : rc.globals) {
         if (&g == daemon)
-            globals += "poll_interval = " + g.args[0] + "  # fetchmail: set daemon " + g.args[0] + " (seconds)\n";
+            globals += "poll_interval = " + decimal(g.args[0]) + "  # fetchmail: set daemon " + g.args[0] + " (seconds)\n";
         else
             globals += "# fetchmail: set " +
                        one_line(shown(g) + " -- " +
@@ -298,12 +341,12 @@ std::string fetchmailrc_to_toml(const Fetchmailrc& rc, const std::string& source
                                    (e.kind == RcEntry::Kind::Skip ? "skip " : "poll ") + e.host + ", user " + remote) +
                    "\n";
             out += "[accounts." + toml_quote(name) + "]\n";
-            AccountWriter w(out, opts);
+            AccountWriter w(out, opts, source, u.line ? u.line : e.line);
             bool imap = false;
             write_server(w, e, imap);
-            w.key("user", toml_quote(remote));
+            w.key("user", w.quoted(remote, "user", u.line));
             if (const RcOption* p = w.take({"pass", "password"}))
-                w.key("password", toml_quote(p->args[0]));
+                w.key("password", w.quoted(p->args[0], p->name, p->line, true));
             else
                 w.key("password_command", "\"false\"",
                       "fetchmail: no password in the file (asked, or ~/.netrc): set password_command or password_file");

@@ -115,7 +115,7 @@ namespace {
 std::size_t utf8_sequence(std::string_view s, char32_t* cp) {
     auto b = [&](std::size_t i) { return static_cast<unsigned char>(s[i]); };
     unsigned char c = b(0);
-    std::size_t len = c >= 0xF0 && c <= 0xF4 ? 4 : c >= 0xE0 ? 3 : c >= 0xC2 && c <= 0xDF ? 2 : 0;
+    std::size_t len = c >= 0xF0 && c <= 0xF4 ? 4 : c >= 0xE0 && c <= 0xEF ? 3 : c >= 0xC2 && c <= 0xDF ? 2 : 0;
     if (len == 0 || s.size() < len) return 0;
     char32_t v = c & (len == 2 ? 0x1F : len == 3 ? 0x0F : 0x07);
     for (std::size_t i = 1; i < len; ++i) {

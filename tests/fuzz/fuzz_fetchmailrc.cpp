@@ -2,8 +2,9 @@
 // a run control file in, pullmail TOML out, read back.
 //
 // Checks: tokenizing and parsing end in a result or Error(Config); the
-// TOML written for a file that parses is valid TOML (whenever the rc file is
-// valid UTF-8, escapes included: TOML cannot carry other bytes), with exactly one account per
+// import of a file that parses is valid TOML, or Error(Config) when a value
+// it would write is not UTF-8 (TOML cannot carry other bytes; text that
+// only reaches a comment is escaped there), with exactly one account per
 // user of every poll/skip entry, in order, each with the server login the
 // rc file named, and nothing but poll_interval (an integer) in [defaults]:
 // option text that reaches a comment or a value cannot add keys or tables.
@@ -93,13 +94,24 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         FUZZ_ASSERT(e.kind() == ErrorKind::Config);
         return 0;
     }
+    // Every value the importer writes is made of tokens: it may refuse one
+    // that is not UTF-8 (raw bytes or an escape such as \301; TOML cannot
+    // hold it), with Error(Config), and nothing else.
+    bool tokens_utf8 = true;
+    for (const auto& t : tokens) tokens_utf8 = tokens_utf8 && valid_utf8(t.text);
     std::string out;
-    FUZZ_ASSERT(fuzz::only_error([&] { out = fetchmailrc_to_toml(rc, "rc", "me"); }));
-    if (!valid_utf8(text)) return 0;
-    // Escapes (\xHH, \NNN) can make bytes that are not UTF-8 either; TOML
-    // cannot carry them (an open limitation of the importer, README).
-    for (const auto& t : tokens)
-        if (!valid_utf8(t.text)) return 0;
+    bool imported = fuzz::only_error([&] {
+        try {
+            out = fetchmailrc_to_toml(rc, "rc", "me");
+        } catch (const Error& e) {
+            FUZZ_ASSERT(e.kind() == ErrorKind::Config);
+            throw;
+        }
+    });
+    if (!imported) {
+        FUZZ_ASSERT(!tokens_utf8);
+        return 0;
+    }
     check_toml(out, rc);
     ConfigEnv env;
     env.vars["HOME"] = "/nonexistent/home";
