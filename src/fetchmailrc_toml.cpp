@@ -20,26 +20,6 @@ using Options = std::vector<RcOption>;
 // newline in a quoted option cannot end the comment and start TOML.
 std::string one_line(const std::string& s) { return sanitize(s, 1 << 16); }
 
-// True when s is UTF-8 as TOML requires it: shortest forms, no surrogates,
-// nothing beyond U+10FFFF.
-bool valid_utf8(const std::string& s) {
-    for (std::size_t i = 0; i < s.size();) {
-        auto c = static_cast<unsigned char>(s[i]);
-        std::size_t n = c < 0x80 ? 0 : (c >> 5) == 6 ? 1 : (c >> 4) == 14 ? 2 : (c >> 3) == 30 ? 3 : 4;
-        if (n == 4 || s.size() - i <= n) return false;
-        std::uint32_t cp = n == 0 ? c : c & (0x3f >> n);
-        for (std::size_t k = 1; k <= n; ++k) {
-            auto d = static_cast<unsigned char>(s[i + k]);
-            if ((d >> 6) != 2) return false;
-            cp = (cp << 6) | (d & 0x3f);
-        }
-        static const std::uint32_t kMin[4] = {0, 0x80, 0x800, 0x10000};
-        if (cp < kMin[n] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return false;
-        i += n + 1;
-    }
-    return true;
-}
-
 bool all_digits(const std::string& s) { return !s.empty() && s.find_first_not_of("0123456789") == std::string::npos; }
 
 // Digits without their leading zeros ("0" for zeros only): fetchmail reads

@@ -128,6 +128,24 @@ std::size_t utf8_sequence(std::string_view s, char32_t* cp) {
     return len;
 }
 
+}  // namespace
+
+bool valid_utf8(std::string_view s) {
+    char32_t cp;
+    for (std::size_t i = 0; i < s.size();) {
+        if (static_cast<unsigned char>(s[i]) < 0x80) {
+            ++i;
+            continue;
+        }
+        std::size_t n = utf8_sequence(s.substr(i), &cp);
+        if (n == 0) return false;
+        i += n;
+    }
+    return true;
+}
+
+namespace {
+
 // Code points that steer a terminal or a viewer although they are valid
 // text: C1 controls (U+009B is CSI on some terminals), line and paragraph
 // separators, and the bidirectional overrides and isolates.

@@ -37,6 +37,10 @@ void for_each_header_field(std::string_view block,
 // sanitising it again changes nothing.
 std::string sanitize(std::string_view text, std::size_t max_len = 300);
 
+// Whether s is well-formed UTF-8 (RFC 3629: no overlong forms, no
+// surrogates, nothing above U+10FFFF).
+bool valid_utf8(std::string_view s);
+
 // CRC-32 (IEEE), for the state journal's record checksums and --shard.
 std::uint32_t crc32(std::string_view data);
 

@@ -17,28 +17,11 @@
 #include "fetchmailrc.h"
 #include "fetchmailrc_toml.h"
 #include "fuzz_support.h"
+#include "text_util.h"
 
 using namespace pullmail;
 
 namespace {
-
-bool valid_utf8(std::string_view s) {
-    for (std::size_t i = 0; i < s.size();) {
-        auto c = static_cast<unsigned char>(s[i]);
-        std::size_t n = c < 0x80 ? 0 : (c >> 5) == 6 ? 1 : (c >> 4) == 14 ? 2 : (c >> 3) == 30 ? 3 : 9;
-        if (n == 9 || i + n >= s.size() + (n == 0 ? 1 : 0)) return false;
-        std::uint32_t cp = n == 0 ? c : c & (0x3f >> n);
-        for (std::size_t k = 1; k <= n; ++k) {
-            auto d = static_cast<unsigned char>(s[i + k]);
-            if ((d >> 6) != 2) return false;
-            cp = (cp << 6) | (d & 0x3f);
-        }
-        static const std::uint32_t kMin[4] = {0, 0x80, 0x800, 0x10000};
-        if (cp < kMin[n] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return false;
-        i += n + 1;
-    }
-    return true;
-}
 
 // The server logins the importer must write, one per account, in order.
 std::vector<std::string> expected_logins(const Fetchmailrc& rc, const std::string& login) {
