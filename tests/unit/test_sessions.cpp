@@ -812,3 +812,49 @@ TEST_CASE("pop3 session: the listing is built as its lines arrive, in pieces of 
         }
     }
 }
+
+TEST_CASE("imap session: after a delivery error in the middle of a body, LOGOUT hands the handler nothing more") {
+    const std::string body = "Subject: big\r\n\r\n" + std::string(64 * 1024, 'x') + "\r\n";
+    FakeConnection conn([&](const std::string& line) -> std::string {
+        auto sp = line.find(' ');
+        std::string tag = line.substr(0, sp), cmd = line.substr(sp + 1);
+        if (cmd == "CAPABILITY") return "* CAPABILITY IMAP4rev1 UIDPLUS\r\n" + tag + " OK done\r\n";
+        if (cmd == "LIST \"\" \"\"") return "* LIST (\\Noselect) \".\" \"\"\r\n" + tag + " OK\r\n";
+        if (cmd.rfind("EXAMINE", 0) == 0)
+            return "* 1 EXISTS\r\n* OK [UIDVALIDITY 77] ok\r\n* OK [UIDNEXT 9] ok\r\n" + tag + " OK [READ-ONLY] done\r\n";
+        if (cmd == "UID FETCH 1:* (UID RFC822.SIZE)")
+            return "* 1 FETCH (UID 5 RFC822.SIZE " + std::to_string(body.size()) + ")\r\n" + tag + " OK\r\n";
+        if (cmd.rfind("UID FETCH 5 ", 0) == 0)
+            return "* 1 FETCH (UID 5 RFC822.SIZE " + std::to_string(body.size()) + " BODY[] {" +
+                   std::to_string(body.size()) + "}\r\n" + body + ")\r\n" + tag + " OK done\r\n";
+        if (cmd == "LOGOUT") return "* BYE\r\n" + tag + " OK\r\n";
+        return tag + " BAD unexpected " + cmd + "\r\n";
+    });
+    conn.piece = 512;  // the body comes in many pieces: most of it is still unread when the handler fails
+    Channel ch(conn, 5, "t", nullptr, 0);
+    ImapSession imap(ch);
+    imap.start();
+    std::vector<RemoteMessage> list;
+    imap.select("INBOX", true, &list);
+    REQUIRE(list.size() == 1);
+    struct FailingDisk final : MessageHandler {
+        bool failed_once = false;
+        int data_after_failure = 0;
+        void begin(const RemoteMessage&) override {}
+        void data(std::string_view) override {
+            if (failed_once) {
+                ++data_after_failure;
+                return;
+            }
+            failed_once = true;
+            throw Error(ErrorKind::LocalIO, "disk full");
+        }
+        void end(const RemoteMessage&) override {}
+        void failed(const RemoteMessage&, std::string_view) override {}
+        bool stop_requested() const override { return false; }
+    } disk;
+    CHECK_THROWS_AS(imap.fetch(list, disk), Error);
+    REQUIRE(disk.failed_once);
+    imap.logout();  // reads the rest of the body before the LOGOUT's answer
+    CHECK(disk.data_after_failure == 0);
+}
