@@ -100,30 +100,6 @@ std::string maildir_unique_name(std::uint64_t sec, std::uint64_t usec, long pid,
 
 namespace detail {
 
-UniqueFd& UniqueFd::operator=(UniqueFd&& other) noexcept {
-    if (this != &other) reset(other.release());
-    return *this;
-}
-
-int UniqueFd::release() noexcept {
-    int fd = fd_;
-    fd_ = -1;
-    return fd;
-}
-
-void UniqueFd::reset(int fd) noexcept {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = fd;
-}
-
-int UniqueFd::close() noexcept {
-    if (fd_ < 0) return 0;
-    // Linux releases the descriptor even when close() fails: never retry.
-    int rc = ::close(fd_);
-    fd_ = -1;
-    return rc == 0 || errno == EINTR ? 0 : errno;
-}
-
 std::string errno_text(int err) { return std::error_code(err, std::generic_category()).message(); }
 
 void throw_local_io(const std::string& what, int err) {

@@ -28,29 +28,7 @@ namespace pullmail::detail {
 // not dominate, small enough that a big message is never held in memory.
 inline constexpr std::size_t kIoBufferSize = 64 * 1024;
 
-// Owns one file descriptor; closes it on destruction (errors ignored there —
-// call close() where the result matters).
-class UniqueFd {
-public:
-    UniqueFd() = default;
-    explicit UniqueFd(int fd) noexcept : fd_(fd) {}
-    UniqueFd(UniqueFd&& other) noexcept : fd_(other.release()) {}
-    UniqueFd& operator=(UniqueFd&& other) noexcept;
-    UniqueFd(const UniqueFd&) = delete;
-    UniqueFd& operator=(const UniqueFd&) = delete;
-    ~UniqueFd() { reset(); }
-
-    int get() const noexcept { return fd_; }
-    explicit operator bool() const noexcept { return fd_ >= 0; }
-    int release() noexcept;
-    void reset(int fd = -1) noexcept;
-    // Closes and returns 0 or the errno of close() (NFS reports write errors
-    // there).
-    int close() noexcept;
-
-private:
-    int fd_ = -1;
-};
+using pullmail::UniqueFd;  // fs_util.h
 
 // "No space left on device" for ENOSPC; thread-safe.
 std::string errno_text(int err);

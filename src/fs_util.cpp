@@ -21,6 +21,30 @@ namespace {
 }
 }  // namespace
 
+UniqueFd& UniqueFd::operator=(UniqueFd&& other) noexcept {
+    if (this != &other) reset(other.release());
+    return *this;
+}
+
+int UniqueFd::release() noexcept {
+    int fd = fd_;
+    fd_ = -1;
+    return fd;
+}
+
+void UniqueFd::reset(int fd) noexcept {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = fd;
+}
+
+int UniqueFd::close() noexcept {
+    if (fd_ < 0) return 0;
+    // Linux releases the descriptor even when close() fails: never retry.
+    int rc = ::close(fd_);
+    fd_ = -1;
+    return rc == 0 || errno == EINTR ? 0 : errno;
+}
+
 std::string dir_name(const std::string& path) {
     std::size_t end = path.size();
     while (end > 1 && path[end - 1] == '/') --end;  // "a/b/" names "a/b"

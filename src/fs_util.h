@@ -12,6 +12,30 @@
 
 namespace pullmail {
 
+// Owns one file descriptor; closes it on destruction (errors ignored there —
+// call close() where the result matters).
+class UniqueFd {
+public:
+    UniqueFd() = default;
+    explicit UniqueFd(int fd) noexcept : fd_(fd) {}
+    UniqueFd(UniqueFd&& other) noexcept : fd_(other.release()) {}
+    UniqueFd& operator=(UniqueFd&& other) noexcept;
+    UniqueFd(const UniqueFd&) = delete;
+    UniqueFd& operator=(const UniqueFd&) = delete;
+    ~UniqueFd() { reset(); }
+
+    int get() const noexcept { return fd_; }
+    explicit operator bool() const noexcept { return fd_ >= 0; }
+    int release() noexcept;
+    void reset(int fd = -1) noexcept;
+    // Closes and returns 0 or the errno of close() (NFS reports write errors
+    // there).
+    int close() noexcept;
+
+private:
+    int fd_ = -1;
+};
+
 // The directory part of a path: "a/b" -> "a", "b" -> ".", "/b" -> "/".
 std::string dir_name(const std::string& path);
 // mkdir -p with `mode` for every directory it creates. The parent of each

@@ -182,19 +182,14 @@ bool StateJournal::load_marks() {
     }
     auto m = parse_marks(marks_text_);
     if (!m) return false;
-    struct Fd {
-        int fd;
-        ~Fd() {
-            if (fd >= 0) ::close(fd);
-        }
-    } f{open_no_follow(path_, O_RDONLY)};
+    UniqueFd f(open_no_follow(path_, O_RDONLY));
     struct stat st {};
-    if (f.fd < 0 || ::fstat(f.fd, &st) != 0 || static_cast<std::uint64_t>(st.st_size) != m->stamp.bytes) return false;
+    if (!f || ::fstat(f.get(), &st) != 0 || static_cast<std::uint64_t>(st.st_size) != m->stamp.bytes) return false;
     // The header line, exactly as a version 3 rewrite writes it.
     std::string want = std::string(kHeaderPrefix) + std::to_string(kFormatVersion) + " " + m->stamp.generation + "\n";
     std::string head(want.size(), '\0');
-    if (::pread(f.fd, head.data(), head.size(), 0) != static_cast<ssize_t>(head.size()) || head != want) return false;
-    if (tail_crc(f.fd, m->stamp.bytes) != m->stamp.tail_crc) return false;
+    if (::pread(f.get(), head.data(), head.size(), 0) != static_cast<ssize_t>(head.size()) || head != want) return false;
+    if (tail_crc(f.get(), m->stamp.bytes) != m->stamp.tail_crc) return false;
     generation_ = m->stamp.generation;
     file_bytes_ = m->stamp.bytes;
     uidvalidity_ = std::move(m->uidvalidity);
@@ -254,14 +249,7 @@ void StateJournal::save_marks() {
     struct stat st {};
     if (::fstat(fd_, &st) != 0) return;
     StateMarks m{{generation_, static_cast<std::uint64_t>(st.st_size), 0}, uidvalidity_, marks_};
-    // The tail as it is on disk, read through the file appended to.
-    int rd = open_no_follow(path_, O_RDONLY);
-    if (rd < 0) return;
-    struct stat rst {};
-    auto crc = ::fstat(rd, &rst) == 0 && rst.st_ino == st.st_ino && rst.st_dev == st.st_dev
-                   ? tail_crc(rd, m.stamp.bytes)
-                   : std::nullopt;
-    ::close(rd);
+    auto crc = tail_crc(fd_, m.stamp.bytes);  // the tail as it is on disk
     if (!crc) return;
     m.stamp.tail_crc = *crc;
     std::string text = format_marks(m);
@@ -318,13 +306,8 @@ namespace {
 // on_size(bytes) is told the file's size first.
 template <class OnSize, class OnLine>
 bool read_lines(const std::string& path, std::uint64_t& bytes, OnSize on_size, OnLine on_line) {
-    struct Fd {
-        int fd;
-        ~Fd() {
-            if (fd >= 0) ::close(fd);
-        }
-    } f{open_no_follow(path, O_RDONLY)};  // closed on every way out, throws from on_line too
-    const int fd = f.fd;
+    UniqueFd f(open_no_follow(path, O_RDONLY));  // closed on every way out, throws from on_line too
+    const int fd = f.get();
     if (fd < 0) {
         if (errno == ENOENT) return false;
         throw Error(ErrorKind::LocalIO, "cannot read " + path + ": " + open_error_text(errno));
@@ -457,7 +440,9 @@ void StateJournal::apply_record(std::string_view record, std::int64_t now) {
 }
 
 void StateJournal::open_for_append() {
-    fd_ = open_no_follow(path_, O_WRONLY | O_APPEND);
+    // Read as well as appended to: the last byte here, the tail the marks
+    // file is stamped with (save_marks). O_APPEND only concerns writes.
+    fd_ = open_no_follow(path_, O_RDWR | O_APPEND);
     if (fd_ < 0) throw Error(ErrorKind::LocalIO, "cannot open state file " + path_ + ": " + open_error_text(errno));
     // A torn tail must not glue itself to the next record: start on a new line.
     struct stat st {};

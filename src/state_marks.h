@@ -1,8 +1,8 @@
 // state_marks.h — the marks file beside a state file (<state>.marks): the
 // folder marks and UIDVALIDITYs of the state, readable without its records,
 // so that a poll whose folders are all unchanged (sync_plan.h,
-// folder_unchanged) never reads the records (issue 11: the same cost for
-// 3,000 and 300,000 kept messages).
+// folder_unchanged) never reads the records: its cost does not grow with
+// the number of kept messages.
 //
 // Format (text; every line after the header "<crc32 hex> <record>", as in
 // the state file):
