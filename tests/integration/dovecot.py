@@ -634,6 +634,14 @@ class Dovecot:
                 out += [os.path.join(d, n) for n in sorted(os.listdir(d))]
         return out
 
+    def maildir_contents(self, user, folder="INBOX"):
+        """The bytes of every message file, in maildir_files() order."""
+        out = []
+        for path in self.maildir_files(user, folder):
+            with open(path, "rb") as f:
+                out.append(f.read())
+        return out
+
     # ---- clients -----------------------------------------------------------
 
     def ssl_context(self, check_hostname=False):

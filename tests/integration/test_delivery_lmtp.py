@@ -51,13 +51,6 @@ class LmtpDelivery(util.IntegrationCase):
     def lmtp_account(self, user, pw, rcpt, **extra):
         return self.account(user, pw, "pop3s", deliver="lmtp:" + self.d.lmtp_socket, recipient=rcpt, **extra)
 
-    def stored(self, user):
-        out = []
-        for path in self.d.maildir_files(user):
-            with open(path, "rb") as f:
-                out.append(f.read())
-        return out
-
     def assertStoredExactly(self, stored, expected, rcpt, what):
         """Each stored message = Dovecot's trace fields + an expected message."""
         rest = []
@@ -83,11 +76,11 @@ class LmtpDelivery(util.IntegrationCase):
         j = self.json_account(r, "lmtp")
         self.assertEqual(j["fetched"], len(corpus), r.describe())
         self.assertEqual(j["errors"], [])
-        self.assertStoredExactly(self.stored(rcpt), expected, rcpt, "POP3S -> LMTP")
+        self.assertStoredExactly(self.d.maildir_contents(rcpt), expected, rcpt, "POP3S -> LMTP")
 
         r = self.run_config("--json", expect=0)
         self.assertEqual(self.json_account(r, "lmtp")["fetched"], 0, r.describe())
-        self.assertEqual(len(self.stored(rcpt)), len(corpus))
+        self.assertEqual(len(self.d.maildir_contents(rcpt)), len(corpus))
         self.note("second run: fetched 0, the recipient's Maildir unchanged")
 
     def test_envelope_sender_and_recipients(self):
@@ -106,7 +99,7 @@ class LmtpDelivery(util.IntegrationCase):
         self.run_config(expect=0)
         want = {b"<rp@t>": b"<list-bounces@lists.example>", b"<bounce@t>": b"<>", b"<from@t>": b"<bob@example.net>"}
         for rcpt in (r1, r2):
-            stored = self.stored(rcpt)
+            stored = self.d.maildir_contents(rcpt)
             self.assertEqual(len(stored), 3, rcpt)
             for s in stored:
                 fields, _ = split_trace(s)
@@ -124,7 +117,7 @@ class LmtpDelivery(util.IntegrationCase):
         self.config({"lmtp": self.lmtp_account(user, pw, rcpt)})
         r, peak = faultlib.run_measured(["-f", self.config_path], env={"HOME": self.home})
         self.assertEqual(r.rc, 0, r.describe())
-        stored = self.stored(rcpt)
+        stored = self.d.maildir_contents(rcpt)
         self.assertEqual(len(stored), 1)
         _, body = split_trace(stored[0])
         self.assertTrue(body == util.lf(m.data), "the 200 MB message differs after Dovecot's trace fields")
@@ -156,11 +149,11 @@ class LmtpDelivery(util.IntegrationCase):
                 tried += 1
                 self.run_config("--state-dir", state, env={"PULLMAIL_TEST_KILL_AFTER": str(point)})
                 on_server = faultlib.server_message_ids(self.d, user)
-                _, got = zip(*[split_trace(s) for s in self.stored(rcpt)]) if self.stored(rcpt) else ((), ())
+                _, got = zip(*[split_trace(s) for s in self.d.maildir_contents(rcpt)]) if self.d.maildir_contents(rcpt) else ((), ())
                 lost = [e for e in expected if e not in got and util.message_id(e) not in on_server]
                 self.assertEqual(lost, [], "kill at step %d: messages neither on the server nor delivered" % point)
             self.run_config("--state-dir", state, expect=0)
-            got = [split_trace(s)[1] for s in self.stored(rcpt)]
+            got = [split_trace(s)[1] for s in self.d.maildir_contents(rcpt)]
             for e in expected:
                 self.assertGreaterEqual(got.count(e), 1, "lost after kill + rerun: %s" % util.message_id(e))
             self.assertEqual([g for g in got if g not in expected], [], "damaged or unexpected messages")

@@ -25,13 +25,6 @@ class RelayConnections(util.IntegrationCase):
 
     DOVECOT = {"lmtp": True}
 
-    def stored(self, user):
-        out = []
-        for path in self.d.maildir_files(user):
-            with open(path, "rb") as f:
-                out.append(f.read())
-        return out
-
     def test_lmtp_three_connections(self):
         user, pw = self.new_user()
         rcpt, _ = self.new_user("r")
@@ -43,7 +36,7 @@ class RelayConnections(util.IntegrationCase):
                                           deliver={"url": "lmtp:" + self.d.lmtp_socket, "connections": 3})})
         r = self.run_config("--json", expect=0)
         self.assertEqual(self.json_account(r, "lmtp")["fetched"], len(corpus), r.describe())
-        stored = [split_trace(body)[1] for body in self.stored(rcpt)]
+        stored = [split_trace(body)[1] for body in self.d.maildir_contents(rcpt)]
         util.compare_messages(stored, expected, "POP3S -> LMTP over 3 connections")
         # Dovecot logs each delivery as lmtp(<user>)<pid><session>: saved mail to INBOX
         pids = set(re.findall(r"lmtp\(%s\)<(\d+)><[^>]*>: (?:Info: )?msgid=.*saved mail to INBOX" % re.escape(rcpt),

@@ -43,16 +43,22 @@ def live_keys(state_dir, account):
 
 class PollUnchanged(util.IntegrationCase):
 
-    def test_unchanged_folders_are_not_listed(self):
+    def two_folders(self, seed, in_count, lists_count):
+        """Account "poll": INBOX and Lists/cpp with that many messages, into
+        a Maildir. Returns (user, Maildir path)."""
         user, pw = self.new_user()
         self.d.create_folder(user, "Lists.cpp")
-        for m in ordinary_corpus(6, seed=11, prefix="in"):
+        for m in ordinary_corpus(in_count, seed=seed, prefix="in"):
             self.d.add_message(user, m.data)
-        for m in ordinary_corpus(3, seed=12, prefix="li"):
+        for m in ordinary_corpus(lists_count, seed=seed + 1, prefix="li"):
             self.d.add_message(user, m.data, folder="Lists.cpp")
         maildir = self.path("Maildir")
         self.config({"poll": self.account(user, pw, "imaps", deliver="maildir:" + maildir,
                                           folders=["INBOX", "Lists/cpp"])})
+        return user, maildir
+
+    def test_unchanged_folders_are_not_listed(self):
+        user, maildir = self.two_folders(11, 6, 3)
         r = self.run_config("--json", expect=0)
         self.assertEqual(self.json_account(r, "poll")["fetched"], 9, r.describe())
 
@@ -105,15 +111,7 @@ class PollUnchanged(util.IntegrationCase):
         are read); a marks file that does not stand for the state file as it
         is (deleted, the state restored from a backup, the state deleted) is
         ignored, and the run is the full sync it would have been without it."""
-        user, pw = self.new_user()
-        self.d.create_folder(user, "Lists.cpp")
-        for m in ordinary_corpus(6, seed=21, prefix="in"):
-            self.d.add_message(user, m.data)
-        for m in ordinary_corpus(2, seed=22, prefix="li"):
-            self.d.add_message(user, m.data, folder="Lists.cpp")
-        maildir = self.path("Maildir")
-        self.config({"poll": self.account(user, pw, "imaps", deliver="maildir:" + maildir,
-                                          folders=["INBOX", "Lists/cpp"])})
+        user, maildir = self.two_folders(21, 6, 2)
         state = os.path.join(self.state_dir, "poll.state")
         marks = state + ".marks"
         trace = {"PULLMAIL_TEST_TRACE_TIMES": "1"}
