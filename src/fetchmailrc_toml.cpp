@@ -33,6 +33,9 @@ std::string decimal(const std::string& s) {
 // most 9 digits).
 bool plain_number(const std::string& s) { return all_digits(s) && decimal(s).size() <= 9; }
 
+// fetchmail's "0" (in any number of zeros) for "no limit".
+bool is_zero(const std::string& s) { return all_digits(s) && decimal(s) == "0"; }
+
 // The last of `names` in opts (later options win, as in fetchmail).
 const RcOption* last(const Options& opts, std::initializer_list<const char*> names) {
     for (auto it = opts.rbegin(); it != opts.rend(); ++it)
@@ -179,6 +182,8 @@ void write_server(AccountWriter& w, const RcEntry& e, bool& imap) {
     if (host.find(':') != std::string::npos && host.front() != '[') host = "[" + host + "]";
     std::string url = std::string(imap ? "imap" : "pop3") + (implicit ? "s" : "") + "://" + host +
                       (port ? ":" + port->args[0] : "");
+    // The port ends up inside the url; checked on its own first so a
+    // non-UTF-8 port is reported on the port option's line, not the poll's.
     if (port) w.quoted(port->args[0], port->name, port->line);
     w.key("url", via ? w.quoted(url, "via", via->line) : w.quoted(url, "poll", e.line), via ? "fetchmail: via " + via->args[0] + " (poll name " + e.host + ")" : "");
     if (tls_off)
@@ -246,9 +251,9 @@ void write_user_keys(AccountWriter& w, bool imap) {
                   dotted ? "pullmail separates levels with '/': \"INBOX.Lists\" may need to be \"INBOX/Lists\"" : "");
         }
     }
-    if (const RcOption* l = w.take({"limit"}); l && !(all_digits(l->args[0]) && decimal(l->args[0]) == "0"))
+    if (const RcOption* l = w.take({"limit"}); l && !is_zero(l->args[0]))
         w.key("max_size", w.quoted(l->args[0], l->name, l->line), "fetchmail: limit " + l->args[0] + " (bytes); larger ones stay on the server");
-    if (const RcOption* l = w.take({"fetchlimit"}); l && !(all_digits(l->args[0]) && decimal(l->args[0]) == "0")) {
+    if (const RcOption* l = w.take({"fetchlimit"}); l && !is_zero(l->args[0])) {
         if (plain_number(l->args[0])) w.key("max_messages", decimal(l->args[0]));
         else w.note("fetchlimit " + l->args[0] + " -- not a number, not carried over");
     }
