@@ -484,6 +484,11 @@ void StateJournal::write_out() {
     dirty_ = true;
 }
 
+void StateJournal::reserve_seen(std::size_t more) {
+    ensure_loaded();
+    seen_.reserve(seen_.size() + more, 48);
+}
+
 void StateJournal::drop_intent(const std::string& key) {
     ensure_loaded();
     if (intents_.erase(key)) append("R " + key);
@@ -588,15 +593,27 @@ void StateJournal::compact(const std::function<bool(const std::string&)>& keep, 
     // A new generation: no marks file written for the old contents can
     // stand for the new ones, even at the same size.
     std::string generation = new_generation();
-    std::string out = std::string(kHeaderPrefix) + std::to_string(kFormatVersion) + " " + generation + "\n";
-    for (const auto& [folder, v] : uidvalidity_) out += checked_line("V " + folder + " " + std::to_string(v));
-    for (const auto& [folder, m] : marks_) out += checked_line(mark_record(folder, m));
-    seen_.for_each([&](std::string_view key, const SeenView& v) { out += checked_line(seen_record(key, v)); });
-    for (const auto& [k, v] : intents_) out += checked_line("I " + k + " " + v);
-    write_file_atomic(path_, out, 0600);
+    // Written a block at a time: the state is never held whole as text.
+    std::uint64_t written = 0;
+    write_file_atomic(path_, 0600, [&](const std::function<void(std::string_view)>& write) {
+        std::string out = std::string(kHeaderPrefix) + std::to_string(kFormatVersion) + " " + generation + "\n";
+        auto add = [&](const std::string& line) {
+            out += line;
+            if (out.size() < 64 * 1024) return;
+            write(out);
+            written += out.size();
+            out.clear();
+        };
+        for (const auto& [folder, v] : uidvalidity_) add(checked_line("V " + folder + " " + std::to_string(v)));
+        for (const auto& [folder, m] : marks_) add(checked_line(mark_record(folder, m)));
+        seen_.for_each([&](std::string_view key, const SeenView& v) { add(checked_line(seen_record(key, v))); });
+        for (const auto& [k, v] : intents_) add(checked_line("I " + k + " " + v));
+        write(out);
+        written += out.size();
+    });
     generation_ = std::move(generation);
     upgrade_ = false;
-    file_bytes_ = out.size();
+    file_bytes_ = written;
     buffer_.clear();
     dirty_ = false;
     created_ = true;

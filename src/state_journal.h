@@ -146,6 +146,9 @@ public:
                      const std::string& where = {}, bool keep_on_server = false);
     // The same with every field given; a zero recorded_at is taken as now.
     void record_seen(const std::string& key, SeenEntry entry);
+    // Room for `more` new seen entries (a plan's new messages): the store
+    // then grows once, not by doubling while the messages are recorded.
+    void reserve_seen(std::size_t more);
     // Drops a pending intent that turned out not delivered (rollback).
     void drop_intent(const std::string& key);
     void record_uidvalidity(const std::string& folder, std::uint32_t uidvalidity);

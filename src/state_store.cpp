@@ -62,8 +62,9 @@ void SeenStore::clear() {
 }
 
 void SeenStore::reserve(std::size_t n, std::size_t key_bytes) {
-    recs_.reserve(n);
-    arena_.reserve(n * key_bytes);
+    if (n <= live_) return;
+    recs_.reserve(recs_.size() + (n - live_));
+    arena_.reserve(arena_.size() + (n - live_) * key_bytes);
     rebuild_index(n);
 }
 

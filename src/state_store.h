@@ -78,7 +78,7 @@ public:
     std::size_t size() const { return live_; }
     bool empty() const { return live_ == 0; }
     void clear();
-    // Room for n entries of about key_bytes bytes of arena each.
+    // Room for n entries in all, the new ones of about key_bytes bytes of arena each.
     void reserve(std::size_t n, std::size_t key_bytes = 40);
 
     bool contains(std::string_view key) const { return find_rec(key) != kNone; }
