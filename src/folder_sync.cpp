@@ -96,6 +96,7 @@ Plan make_plan(const MailSource::Opened& opened, SyncShared& sh, BudgetTurn& tur
     turn.wait(lock);
     Plan plan = plan_folder(opened.listing, id, sh.state.entries(), synced_before(sh.state, id), turn.options());
     if (!plan.need_headers) turn.claim(plan, lock);
+    if (plan.records) sh.state.reserve_seen(plan.fetch.size() + plan.headers_only.size() + plan.report_oversize.size());
     if (id.protocol == SourceProtocol::Imap) {
         auto old = sh.state.uidvalidity(id.folder);
         if (old && *old != id.uidvalidity)

@@ -155,12 +155,17 @@ void fsync_dir(const std::string& dir) {
 }
 
 void write_file_atomic(const std::string& path, std::string_view data, unsigned mode) {
+    write_file_atomic(path, mode, [&](const std::function<void(std::string_view)>& write) { write(data); });
+}
+
+void write_file_atomic(const std::string& path, unsigned mode,
+                       const std::function<void(const std::function<void(std::string_view)>&)>& produce) {
     std::string tmp = path + ".tmp.XXXXXX";
     int fd = ::mkostemp(tmp.data(), O_CLOEXEC);  // mode 0600, O_CREAT | O_EXCL
     if (fd < 0) fail("cannot create", tmp);
     try {
         if ((mode & 07777) != 0600 && ::fchmod(fd, mode & 07777) != 0) fail("cannot set the mode of", tmp);
-        write_all_fd(fd, data, tmp);
+        produce([&](std::string_view data) { write_all_fd(fd, data, tmp); });
         if (::fsync(fd) != 0) fail("cannot sync", tmp);
     } catch (...) {
         ::close(fd);

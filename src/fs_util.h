@@ -7,6 +7,7 @@
 #include <sys/types.h>
 
 #include <cstddef>
+#include <functional>
 #include <string>
 #include <string_view>
 
@@ -65,6 +66,10 @@ void fsync_dir(const std::string& dir);
 // and is created exclusively (mkstemp), so nothing planted under a
 // predictable name is ever opened, let alone truncated.
 void write_file_atomic(const std::string& path, std::string_view data, unsigned mode);
+// The same with the contents made piece by piece: produce(write) calls
+// write(bytes) for each piece in order, so a large file is never held whole.
+void write_file_atomic(const std::string& path, unsigned mode,
+                       const std::function<void(const std::function<void(std::string_view)>&)>& produce);
 
 // ---- directories other users could tamper with ----------------------------
 //

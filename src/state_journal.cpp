@@ -22,8 +22,8 @@ namespace {
 
 constexpr const char* kHeaderPrefix = "pullmail-state ";
 
-// The length of checked_line(seen_record(key, e)), without building it.
-std::uint64_t seen_record_size(const std::string& key, const SeenEntry& e);
+// The length of checked_line(seen_record(key, v)), without building it.
+std::uint64_t seen_record_size(std::string_view key, const SeenView& v);
 
 std::string mark_record(const std::string& enc_folder, const FolderMark& m) {
     return "M " + enc_folder + " " + std::to_string(m.uidvalidity) + " " + std::to_string(m.uidnext) + " " +
@@ -60,7 +60,7 @@ T to_number(std::string_view t) {
     return v;
 }
 
-const char* mark_of(const SeenEntry& e) {
+const char* mark_of(const SeenInfo& e) {
     if (e.keep_on_server) return "keep";
     if (e.delivered == Delivered::HeadersOnly) return "headers";
     if (e.delivered == Delivered::Skipped) return "skipped";
@@ -68,56 +68,40 @@ const char* mark_of(const SeenEntry& e) {
     return "-";
 }
 
-// The <where> field of a Partial entry: "rcpt:" + escaped recipients.
-std::string recipients_field(const std::vector<std::string>& rcpts) {
-    std::string out = "rcpt:";
-    for (std::size_t i = 0; i < rcpts.size(); ++i) out += (i ? "," : "") + percent_encode(rcpts[i], ",");
-    return out;
+std::string seen_record(std::string_view key, const SeenView& v) {
+    std::string out = "S ";
+    out.append(key).append(" ").append(std::to_string(v.info.size)).append(" ").append(v.fingerprint).append(" ");
+    out.append(v.where_field.empty() ? std::string_view("-") : v.where_field).append(" ").append(mark_of(v.info));
+    return out.append(" ").append(std::to_string(v.info.recorded_at));
 }
 
-std::vector<std::string> parse_recipients(std::string_view field) {
-    std::vector<std::string> out;
-    if (field.rfind("rcpt:", 0) != 0) return out;
-    field.remove_prefix(5);
-    while (!field.empty()) {
-        auto comma = field.find(',');
-        std::string_view part = field.substr(0, comma);
-        if (!part.empty()) out.push_back(percent_decode(part));
-        field.remove_prefix(comma == std::string_view::npos ? field.size() : comma + 1);
-    }
-    return out;
-}
+// The fields after the key of an S record (state_journal.h), of any
+// version, as views into the record: what the store takes.
+struct SeenFields {
+    SeenInfo info;
+    std::string_view fingerprint = "-";
+    std::string_view where_field;
+};
 
-std::string where_field(const SeenEntry& e) {
-    if (e.delivered == Delivered::Partial) return recipients_field(e.recipients);
-    return e.where.empty() ? "-" : e.where;
-}
-
-std::string seen_record(const std::string& key, const SeenEntry& e) {
-    return "S " + key + " " + std::to_string(e.size) + " " + e.fingerprint + " " + where_field(e) + " " + mark_of(e) +
-           " " + std::to_string(e.recorded_at);
-}
-
-// The fields after the key of an S record (state_journal.h), of version 1 or 2.
-SeenEntry parse_seen(std::string_view fields) {
-    SeenEntry e;
+SeenFields parse_seen(std::string_view fields) {
+    SeenFields f;
+    SeenInfo& e = f.info;
     auto sw = split_words<5>(fields);
     e.size = to_number<std::uint64_t>(sw[0]);
-    e.fingerprint = sw.size() > 1 ? std::string(sw[1]) : "-";
-    if (sw.size() > 2 && sw[2] != "-") e.where = std::string(sw[2]);
+    if (sw.size() > 1) f.fingerprint = sw[1];
+    if (sw.size() > 2 && sw[2] != "-") f.where_field = sw[2];
     if (sw.size() > 3) {
         e.keep_on_server = sw[3] == "keep";
         // An unknown mark (a newer pullmail) is read as "never delete".
         if (sw[3] == "headers") e.delivered = Delivered::HeadersOnly;
         else if (sw[3] == "skipped") e.delivered = Delivered::Skipped;
-        else if (sw[3] == "partial") {
-            e.delivered = Delivered::Partial;
-            e.recipients = parse_recipients(e.where);
-            e.where.clear();
-        } else if (sw[3] != "-" && sw[3] != "keep") e.keep_on_server = true;
+        else if (sw[3] == "partial") e.delivered = Delivered::Partial;
+        else if (sw[3] != "-" && sw[3] != "keep") e.keep_on_server = true;
     }
+    // A Partial entry's <where> is its recipients; any other's is not.
+    if (e.delivered == Delivered::Partial && f.where_field.rfind("rcpt:", 0) != 0) f.where_field = "rcpt:";
     if (sw.size() > 4) e.recorded_at = to_number<std::int64_t>(sw[4]);
-    return e;
+    return f;
 }
 
 // Decimal digits of v (with the sign), as std::to_string writes it.
@@ -133,9 +117,10 @@ std::size_t digits(std::uint64_t v) {
     return n;
 }
 
-std::uint64_t seen_record_size(const std::string& key, const SeenEntry& e) {
-    return 9 + 2 + key.size() + 1 + digits(e.size) + 1 + e.fingerprint.size() + 1 + where_field(e).size() + 1 +
-           std::strlen(mark_of(e)) + 1 + digits(e.recorded_at) + 1;
+std::uint64_t seen_record_size(std::string_view key, const SeenView& v) {
+    return 9 + 2 + key.size() + 1 + digits(v.info.size) + 1 + v.fingerprint.size() + 1 +
+           std::max<std::size_t>(v.where_field.size(), 1) + 1 + std::strlen(mark_of(v.info)) + 1 +
+           digits(v.info.recorded_at) + 1;
 }
 
 }  // namespace
@@ -227,12 +212,12 @@ bool StateJournal::seen(const std::string& key) const {
     return seen_.count(key) != 0;
 }
 
-const std::unordered_map<std::string, SeenEntry>& StateJournal::entries() {
+const SeenStore& StateJournal::entries() {
     ensure_loaded();
     return seen_;
 }
 
-const std::unordered_map<std::string, SeenEntry>& StateJournal::entries() const {
+const SeenStore& StateJournal::entries() const {
     require_loaded();
     return seen_;
 }
@@ -273,16 +258,14 @@ StateJournal::~StateJournal() {
     if (fd_ >= 0) ::close(fd_);
 }
 
-const SeenEntry* StateJournal::find(const std::string& key) {
+std::optional<SeenEntry> StateJournal::find(const std::string& key) {
     ensure_loaded();
-    auto it = seen_.find(key);
-    return it == seen_.end() ? nullptr : &it->second;
+    return seen_.get(key);
 }
 
-const SeenEntry* StateJournal::find(const std::string& key) const {
+std::optional<SeenEntry> StateJournal::find(const std::string& key) const {
     require_loaded();
-    auto it = seen_.find(key);
-    return it == seen_.end() ? nullptr : &it->second;
+    return seen_.get(key);
 }
 
 std::vector<PendingIntent> StateJournal::pending_intents() const {
@@ -367,7 +350,8 @@ void StateJournal::load() {
         return true;
     };
     // About one record per 72 bytes (a POP3 record is 70 to 90): no rehash while loading.
-    auto reserve = [&](std::uint64_t size) { seen_.reserve(static_cast<std::size_t>(size / 72)); };
+    // Of each record the store keeps the key, 16 bytes of fingerprint and the <where>: about 40 bytes.
+    auto reserve = [&](std::uint64_t size) { seen_.reserve(static_cast<std::size_t>(size / 72), 40); };
     if (!read_lines(path_, file_bytes_, reserve, on_line)) {
         created_ = false;  // written at the first sync (ensure_created)
         return;
@@ -413,13 +397,13 @@ void StateJournal::apply_record(std::string_view record, std::int64_t now) {
     if (w.size() < 2) return;
     std::string key(w[1]);
     if (w[0] == "S") {
-        SeenEntry e = w.size() == 3 ? parse_seen(w[2]) : SeenEntry{0, "-", {}, false, Delivered::Whole, 0};
-        if (e.recorded_at <= 0) {
-            e.recorded_at = now;  // expires counted from this first load (state_journal.h)
+        SeenFields f = w.size() == 3 ? parse_seen(w[2]) : SeenFields{};
+        if (f.info.recorded_at <= 0) {
+            f.info.recorded_at = now;  // expires counted from this first load (state_journal.h)
             upgrade_ = true;
         }
         if (!intents_.empty()) intents_.erase(key);
-        seen_.insert_or_assign(std::move(key), std::move(e));
+        seen_.insert_or_assign(key, f.info, f.fingerprint, f.where_field);
     } else if (w[0] == "I" && w.size() == 3) {
         intents_[key] = std::string(w[2]);
     } else if (w[0] == "R") {
@@ -472,8 +456,11 @@ void StateJournal::record_seen(const std::string& key, SeenEntry e) {
     ensure_loaded();
     if (e.fingerprint.empty()) e.fingerprint = "-";
     if (e.recorded_at <= 0) e.recorded_at = clock_now();
-    append(seen_record(key, e));
-    seen_[key] = std::move(e);
+    const std::string where = e.delivered == Delivered::Partial ? recipients_field(e.recipients) : e.where;
+    const SeenView v{SeenInfo{e.size, e.recorded_at, e.delivered, e.keep_on_server, e.fingerprint != "-"},
+                     e.fingerprint, where};
+    append(seen_record(key, v));
+    seen_.insert_or_assign(key, v.info, v.fingerprint, v.where_field);
     intents_.erase(key);
     // Flush to the kernel in batches; durability comes with the next fsync.
     if (buffer_.size() > 64 * 1024) {
@@ -495,6 +482,11 @@ void StateJournal::write_out() {
     file_bytes_ += buffer_.size();
     buffer_.clear();
     dirty_ = true;
+}
+
+void StateJournal::reserve_seen(std::size_t more) {
+    ensure_loaded();
+    seen_.reserve(seen_.size() + more, 48);
 }
 
 void StateJournal::drop_intent(const std::string& key) {
@@ -572,14 +564,16 @@ void StateJournal::compact(const std::function<bool(const std::string&)>& keep, 
     // state only to find that the journal is small enough to keep.
     std::vector<std::string> gone;
     std::uint64_t forget_bytes = 0, live_bytes = 64;
-    for (const auto& [key, entry] : seen_) {
-        if (!keep(key)) {
-            gone.push_back(key);
+    std::string k;  // one buffer for keep()'s argument, not a string per entry
+    seen_.for_each([&](std::string_view key, const SeenView& v) {
+        k.assign(key);
+        if (!keep(k)) {
+            gone.push_back(k);
             forget_bytes += key.size() + 16;  // "F key" with its checksum
-            continue;
+            return;
         }
-        live_bytes += seen_record_size(key, entry);
-    }
+        live_bytes += seen_record_size(key, v);
+    });
     // A journal at most 1.5 times the live records (plus a little) is kept
     // as it is: rewriting it on every run would cost two more flushes per
     // run and rewrite a large file for nothing. Not twice: a delivery
@@ -599,15 +593,27 @@ void StateJournal::compact(const std::function<bool(const std::string&)>& keep, 
     // A new generation: no marks file written for the old contents can
     // stand for the new ones, even at the same size.
     std::string generation = new_generation();
-    std::string out = std::string(kHeaderPrefix) + std::to_string(kFormatVersion) + " " + generation + "\n";
-    for (const auto& [folder, v] : uidvalidity_) out += checked_line("V " + folder + " " + std::to_string(v));
-    for (const auto& [folder, m] : marks_) out += checked_line(mark_record(folder, m));
-    for (const auto& [key, entry] : seen_) out += checked_line(seen_record(key, entry));
-    for (const auto& [k, v] : intents_) out += checked_line("I " + k + " " + v);
-    write_file_atomic(path_, out, 0600);
+    // Written a block at a time: the state is never held whole as text.
+    std::uint64_t written = 0;
+    write_file_atomic(path_, 0600, [&](const std::function<void(std::string_view)>& write) {
+        std::string out = std::string(kHeaderPrefix) + std::to_string(kFormatVersion) + " " + generation + "\n";
+        auto add = [&](const std::string& line) {
+            out += line;
+            if (out.size() < 64 * 1024) return;
+            write(out);
+            written += out.size();
+            out.clear();
+        };
+        for (const auto& [folder, v] : uidvalidity_) add(checked_line("V " + folder + " " + std::to_string(v)));
+        for (const auto& [folder, m] : marks_) add(checked_line(mark_record(folder, m)));
+        seen_.for_each([&](std::string_view key, const SeenView& v) { add(checked_line(seen_record(key, v))); });
+        for (const auto& [k, v] : intents_) add(checked_line("I " + k + " " + v));
+        write(out);
+        written += out.size();
+    });
     generation_ = std::move(generation);
     upgrade_ = false;
-    file_bytes_ = out.size();
+    file_bytes_ = written;
     buffer_.clear();
     dirty_ = false;
     created_ = true;

@@ -84,29 +84,9 @@
 
 #include "message_key.h"
 #include "state_marks.h"
+#include "state_store.h"
 
 namespace pullmail {
-
-// How much of a message a seen record stands for. Only Whole vouches that
-// the message was delivered: the others are never removed from the server
-// by keep = false or delete_after, and never recognised across a change of
-// identity (sync_plan.h).
-enum class Delivered : std::uint8_t {
-    Whole,        // the message was delivered
-    HeadersOnly,  // oversize = "headers": its header block and a note were delivered
-    Skipped,      // oversize = "skip": nothing was delivered; recorded so it is reported once
-    Partial,      // a relay target took it for SeenEntry::recipients only; the rest are still owed
-};
-
-struct SeenEntry {
-    std::uint64_t size = 0;
-    std::string fingerprint;  // "-" when unknown
-    std::string where;        // where the delivered copy is, when the target says (IMAP APPENDUID)
-    bool keep_on_server = false;  // delivered from a reply shorter than announced: never delete the original
-    Delivered delivered = Delivered::Whole;
-    std::int64_t recorded_at = 0;  // Unix seconds of the record (delivery time); 0 only before load stamps it
-    std::vector<std::string> recipients = {};  // Partial: the recipients that got it (sync_plan.h, recipients_owed)
-};
 
 struct PendingIntent {
     std::string key;
@@ -139,10 +119,10 @@ public:
     // const forms throw Error(Internal) when they are not loaded.
     bool seen(const std::string& key);
     bool seen(const std::string& key) const;
-    const SeenEntry* find(const std::string& key);
-    const SeenEntry* find(const std::string& key) const;
-    const std::unordered_map<std::string, SeenEntry>& entries();
-    const std::unordered_map<std::string, SeenEntry>& entries() const;
+    std::optional<SeenEntry> find(const std::string& key);
+    std::optional<SeenEntry> find(const std::string& key) const;
+    const SeenStore& entries();
+    const SeenStore& entries() const;
     // Without the records loaded: none (the marks file is written only when
     // no intent is pending, and believed only for that very file).
     std::vector<PendingIntent> pending_intents() const;
@@ -166,6 +146,9 @@ public:
                      const std::string& where = {}, bool keep_on_server = false);
     // The same with every field given; a zero recorded_at is taken as now.
     void record_seen(const std::string& key, SeenEntry entry);
+    // Room for `more` new seen entries (a plan's new messages): the store
+    // then grows once, not by doubling while the messages are recorded.
+    void reserve_seen(std::size_t more);
     // Drops a pending intent that turned out not delivered (rollback).
     void drop_intent(const std::string& key);
     void record_uidvalidity(const std::string& folder, std::uint32_t uidvalidity);
@@ -228,7 +211,7 @@ private:
     bool upgrade_ = false;  // loaded an old version or records without a time: rewrite once
     std::string buffer_;  // records not yet written to the file
     std::uint64_t file_bytes_ = 0;  // size of the file (without buffer_)
-    std::unordered_map<std::string, SeenEntry> seen_;
+    SeenStore seen_;
     std::map<std::string, std::string> intents_;  // key -> intent
     std::map<std::string, std::uint32_t> uidvalidity_;
     std::map<std::string, FolderMark> marks_;  // encoded folder -> mark

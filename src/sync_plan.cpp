@@ -18,7 +18,7 @@ struct KeyParts {
     std::string uidvalidity;
 };
 
-KeyParts parse_key(const std::string& key) {
+KeyParts parse_key(std::string_view key) {
     KeyParts p;
     if (key.rfind("imap:", 0) != 0) return p;
     auto a = key.find(':', 5);
@@ -26,8 +26,8 @@ KeyParts parse_key(const std::string& key) {
     auto b = key.find(':', a + 1);
     if (b == std::string::npos) return p;
     p.imap = true;
-    p.folder = key.substr(5, a - 5);
-    p.uidvalidity = key.substr(a + 1, b - a - 1);
+    p.folder = std::string(key.substr(5, a - 5));
+    p.uidvalidity = std::string(key.substr(a + 1, b - a - 1));
     return p;
 }
 
@@ -42,7 +42,7 @@ enum class Relation {
     Other,    // another folder of the account: left alone
 };
 
-Relation relation(const std::string& key, const SourceIdentity& id, const std::string& enc_folder,
+Relation relation(std::string_view key, const SourceIdentity& id, const std::string& enc_folder,
                   const std::string& validity) {
     bool pop3_key = key.rfind("pop3:", 0) == 0;
     if (id.protocol == SourceProtocol::Pop3) {
@@ -57,7 +57,7 @@ Relation relation(const std::string& key, const SourceIdentity& id, const std::s
     return p.uidvalidity == validity ? Relation::Current : Relation::Old;
 }
 
-bool sizes_match(const RemoteMessage& m, const std::string& old_key, const SeenEntry& old, const SourceIdentity& id) {
+bool sizes_match(const RemoteMessage& m, const std::string& old_key, const SeenInfo& old, const SourceIdentity& id) {
     if (old.size == 0 || m.size == 0) return false;  // unknown size: never a strong match
     bool old_pop3 = old_key.rfind("pop3:", 0) == 0;
     bool now_pop3 = id.protocol == SourceProtocol::Pop3;
@@ -66,17 +66,18 @@ bool sizes_match(const RemoteMessage& m, const std::string& old_key, const SeenE
     return pop == imap || pop == imap + 2;
 }
 
-bool removable(const SeenEntry& e) { return e.delivered == Delivered::Whole && !e.keep_on_server; }
+bool removable(const SeenInfo& e) { return e.delivered == Delivered::Whole && !e.keep_on_server; }
 
 bool too_big(const RemoteMessage& m, const PlanOptions& opts) { return opts.max_size > 0 && m.size > opts.max_size; }
 
 // Sorts a message that is new (or asked for again with -a) into the plan:
 // fetched, or one of the oversize lists.
-void place_new(const RemoteMessage& m, const SeenEntry* e, Plan& plan, const PlanOptions& opts) {
+void place_new(const RemoteMessage& m, const SeenInfo* e, const StateEntries& state, Plan& plan,
+               const PlanOptions& opts) {
     bool partial = e && e->delivered == Delivered::Partial;
     if (!too_big(m, opts)) {
         if (!e || opts.all || e->delivered == Delivered::Skipped || partial) plan.fetch.push_back(m);
-        if (partial && !opts.all) plan.delivered_to[m.key] = e->recipients;
+        if (partial && !opts.all) plan.delivered_to[m.key] = state.at(m.key).recipients;
         return;
     }
     switch (opts.oversize) {
@@ -111,7 +112,7 @@ void apply_limit(Plan& plan, const PlanOptions& opts) {
 
 // An arrival fingerprint (INTERNALDATE) vouches only within one IMAP
 // folder: another server, or POP3, has no such date for the message.
-bool same_folder_imap(const std::string& old_key, const SourceIdentity& id) {
+bool same_folder_imap(std::string_view old_key, const SourceIdentity& id) {
     KeyParts p = parse_key(old_key);
     return id.protocol == SourceProtocol::Imap && p.imap && p.folder == encode_folder(id.folder);
 }
@@ -145,7 +146,7 @@ Plan plan_folder(const std::vector<RemoteMessage>& listing, const SourceIdentity
     // nothing new needs no search of the listing per entry.
     std::size_t known_listed = 0;
     for (auto k : shared)
-        if (state.count(std::string(k))) ++known_listed;
+        if (state.contains(k)) ++known_listed;
     plan.listed.reserve(listing.size());
     plan.fetch.reserve(listing.size());  // address space only: untouched pages cost no memory
     for (const auto& m : listing) {
@@ -154,37 +155,39 @@ Plan plan_folder(const std::vector<RemoteMessage>& listing, const SourceIdentity
             continue;
         }
         plan.listed.push_back(&m);
-        auto it = state.find(m.key);
-        const SeenEntry* e = it == state.end() ? nullptr : &it->second;
+        const auto info = state.info(m.key);
+        const SeenInfo* e = info ? &*info : nullptr;
         known_listed += e != nullptr;
         if (e && e->delivered == Delivered::Whole && !opts.all) continue;
         if (e && e->delivered == Delivered::HeadersOnly && !opts.all && !too_big(m, opts)) continue;
-        place_new(m, e, plan, opts);
+        place_new(m, e, state, plan, opts);
     }
     const std::string enc_folder = encode_folder(id.folder), validity = std::to_string(id.uidvalidity);
     std::size_t current = 0;
-    for (const auto& [key, e] : state) {
+    state.for_each([&](std::string_view key, const SeenView& e) {
         switch (relation(key, id, enc_folder, validity)) {
             case Relation::Current:
                 ++current;
                 break;
             case Relation::Old:
-                plan.prune.push_back(key);
+                plan.prune.emplace_back(key);
                 // Only a whole delivery vouches for a message.
-                if (e.fingerprint != "-" && e.delivered == Delivered::Whole) plan.recognise_against.push_back(key);
+                if (e.info.has_fingerprint && e.info.delivered == Delivered::Whole)
+                    plan.recognise_against.emplace_back(key);
                 break;
             case Relation::Retired:
-                plan.prune.push_back(key);
+                plan.prune.emplace_back(key);
                 break;
             case Relation::Other:
                 break;
         }
-    }
+    });
     if (current != known_listed)
-        for (const auto& [key, e] : state)
+        state.for_each([&](std::string_view key, const SeenView&) {
             if (relation(key, id, enc_folder, validity) == Relation::Current &&
-                !std::binary_search(keys.begin(), keys.end(), std::string_view(key)))
-                plan.prune.push_back(key);
+                !std::binary_search(keys.begin(), keys.end(), key))
+                plan.prune.emplace_back(key);
+        });
     plan.need_headers = !opts.all && !plan.fetch.empty() && (opts.adopt || !plan.recognise_against.empty());
     // With recognition pending the limit counts what is still to fetch after it.
     if (!plan.need_headers) apply_limit(plan, opts);
@@ -220,7 +223,7 @@ std::unordered_set<std::string> matchable_arrival_groups(const Plan& plan, const
     for (const auto& [fp, keys] : known) {
         if (!is_arrival_fingerprint(fp)) continue;
         for (const auto& key : keys)
-            if (same_folder_imap(key, id)) ++balance[arrival_group(fp, state.at(key).size)];
+            if (same_folder_imap(key, id)) ++balance[arrival_group(fp, state.info(key)->size)];
     }
     std::unordered_set<std::string> out;
     for (const auto& [group, b] : balance)
@@ -237,8 +240,7 @@ std::vector<Recognised> recognise_delivered(Plan& plan, const SourceIdentity& id
     // message, so two old copies may vouch for two new ones, never three.
     std::unordered_map<std::string, std::vector<std::string>> known;
     for (const auto& key : plan.recognise_against) {
-        auto it = state.find(key);
-        if (it != state.end()) known[it->second.fingerprint].push_back(key);
+        if (auto e = state.get(key)) known[e->fingerprint].push_back(key);
     }
     // Without the header block nothing is known: no arrival fingerprint
     // either (it stands for "the header has none of the fields").
@@ -263,7 +265,7 @@ std::vector<Recognised> recognise_delivered(Plan& plan, const SourceIdentity& id
         bool matched = false;
         if (k != known.end()) {
             for (auto it = k->second.begin(); it != k->second.end(); ++it) {
-                const SeenEntry& old = state.at(*it);
+                const SeenInfo old = *state.info(*it);
                 if (!sizes_match(m, *it, old, id)) continue;
                 if (arrival && !same_folder_imap(*it, id)) continue;
                 // A match by arrival time is strong enough not to deliver
@@ -285,9 +287,9 @@ std::vector<RemoteMessage> plan_expired(const Plan& plan, const StateEntries& st
     std::vector<RemoteMessage> out;
     if (!opts.keep || opts.delete_after <= 0 || opts.now <= 0) return out;
     for (const RemoteMessage* m : plan.listed) {
-        auto it = state.find(m->key);
-        if (it == state.end() || !removable(it->second) || it->second.recorded_at <= 0) continue;
-        if (opts.now - it->second.recorded_at >= opts.delete_after) out.push_back(*m);
+        auto e = state.info(m->key);
+        if (!e || !removable(*e) || e->recorded_at <= 0) continue;
+        if (opts.now - e->recorded_at >= opts.delete_after) out.push_back(*m);
     }
     return out;
 }
@@ -299,8 +301,8 @@ std::vector<RemoteMessage> plan_removal(const Plan& plan, const StateEntries& st
         out = plan_expired(plan, state, opts);
     } else {
         for (const RemoteMessage* m : plan.listed) {
-            auto it = state.find(m->key);
-            if (it != state.end() && removable(it->second)) out.push_back(*m);
+            auto e = state.info(m->key);
+            if (e && removable(*e)) out.push_back(*m);
         }
     }
     // Removed unread only as configured (oversize = "delete"), once.
@@ -340,11 +342,11 @@ std::optional<FolderMark> mark_after_sync(const Plan& plan, const FolderMark& op
     if (!plan.records || opened.uidvalidity == 0 || opened.uidnext == 0) return std::nullopt;
     if (!plan.untouched.empty() || plan.listed.size() != opened.exists) return std::nullopt;
     for (const RemoteMessage* m : plan.listed) {
-        auto it = state.find(m->key);
-        if (it == state.end()) return std::nullopt;  // not fetched, failed, or the run stopped
+        auto e = state.info(m->key);
+        if (!e) return std::nullopt;  // not fetched, failed, or the run stopped
         // A skipped message is fetched once max_size lets it through; a
         // header-only stub never is again, so it does not stand in the way.
-        if (it->second.delivered == Delivered::Skipped) return std::nullopt;
+        if (e->delivered == Delivered::Skipped) return std::nullopt;
     }
     if (!plan_removal(plan, state, opts).empty()) return std::nullopt;  // the count will change
     if (!plan_expired(plan, state, opts).empty()) return std::nullopt;

@@ -105,7 +105,7 @@ struct PlanOptions {
     std::optional<std::size_t> max_messages;
 };
 
-using StateEntries = std::unordered_map<std::string, SeenEntry>;
+using StateEntries = SeenStore;
 
 // Messages of a listing, by pointer (8 bytes a message): a plan of a
 // million new messages costs no copy of the listing. Reads like a

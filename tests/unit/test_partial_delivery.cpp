@@ -48,8 +48,8 @@ TEST_CASE("state: a Partial record keeps its recipients across a reload and a re
     }
     for (bool rewritten : {false, true}) {
         StateJournal s(p);
-        const SeenEntry* e = s.find(pop3_key("m"));
-        REQUIRE(e != nullptr);
+        auto e = s.find(pop3_key("m"));
+        REQUIRE(e.has_value());
         CHECK(e->delivered == Delivered::Partial);
         CHECK(e->recipients == odd);
         CHECK(e->where.empty());
@@ -74,7 +74,7 @@ TEST_CASE("plan: a Partial message is fetched again for the recipients still owe
     REQUIRE(removed.size() == 1);
     CHECK(removed[0].key == pop3_key("b"));  // a waits until every recipient has it
     // Once recorded Whole it goes.
-    state[pop3_key("a")] = SeenEntry{100, "ff", {}, false};
+    state.insert_or_assign(pop3_key("a"), SeenEntry{100, "ff", {}, false});
     CHECK(plan_removal(plan, state, del).size() == 2);
     // -a sends to everyone: no delivered_to.
     PlanOptions all;

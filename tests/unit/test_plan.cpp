@@ -80,10 +80,14 @@ TEST_CASE("plan: keep false removes only what is recorded delivered") {
     // Before retrieval only "a" may go; after "b" was delivered (and "c"
     // vanished between LIST and RETR), "a" and "b".
     CHECK(keys(plan_removal(plan, state, delete_opts())) == std::set<std::string>{pop3_key("a")});
-    state[pop3_key("b")] = entry(200);
+    state.insert_or_assign(pop3_key("b"), entry(200));
     CHECK(keys(plan_removal(plan, state, delete_opts())) == std::set<std::string>{pop3_key("a"), pop3_key("b")});
     // A reply shorter than announced is delivered but never removed.
-    state[pop3_key("b")].keep_on_server = true;
+    {
+        auto e = state.at(pop3_key("b"));
+        e.keep_on_server = true;
+        state.insert_or_assign(pop3_key("b"), e);
+    }
     CHECK(keys(plan_removal(plan, state, delete_opts())) == std::set<std::string>{pop3_key("a")});
     for (auto mode : {&PlanOptions::check, &PlanOptions::dry_run, &PlanOptions::adopt}) {
         PlanOptions o = delete_opts();
@@ -98,7 +102,7 @@ TEST_CASE("plan: duplicate UIDLs are never fetched nor removed") {
     auto plan = plan_folder(listing, kPop3, state, true, delete_opts());
     CHECK(plan.untouched.size() == 2);
     CHECK(keys(plan.fetch) == std::set<std::string>{pop3_key("x")});
-    state[pop3_key("x")] = entry(200);
+    state.insert_or_assign(pop3_key("x"), entry(200));
     CHECK(keys(plan_removal(plan, state, delete_opts())) == std::set<std::string>{pop3_key("x")});
 }
 
@@ -319,7 +323,11 @@ TEST_CASE("plan: retention never skips a folder on its mark; header stubs are ma
 
     std::vector<RemoteMessage> listing{imap("INBOX", 7, 1, 10), imap("INBOX", 7, 2, 20)};
     StateEntries state{{listing[0].key, entry(10)}, {listing[1].key, entry(20)}};
-    state[listing[1].key].delivered = Delivered::HeadersOnly;
+    {
+        auto e = state.at(listing[1].key);
+        e.delivered = Delivered::HeadersOnly;
+        state.insert_or_assign(listing[1].key, e);
+    }
     PlanOptions limited = keep_opts();
     limited.max_size = 15;
     limited.oversize = Oversize::Headers;
@@ -327,7 +335,11 @@ TEST_CASE("plan: retention never skips a folder on its mark; header stubs are ma
     Plan plan = plan_folder(listing, inbox(7), state, true, limited);
     CHECK(mark_after_sync(plan, mark, state, limited).has_value());
     // A skipped message is fetched once max_size lets it through.
-    state[listing[1].key].delivered = Delivered::Skipped;
+    {
+        auto e = state.at(listing[1].key);
+        e.delivered = Delivered::Skipped;
+        state.insert_or_assign(listing[1].key, e);
+    }
     limited.oversize = Oversize::Skip;
     Plan skipped = plan_folder(listing, inbox(7), state, true, limited);
     CHECK_FALSE(mark_after_sync(skipped, mark, state, limited).has_value());

@@ -71,7 +71,11 @@ TEST_CASE("plan: delete_after removes, with keep, only whole deliveries older th
                        {pop3_key("short"), delivered(kNow - 90 * kDay)},
                        {pop3_key("hdr"), marked(Delivered::HeadersOnly)},
                        {pop3_key("skip"), marked(Delivered::Skipped)}};
-    state[pop3_key("short")].keep_on_server = true;  // a cut reply: never deleted
+    {
+        auto e = state.at(pop3_key("short"));
+        e.keep_on_server = true;
+        state.insert_or_assign(pop3_key("short"), e);  // a cut reply: never deleted
+    }
     PlanOptions o = opts();
     o.delete_after = 30 * kDay;
     auto plan = plan_folder(listing, kPop3, state, true, o);
@@ -127,9 +131,9 @@ TEST_CASE("plan: oversize skip reports a message once and fetches it when it fit
     CHECK(plan.headers_only.empty());
     CHECK(plan.remove_unread.empty());
     // The run records it as Skipped (and delivers the rest): quiet next time, never removed.
-    state[pop3_key("small")] = delivered(kNow);
-    state[pop3_key("edge")] = delivered(kNow);
-    state[pop3_key("big")] = marked(Delivered::Skipped, 5000);
+    state.insert_or_assign(pop3_key("small"), delivered(kNow));
+    state.insert_or_assign(pop3_key("edge"), delivered(kNow));
+    state.insert_or_assign(pop3_key("big"), marked(Delivered::Skipped, 5000));
     CHECK(keys(plan_removal(plan, state, o)) == std::set<std::string>{pop3_key("small"), pop3_key("edge")});
     auto again = plan_folder(listing, kPop3, state, true, o);
     CHECK(again.fetch.empty());
@@ -156,8 +160,8 @@ TEST_CASE("plan: oversize headers delivers a stub once and never removes the mes
     auto plan = plan_folder(listing, inbox(5), state, false, o);
     CHECK(keys(plan.fetch) == std::set<std::string>{imap_key("INBOX", 5, 1)});
     CHECK(keys(plan.headers_only) == std::set<std::string>{imap_key("INBOX", 5, 2)});
-    state[imap_key("INBOX", 5, 1)] = delivered(kNow - 2 * kDay);
-    state[imap_key("INBOX", 5, 2)] = marked(Delivered::HeadersOnly, 5000);
+    state.insert_or_assign(imap_key("INBOX", 5, 1), delivered(kNow - 2 * kDay));
+    state.insert_or_assign(imap_key("INBOX", 5, 2), marked(Delivered::HeadersOnly, 5000));
     for (bool keep : {false, true}) {
         PlanOptions k = o;
         k.keep = keep;
@@ -209,7 +213,7 @@ TEST_CASE("plan: max_messages fetches the oldest first; successive runs take eve
         CHECK(plan.deferred == 7 - taken.size() - all.size());
         for (const auto& m : all) {
             taken.insert(m.key);
-            state[m.key] = m.size > 1000 ? marked(Delivered::HeadersOnly, m.size) : delivered(kNow);
+            state.insert_or_assign(m.key, m.size > 1000 ? marked(Delivered::HeadersOnly, m.size) : delivered(kNow));
         }
         if (run == 0)  // the oldest: 1, 2 and the stub of 3
             CHECK(keys(all) == std::set<std::string>{pop3_key("m1"), pop3_key("m2"), pop3_key("m3")});
@@ -272,8 +276,8 @@ TEST_CASE("plan: after a UIDVALIDITY change only whole deliveries vouch; stubs a
     CHECK(found[0].message.uid == 10);
     CHECK(keys(plan.headers_only) == std::set<std::string>{imap_key("INBOX", 2, 11)});
     // Recorded under the new key with the old time: it expires now, the stub never.
-    state[imap_key("INBOX", 2, 10)] = delivered(found[0].recorded_at, 300, fa);
-    state[imap_key("INBOX", 2, 11)] = SeenEntry{5000, fb, {}, false, Delivered::HeadersOnly, kNow};
+    state.insert_or_assign(imap_key("INBOX", 2, 10), delivered(found[0].recorded_at, 300, fa));
+    state.insert_or_assign(imap_key("INBOX", 2, 11), SeenEntry{5000, fb, {}, false, Delivered::HeadersOnly, kNow});
     CHECK(keys(plan_removal(plan, state, o)) == std::set<std::string>{imap_key("INBOX", 2, 10)});
 }
 

@@ -35,7 +35,7 @@ TEST_CASE("state: a file of many blocks loads every record, each whole") {
     CHECK(s.load_warning().empty());
     REQUIRE(s.entries().size() == kRecords);
     for (int i = 0; i < kRecords; i += 997) {
-        const SeenEntry* e = s.find(pop3_key("uidl-" + std::to_string(i)));
+        auto e = s.find(pop3_key("uidl-" + std::to_string(i)));
         REQUIRE(e);
         CHECK(e->size == static_cast<std::uint64_t>(1000 + i));
         CHECK(e->fingerprint == "fp" + std::to_string(i));
