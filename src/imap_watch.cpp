@@ -1,9 +1,12 @@
 #include "imap_watch.h"
 
 #include <poll.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <chrono>
+#include <cstdint>
+#include <utility>
 
 #include "error.h"
 #include "test_hooks.h"
@@ -20,7 +23,10 @@ void ImapWatcher::take(const std::vector<IdleEvent>& events, Wake& wake) {
         ch_.trace_in(e.text.size() > 300 ? e.text.substr(0, 300) + "..." : e.text);
         check_bye(e);
         if (e.kind == IdleEvent::Kind::Exists) wake.selected = true;
-        if (e.kind == IdleEvent::Kind::Status) wake.mailboxes.push_back(e.mailbox);
+        if (e.kind == IdleEvent::Kind::Status) {
+            wake.mailboxes.push_back(e.mailbox);
+            wake.counts.push_back(e.counts);
+        }
         if (e.wakes()) test_mark("watcher: news (EXISTS/STATUS) read");
         if (e.kind == IdleEvent::Kind::Continuation) continued_ = true;
         if (e.kind == IdleEvent::Kind::Tagged && e.tag == waiting_tag_) completion_ = e.status.empty() ? "?" : e.status;
@@ -36,13 +42,29 @@ std::string ImapWatcher::run_until_tagged(const std::string& tag, Wake& wake) {
     return completion_;
 }
 
-void ImapWatcher::notify(const std::vector<std::string>& mailbox_args) {
+ImapWatcher::Wake ImapWatcher::notify(const std::vector<std::string>& mailbox_args, bool status) {
     std::string tag = "W" + std::to_string(++tags_);
-    ch_.command(tag + " " + notify_set_command(mailbox_args));
-    Wake ignored;
+    ch_.command(tag + " " + notify_set_command(mailbox_args, status));
+    Wake answers;
     continued_ = false;
-    std::string st = run_until_tagged(tag, ignored);
+    std::string st = run_until_tagged(tag, answers);
     if (st != "OK") throw Error(ErrorKind::Protocol, "the server refused NOTIFY");
+    return answers;
+}
+
+bool NotifyCounts::update(const std::string& mailbox, const MailboxCounts& c) {
+    auto [it, added] = known_.try_emplace(mailbox, c);
+    if (added || !c.any()) return true;
+    MailboxCounts& k = it->second;
+    bool news = false;
+    const std::pair<std::int64_t, std::int64_t*> fields[] = {
+        {c.messages, &k.messages}, {c.uidnext, &k.uidnext}, {c.uidvalidity, &k.uidvalidity}};
+    for (auto [now, was] : fields) {
+        if (now < 0) continue;
+        if (now != *was) news = true;
+        *was = now;
+    }
+    return news;
 }
 
 bool ImapWatcher::wait_readable(int ms, int slice_ms, int wake_fd) {
@@ -53,6 +75,14 @@ bool ImapWatcher::wait_readable(int ms, int slice_ms, int wake_fd) {
     pollfd p[2] = {{sock, POLLIN, 0}, {wake_fd, POLLIN, 0}};
     int r = ::poll(p, 2, ms);
     if (r < 0 && errno == EINTR) return false;
+    if (r > 0 && p[1].revents != 0) {
+        // Drained before stop() is asked: a byte written before the change
+        // stop() sees would otherwise keep the pipe readable and this loop
+        // busy (a clock jump between the caller's drain and its reading of
+        // the state poked it).
+        char buf[64];
+        (void)!::read(wake_fd, buf, sizeof buf);  // one read: readable, so it does not block
+    }
     return r > 0 && p[0].revents != 0;
 }
 
