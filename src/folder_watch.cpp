@@ -66,35 +66,35 @@ WatchOffer discover_watch(const Account& acc, int verbosity, Logger& log) {
 
 namespace {
 
-// A NOTIFY watcher re-arms (NOTIFY SET STATUS, see NotifyCounts in
-// imap_watch.h) this long after news: by then the syncs the news started,
-// whose writes may have rotated the server's log, are done. One command per
-// burst of news; none while no mail comes, so idling costs nothing more.
+// A NOTIFY watcher re-arms NOTIFY (ImapWatcher::rearm_notify) this long
+// after news: by then the syncs the news started, whose writes may have
+// rotated the server's list index log, are done. One re-arm per burst of
+// news, none while no mail comes, so idling costs nothing more.
 constexpr int kRearmMs = 2000;
 
 using ByServerName = std::map<std::string, std::string>;  // server's name -> folder
 
-// The watched folders among the STATUS answers or responses in `w` that
-// are news (a repeat of what was heard is not).
-std::vector<std::string> status_news(const ImapWatcher::Wake& w, NotifyCounts& known, const ByServerName& folders) {
+// The watched folders that STATUS responses in `w` name: every STATUS is
+// news (a repeat only costs a sync that finds the folder's mark unchanged).
+std::vector<std::string> status_news(const ImapWatcher::Wake& w, const ByServerName& folders) {
     std::vector<std::string> out;
-    for (std::size_t i = 0; i < w.mailboxes.size(); ++i) {
-        auto it = folders.find(w.mailboxes[i]);
-        if (it != folders.end() && known.update(w.mailboxes[i], w.counts.at(i))) out.push_back(it->second);
+    for (const auto& m : w.mailboxes) {
+        auto it = folders.find(m);
+        if (it != folders.end()) out.push_back(it->second);
     }
     return out;
 }
 
 // The NOTIFY loop of watch_folders: idles, wakes the folders with news and
-// re-arms NOTIFY a while after news.
+// re-arms NOTIFY a while after news. After a re-arm every folder is woken:
+// what changed between NOTIFY NONE and NOTIFY SET was reported to nobody.
 void watch_notify(const Account& acc, ImapWatcher& watcher, const std::vector<std::string>& folders,
                   const std::vector<std::string>& args, const ByServerName& by_server_name, const WatchHooks& hooks,
                   int reidle_ms) {
     using Clock = std::chrono::steady_clock;
-    NotifyCounts known;
-    status_news(watcher.notify(args, true), known, by_server_name);  // what there is now
+    watcher.notify(args);
     hooks.wake(folders);  // catch up with what came while nobody watched (after NOTIFY SET: nothing slips between)
-    bool rearm = false;  // re-arm due at rearm_at
+    bool rearm = false;   // re-arm due at rearm_at
     Clock::time_point rearm_at{};
     while (!hooks.stop()) {
         int max_ms = reidle_ms;
@@ -103,7 +103,7 @@ void watch_notify(const Account& acc, ImapWatcher& watcher, const std::vector<st
             max_ms = static_cast<int>(std::clamp<long long>(left, 0, reidle_ms));
         }
         if (max_ms > 0) {
-            auto news = status_news(watcher.idle(max_ms, 1000, hooks.wake_fd, hooks.stop), known, by_server_name);
+            auto news = status_news(watcher.idle(max_ms, 1000, hooks.wake_fd, hooks.stop), by_server_name);
             if (!news.empty()) {
                 test_mark("watcher: IDLE ended, account woken: " + acc.name);
                 hooks.wake(news);
@@ -115,13 +115,9 @@ void watch_notify(const Account& acc, ImapWatcher& watcher, const std::vector<st
         }
         if (rearm && Clock::now() >= rearm_at && !hooks.stop()) {
             rearm = false;
-            auto missed = status_news(watcher.notify(args, true), known, by_server_name);
-            test_mark("watcher: NOTIFY re-armed, " + std::to_string(missed.size()) + " folder(s) with news: " + acc.name);
-            if (!missed.empty()) {
-                hooks.wake(missed);
-                rearm = true;
-                rearm_at = Clock::now() + std::chrono::milliseconds(kRearmMs);
-            }
+            watcher.rearm_notify(args);
+            test_mark("watcher: NOTIFY re-armed: " + acc.name);
+            hooks.wake(folders);
         }
     }
 }

@@ -1,7 +1,6 @@
 #include "imap_idle.h"
 
 #include <algorithm>
-#include <cstdint>
 
 #include "error.h"
 #include "text_util.h"
@@ -14,19 +13,6 @@ namespace {
 // names at most. Anything larger is not what an idling server sends; the
 // limit holds for all literals of one response together.
 constexpr std::uint64_t kMaxIdleLiteral = 64 * 1024;
-
-// "(MESSAGES 3 UIDNEXT 9 ...)": the counts a watcher compares; others ignored.
-MailboxCounts status_counts(const std::vector<ImapValue>& items) {
-    MailboxCounts c;
-    for (std::size_t i = 0; i + 1 < items.size(); i += 2) {
-        if (items[i + 1].type != ImapValue::Type::Number) continue;
-        auto n = static_cast<std::int64_t>(std::min<std::uint64_t>(items[i + 1].number(), INT64_MAX));
-        if (items[i].is_atom("MESSAGES")) c.messages = n;
-        else if (items[i].is_atom("UIDNEXT")) c.uidnext = n;
-        else if (items[i].is_atom("UIDVALIDITY")) c.uidvalidity = n;
-    }
-    return c;
-}
 
 }  // namespace
 
@@ -106,13 +92,12 @@ IdleEvent classify_idle_response(const std::string& text, const std::vector<std:
     } else if (v[1].is_atom("STATUS") && (v[2].type == ImapValue::Type::String || v[2].type == ImapValue::Type::Atom)) {
         ev.kind = IdleEvent::Kind::Status;
         ev.mailbox = v[2].text;
-        if (v.size() > 3 && v[3].type == ImapValue::Type::List) ev.counts = status_counts(v[3].items);
     }
     return ev;
 }
 
-std::string notify_set_command(const std::vector<std::string>& mailbox_args, bool status) {
-    std::string cmd = status ? "NOTIFY SET STATUS (mailboxes (" : "NOTIFY SET (mailboxes (";
+std::string notify_set_command(const std::vector<std::string>& mailbox_args) {
+    std::string cmd = "NOTIFY SET (mailboxes (";
     for (std::size_t i = 0; i < mailbox_args.size(); ++i) cmd += (i ? " " : "") + mailbox_args[i];
     cmd += ") (MessageNew MessageExpunge))";
     return cmd;

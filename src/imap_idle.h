@@ -12,14 +12,6 @@
 
 namespace pullmail {
 
-// What a STATUS response says of a mailbox; -1 where it did not say.
-struct MailboxCounts {
-    std::int64_t messages = -1;
-    std::int64_t uidnext = -1;
-    std::int64_t uidvalidity = -1;
-    bool any() const { return messages >= 0 || uidnext >= 0 || uidvalidity >= 0; }
-};
-
 struct IdleEvent {
     enum class Kind {
         Continuation,  // "+ idling": IDLE accepted
@@ -36,7 +28,6 @@ struct IdleEvent {
     std::string tag;           // Tagged
     std::string status;        // Tagged/Bye: OK, NO, BAD, BYE
     std::string mailbox;       // Status: the server's mailbox name (decoded from literal/quoted)
-    MailboxCounts counts;      // Status: MESSAGES, UIDNEXT, UIDVALIDITY as far as given
     std::string text;          // the response without literals' bytes, for messages
     // True when this event means a folder may hold new mail.
     bool wakes() const { return kind == Kind::Exists || kind == Kind::Status; }
@@ -63,9 +54,6 @@ IdleEvent classify_idle_response(const std::string& text, const std::vector<std:
 // The NOTIFY SET command (without tag) asking for MessageNew and
 // MessageExpunge in the given mailboxes (command arguments, already
 // encoded/quoted by the session), as STATUS responses since none is selected.
-// With `status`, "NOTIFY SET STATUS": the server answers first with a STATUS
-// of every mailbox (RFC 5465 section 3.1), so a re-armed watcher can tell
-// what changed while it was not armed.
-std::string notify_set_command(const std::vector<std::string>& mailbox_args, bool status = false);
+std::string notify_set_command(const std::vector<std::string>& mailbox_args);
 
 }  // namespace pullmail

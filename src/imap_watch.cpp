@@ -5,8 +5,6 @@
 
 #include <cerrno>
 #include <chrono>
-#include <cstdint>
-#include <utility>
 
 #include "error.h"
 #include "test_hooks.h"
@@ -23,10 +21,7 @@ void ImapWatcher::take(const std::vector<IdleEvent>& events, Wake& wake) {
         ch_.trace_in(e.text.size() > 300 ? e.text.substr(0, 300) + "..." : e.text);
         check_bye(e);
         if (e.kind == IdleEvent::Kind::Exists) wake.selected = true;
-        if (e.kind == IdleEvent::Kind::Status) {
-            wake.mailboxes.push_back(e.mailbox);
-            wake.counts.push_back(e.counts);
-        }
+        if (e.kind == IdleEvent::Kind::Status) wake.mailboxes.push_back(e.mailbox);
         if (e.wakes()) test_mark("watcher: news (EXISTS/STATUS) read");
         if (e.kind == IdleEvent::Kind::Continuation) continued_ = true;
         if (e.kind == IdleEvent::Kind::Tagged && e.tag == waiting_tag_) completion_ = e.status.empty() ? "?" : e.status;
@@ -42,29 +37,25 @@ std::string ImapWatcher::run_until_tagged(const std::string& tag, Wake& wake) {
     return completion_;
 }
 
-ImapWatcher::Wake ImapWatcher::notify(const std::vector<std::string>& mailbox_args, bool status) {
+void ImapWatcher::command(const std::string& text, Wake& heard) {
     std::string tag = "W" + std::to_string(++tags_);
-    ch_.command(tag + " " + notify_set_command(mailbox_args, status));
-    Wake answers;
+    ch_.command(tag + " " + text);
     continued_ = false;
-    std::string st = run_until_tagged(tag, answers);
+    std::string st = run_until_tagged(tag, heard);
     if (st != "OK") throw Error(ErrorKind::Protocol, "the server refused NOTIFY");
-    return answers;
 }
 
-bool NotifyCounts::update(const std::string& mailbox, const MailboxCounts& c) {
-    auto [it, added] = known_.try_emplace(mailbox, c);
-    if (added || !c.any()) return true;
-    MailboxCounts& k = it->second;
-    bool news = false;
-    const std::pair<std::int64_t, std::int64_t*> fields[] = {
-        {c.messages, &k.messages}, {c.uidnext, &k.uidnext}, {c.uidvalidity, &k.uidvalidity}};
-    for (auto [now, was] : fields) {
-        if (now < 0) continue;
-        if (now != *was) news = true;
-        *was = now;
-    }
-    return news;
+ImapWatcher::Wake ImapWatcher::notify(const std::vector<std::string>& mailbox_args) {
+    Wake heard;
+    command(notify_set_command(mailbox_args), heard);
+    return heard;
+}
+
+ImapWatcher::Wake ImapWatcher::rearm_notify(const std::vector<std::string>& mailbox_args) {
+    Wake heard;
+    command("NOTIFY NONE", heard);
+    command(notify_set_command(mailbox_args), heard);
+    return heard;
 }
 
 bool ImapWatcher::wait_readable(int ms, int slice_ms, int wake_fd) {

@@ -6,7 +6,6 @@
 #pragma once
 
 #include <functional>
-#include <map>
 #include <string>
 #include <vector>
 
@@ -22,14 +21,25 @@ public:
     struct Wake {
         bool selected = false;               // news in the selected folder (EXISTS)
         std::vector<std::string> mailboxes;  // NOTIFY: server names of folders with news
-        std::vector<MailboxCounts> counts;   // what each STATUS said, parallel to mailboxes
         bool any() const { return selected || !mailboxes.empty(); }
     };
-    // NOTIFY SET for these mailboxes (command arguments); with `status`,
-    // NOTIFY SET STATUS, and the STATUS answers (every mailbox's counts) are
-    // returned. A second NOTIFY SET replaces the first. Throws
-    // Error(Protocol) when the server refuses.
-    Wake notify(const std::vector<std::string>& mailbox_args, bool status = false);
+    // NOTIFY SET for these mailboxes (command arguments). Returns what the
+    // server reported before its completion. Throws Error(Protocol) when the
+    // server refuses.
+    Wake notify(const std::vector<std::string>& mailbox_args);
+
+    // NOTIFY NONE, then NOTIFY SET: a fresh watch on the server's side.
+    // Why not a second NOTIFY SET alone: Dovecot 2.3 (mailbox-list-index-
+    // notify.c) watches its list index log with inotify on the file it had
+    // when NOTIFY was set, so after that log rotates (64 KiB of changes, or
+    // 8 KiB and 5 minutes) only its mailbox_idle_check_interval fallback
+    // (30 s) reports changes, and a new NOTIFY SET watches the current file;
+    // but a NOTIFY SET that replaces a context watching the same file leaves
+    // the connection deaf (the old context's teardown takes the watch both
+    // share), every second time. Ending the old context first avoids that.
+    // Changes between the two commands are not reported: the caller catches
+    // up on every folder afterwards.
+    Wake rearm_notify(const std::vector<std::string>& mailbox_args);
 
     // IDLE until news arrives, `max_ms` pass (then DONE: re-idling keeps
     // NATs and providers from dropping the connection), or stop() returns
@@ -42,6 +52,8 @@ public:
     Wake idle(int max_ms, int slice_ms, int wake_fd, const std::function<bool()>& stop);
 
 private:
+    // A tagged command; throws Error(Protocol) unless OK.
+    void command(const std::string& text, Wake& heard);
     std::string run_until_tagged(const std::string& tag, Wake& wake);
     void take(const std::vector<IdleEvent>& events, Wake& wake);
     void check_bye(const IdleEvent& e);
@@ -55,27 +67,6 @@ private:
     std::string waiting_tag_;   // the tag whose completion is awaited
     std::string completion_;    // its status once seen
     bool continued_ = false;    // "+" seen
-};
-
-// What a NOTIFY watcher last heard of each mailbox (by server name), to tell
-// news from repeats. Why a watcher re-arms NOTIFY at all: Dovecot 2.3 (and
-// its current code, mailbox-list-index-notify.c) watches the list index log
-// with inotify on the file it had when NOTIFY was set; once that log is
-// rotated (64 KiB of changes, or 8 KiB and 5 minutes) the watch sees nothing
-// and changes reach the client only by its mailbox_idle_check_interval
-// fallback (30 s). A new NOTIFY SET watches the current file. A re-armed
-// watcher compares the STATUS answers of NOTIFY SET STATUS with what it
-// heard: what changed between the two NOTIFY SETs is woken, nothing lost.
-// Dovecot also repeats a STATUS of unchanged mailboxes after a NOTIFY SET;
-// those are no news (else each re-arm would wake the next one).
-class NotifyCounts {
-public:
-    // Records what a STATUS said; true when it is news: the mailbox was not
-    // heard of, the STATUS carried no counts, or a count it carried differs.
-    bool update(const std::string& mailbox, const MailboxCounts& c);
-
-private:
-    std::map<std::string, MailboxCounts> known_;
 };
 
 }  // namespace pullmail
