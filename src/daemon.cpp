@@ -5,7 +5,10 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
+#include <cstdlib>
+#include <new>
 #include <condition_variable>
 #include <algorithm>
 #include <mutex>
@@ -25,6 +28,14 @@ namespace {
 using namespace std::chrono_literals;
 
 bool is_auth(const Error& e) { return e.kind() == ErrorKind::Auth; }
+
+// PULLMAIL_TEST_WATCHER_THROWS=1: the first watcher connection of the
+// process throws std::bad_alloc once, right after its catch-up wake-up (the
+// test that a std::exception in a watcher does not end the daemon).
+bool test_watcher_throws() {
+    static std::atomic<bool> armed{std::getenv("PULLMAIL_TEST_WATCHER_THROWS") != nullptr};
+    return armed.exchange(false);
+}
 
 // A pipe that makes a sleeping watcher look at its stop condition.
 class WakePipe {
@@ -240,6 +251,10 @@ void AccountService::start_watchers() {
     } catch (const Error& e) {
         log_.detail(acc_.name, "cannot learn what the server offers for push (" + e.detail() + "); will try again");
         return;
+    } catch (const std::exception& e) {
+        log_.warn(acc_.name, std::string("cannot learn what the server offers for push (unexpected error: ") +
+                                 e.what() + "); will try again");
+        return;
     }
     watchers_started_ = true;
     if (!offer.idle || offer.folders.empty()) {
@@ -304,19 +319,33 @@ void AccountService::watch(std::vector<std::string> folders, bool notify) {
         };
         hooks.wake_fd = pipe.read_end();
         std::chrono::milliseconds delay{0};
+        std::string why;
         try {
+            if (test_watcher_throws()) {
+                auto wake = hooks.wake;
+                hooks.wake = [wake](const std::vector<std::string>& f) {
+                    wake(f);
+                    throw std::bad_alloc();
+                };
+            }
             watch_folders(acc_, folders, notify, hooks, run_opts_.verbosity, log_);
             continue;  // stopped, or a clock jump: reconnect at once
         } catch (const Error& e) {
             delay = is_auth(e) ? std::chrono::milliseconds(schedule_.interval()) : backoff.next();
-            std::string why = e.detail();
-            if (why != last_error)
-                log_.warn(acc_.name, where + ": " + why + "; reconnecting in " + std::to_string(delay.count() / 1000) +
-                                         "." + std::to_string(delay.count() % 1000 / 100) + " s (with backoff)");
-            else
-                log_.detail(acc_.name, where + ": " + why);
-            last_error = why;
+            why = e.detail();
+        } catch (const std::exception& e) {
+            // Not a server's or network's doing (bad_alloc, system_error):
+            // escaping this thread would end the daemon (std::terminate).
+            // Treated as a dropped connection: the others go on meanwhile.
+            delay = backoff.next();
+            why = std::string("unexpected error: ") + e.what();
         }
+        if (why != last_error)
+            log_.warn(acc_.name, where + ": " + why + "; reconnecting in " + std::to_string(delay.count() / 1000) + "." +
+                                     std::to_string(delay.count() % 1000 / 100) + " s (with backoff)");
+        else
+            log_.detail(acc_.name, where + ": " + why);
+        last_error = why;
         if (!pause(delay, gen)) return;
     }
 }
@@ -340,6 +369,59 @@ std::vector<std::unique_ptr<AccountService>> start_services(const DaemonSetup& s
     return out;
 }
 
+using Services = std::vector<std::unique_ptr<AccountService>>;
+
+// SIGTERM/SIGINT: finish or roll back what is in hand, save, log out.
+void stop_all(Services& services, int sig, const DaemonOptions& opts, Logger& log) {
+    log.info("", std::string("stopping on ") + (sig == SIGTERM ? "SIGTERM" : "SIGINT") +
+                     ": finishing what is in hand, saving state, logging out");
+    opts.stop->store(true);
+    // A second signal kills as usual.
+    ::signal(SIGTERM, SIG_DFL);
+    ::signal(SIGINT, SIG_DFL);
+    sigset_t stop_set;
+    sigemptyset(&stop_set);
+    sigaddset(&stop_set, SIGTERM);
+    sigaddset(&stop_set, SIGINT);
+    pthread_sigmask(SIG_UNBLOCK, &stop_set, nullptr);
+    for (auto& s : services) s->stop();
+    services.clear();
+    log.info("", "daemon stopped");
+}
+
+// Stops the services for a reload (their syncs run to the end) while
+// watching for SIGTERM/SIGINT: returns that signal, with opts.stop set so
+// the syncs wind down at once, or 0. SIGHUP and SIGUSR1 stay pending.
+int stop_for_reload(Services& services, const DaemonOptions& opts, Logger& log) {
+    std::atomic<bool> done{false};
+    std::thread stopper([&] {
+        for (auto& s : services) s->stop();
+        done = true;
+    });
+    sigset_t stop_set;
+    sigemptyset(&stop_set);
+    sigaddset(&stop_set, SIGTERM);
+    sigaddset(&stop_set, SIGINT);
+    int term = 0;
+    while (!done && term == 0) {
+        timespec slice{0, 50 * 1000 * 1000};
+        int sig = sigtimedwait(&stop_set, nullptr, &slice);
+        if (sig == SIGTERM || sig == SIGINT) {
+            term = sig;
+            log.info("", std::string(sig == SIGTERM ? "SIGTERM" : "SIGINT") + " during the reload: not restarting");
+            opts.stop->store(true);
+        }
+    }
+    stopper.join();
+    if (term == 0) {
+        timespec none{0, 0};
+        int sig = sigtimedwait(&stop_set, nullptr, &none);  // came just as the last one stopped
+        if (sig == SIGTERM || sig == SIGINT) term = sig;
+    }
+    if (term == 0) services.clear();
+    return term;
+}
+
 }  // namespace
 
 int run_daemon(const std::function<DaemonSetup()>& load, const DaemonOptions& opts, Logger& log) {
@@ -352,19 +434,7 @@ int run_daemon(const std::function<DaemonSetup()>& load, const DaemonOptions& op
     for (;;) {
         int sig = sigwaitinfo(&set, nullptr);
         if (sig == SIGTERM || sig == SIGINT) {
-            log.info("", std::string("stopping on ") + (sig == SIGTERM ? "SIGTERM" : "SIGINT") +
-                             ": finishing what is in hand, saving state, logging out");
-            opts.stop->store(true);
-            // A second signal kills as usual.
-            ::signal(SIGTERM, SIG_DFL);
-            ::signal(SIGINT, SIG_DFL);
-            sigset_t stop_set;
-            sigemptyset(&stop_set);
-            sigaddset(&stop_set, SIGTERM);
-            sigaddset(&stop_set, SIGINT);
-            pthread_sigmask(SIG_UNBLOCK, &stop_set, nullptr);
-            for (auto& s : services) s->stop();
-            log.info("", "daemon stopped");
+            stop_all(services, sig, opts, log);
             return 0;
         }
         if (sig == SIGUSR1) {
@@ -379,8 +449,12 @@ int run_daemon(const std::function<DaemonSetup()>& load, const DaemonOptions& op
                 continue;
             }
             log.info("", "SIGHUP: configuration reloaded; restarting the accounts");
-            for (auto& s : services) s->stop();
-            services.clear();
+            // The old services finish their syncs first; a SIGTERM or SIGINT
+            // meanwhile stops at once instead of after the new ones started.
+            if (int term = stop_for_reload(services, opts, log)) {
+                stop_all(services, term, opts, log);
+                return 0;
+            }
             setup = std::move(next);
             services = start_services(setup, opts, log);
         }

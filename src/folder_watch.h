@@ -1,8 +1,11 @@
 // folder_watch.h — one watching connection of the daemon: connect, log in,
 // then IDLE on one folder (EXAMINE + IDLE) or, with NOTIFY, on many (NOTIFY
 // SET + IDLE, nothing selected), re-idling every few minutes, and report
-// which folders have news. It fetches nothing: the daemon answers a wake-up
-// with the ordinary folder sync (folder_sync.h) on a connection of its own.
+// which folders have news. A NOTIFY watcher re-arms NOTIFY a short while
+// after news and then wakes every folder (imap_watch.h, rearm_notify:
+// Dovecot's watch goes deaf when its log rotates). It fetches nothing: the
+// daemon answers a wake-up with the ordinary folder sync (folder_sync.h) on
+// a connection of its own.
 #pragma once
 
 #include <functional>
