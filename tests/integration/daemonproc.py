@@ -8,7 +8,7 @@ import subprocess
 import threading
 import time
 
-from util import BIN, require_binary
+from util import BIN, count_maildir, require_binary
 
 
 class DaemonProcess:
@@ -54,6 +54,11 @@ class DaemonProcess:
         raise AssertionError("daemon log has no %r (x%d) after %ds (exit %r):\n%s" %
                              (needle, count, timeout, self.p.poll(), self.err[-6000:]))
 
+    def wait_delivered(self, maildir, n, timeout):
+        """Waits until `maildir` holds n messages; returns the monotonic time
+        it did, fails with the daemon's log when it does not."""
+        return wait_delivered([self], maildir, n, timeout)
+
     def signal(self, sig):
         self.p.send_signal(sig)
 
@@ -89,3 +94,15 @@ class DaemonProcess:
         self._reader.join(timeout=5)
         self._close()
         return False
+
+
+def wait_delivered(daemons, maildir, n, timeout):
+    """DaemonProcess.wait_delivered for a delivery any of `daemons` may make;
+    the failure shows each one's log."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if count_maildir(maildir) >= n:
+            return time.monotonic()
+        time.sleep(0.02)
+    raise AssertionError("%d of %d messages in %s after %ds:\n%s" % (
+        count_maildir(maildir), n, maildir, timeout, "\n----\n".join(d.err[-6000:] for d in daemons)))

@@ -39,14 +39,6 @@ class DaemonCase(IntegrationCase):
         finally:
             c.logout()
 
-    def wait_count(self, path, n, timeout, proc):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if count_maildir(path) >= n:
-                return time.monotonic()
-            time.sleep(0.02)
-        self.fail("%d of %d messages in %s after %ds\n%s" % (count_maildir(path), n, path, timeout, proc.err[-6000:]))
-
     def push_run(self, expect_mode):
         user, pw = self.new_user()
         self.d.create_folder(user, "Lists")
@@ -58,13 +50,13 @@ class DaemonCase(IntegrationCase):
                                        connections=3, poll_interval=HOUR)})
         with self.daemon() as d:
             d.wait_for("push: %s on 3 folder(s)" % expect_mode)
-            self.wait_count(maildir, 1, 20, d)
+            d.wait_delivered(maildir, 1, 20)
             time.sleep(0.5)  # every watcher is idling
             worst = 0.0
             for i, folder in enumerate(["INBOX", "Lists", "Lists.cpp", "INBOX", "Lists.cpp"]):
                 self.append(user, folder, corpus[i + 1])
                 t0 = time.monotonic()  # the server has accepted it
-                t1 = self.wait_count(maildir, i + 2, 10, d)
+                t1 = d.wait_delivered(maildir, i + 2, 10)
                 worst = max(worst, t1 - t0)
             # Polling (an hour) cannot explain this; push does.
             self.assertLess(worst, 5.0, d.err)
@@ -99,7 +91,7 @@ class DaemonNotifyTest(DaemonCase):
             time.sleep(1.0)
             self.assertEqual(count_maildir(maildir), 0, "POP3 has no push; nothing before SIGUSR1")
             d.signal(signal.SIGUSR1)
-            self.wait_count(maildir, 1, 10, d)
+            d.wait_delivered(maildir, 1, 10)
             self.note("SIGUSR1: the POP3 account polled at once (interval 1 h)")
 
             with open(self.config_path, "a") as f:
@@ -109,7 +101,7 @@ class DaemonNotifyTest(DaemonCase):
             self.assertIsNone(d.p.poll(), "a broken file must not stop the daemon")
             self.d.add_message(user, messages.ordinary_corpus(2, seed=6)[1].data)
             d.signal(signal.SIGUSR1)
-            self.wait_count(maildir, 2, 10, d)
+            d.wait_delivered(maildir, 2, 10)
             self.note("SIGHUP with a broken file: logged, old configuration still serving")
 
             both = dict(good)
@@ -119,7 +111,7 @@ class DaemonNotifyTest(DaemonCase):
             self.d.add_message(user2, messages.ordinary_corpus(1, seed=7)[0].data)
             d.signal(signal.SIGHUP)
             d.wait_for("configuration reloaded")
-            self.wait_count(self.path("Maildir2"), 1, 15, d)
+            d.wait_delivered(self.path("Maildir2"), 1, 15)
             self.note("SIGHUP with a good file: the new account is served")
             self.assertEqual(d.stop(signal.SIGINT), EX_OK, d.err)
 
@@ -214,10 +206,10 @@ class DaemonCutTest(DaemonCase):
                 p.cut_at = None
                 self.assertTrue(any(t["cut"] for t in p.transcripts), "the proxy cut nothing")
                 self.append(user, "INBOX", corpus[0])  # while the watcher is away
-                self.wait_count(maildir, 1, 15, d)
+                d.wait_delivered(maildir, 1, 15)
                 d.wait_for("watching again")
                 self.append(user, "INBOX", corpus[1])
-                self.wait_count(maildir, 2, 10, d)
+                d.wait_delivered(maildir, 2, 10)
                 self.assertEqual(d.stop(), EX_OK, d.err)
         compare_messages(maildir_messages(maildir), expected_from_served(self.d.messages(user)), "after a cut")
         self.note("watcher cut by a proxy: reconnected with backoff, the message of the gap caught up, push again")
@@ -237,12 +229,12 @@ class DaemonCutTest(DaemonCase):
             with self.daemon() as d:
                 d.wait_for("push: IDLE on 1 folder")
                 self.append(user, "INBOX", corpus[0])
-                self.wait_count(maildir, 1, 10, d)
+                d.wait_delivered(maildir, 1, 10)
                 self.d.restart()
                 p.upstream = ("127.0.0.1", self.d.ports["imap"])
                 self.append(user, "INBOX", corpus[1])
                 t0 = time.monotonic()
-                t1 = self.wait_count(maildir, 2, 30, d)
+                t1 = d.wait_delivered(maildir, 2, 30)
                 d.wait_for("watching again")
                 self.assertEqual(d.stop(), EX_OK, d.err)
         compare_messages(maildir_messages(maildir), expected_from_served(self.d.messages(user)), "after a restart")

@@ -17,7 +17,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import messages  # noqa: E402
 from daemonproc import DaemonProcess  # noqa: E402
-from util import EX_OK, IntegrationCase, compare_messages, count_maildir, expected_from_served, main, maildir_messages  # noqa: E402
+from util import EX_OK, IntegrationCase, compare_messages, expected_from_served, main, maildir_messages  # noqa: E402
 
 HOUR = 3600
 FALLBACK = 10  # mailbox_idle_check_interval of this server
@@ -25,14 +25,6 @@ FALLBACK = 10  # mailbox_idle_check_interval of this server
 
 class NotifyRotationTest(IntegrationCase):
     DOVECOT = {"extra_conf": "mailbox_idle_check_interval = %ds\n" % FALLBACK}
-
-    def wait_count(self, path, n, timeout, proc):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if count_maildir(path) >= n:
-                return time.monotonic()
-            time.sleep(0.02)
-        self.fail("%d of %d messages in %s after %ds\n%s" % (count_maildir(path), n, path, timeout, proc.err[-6000:]))
 
     def test_push_after_rearms_without_a_rotation(self):
         user, pw = self.new_user()
@@ -49,7 +41,7 @@ class NotifyRotationTest(IntegrationCase):
                 for i, folder in enumerate(("F1", "INBOX", "F1")):
                     c.append(folder, None, None, corpus[i])
                     t0 = time.monotonic()
-                    lat.append(self.wait_count(maildir, i + 1, FALLBACK + 5, d) - t0)
+                    lat.append(d.wait_delivered(maildir, i + 1, FALLBACK + 5) - t0)
                     time.sleep(3)  # the watcher re-arms NOTIFY 2 s after the news
             finally:
                 c.logout()
@@ -84,17 +76,17 @@ class NotifyRotationTest(IntegrationCase):
                 self.assertNotEqual(os.stat(log).st_ino, inode, "the list index log did not rotate")
                 c.append("F1", None, None, corpus[0])  # may wait for the server's fallback check
                 t0 = time.monotonic()
-                first = self.wait_count(maildir, 1, FALLBACK + 5, d) - t0
+                first = d.wait_delivered(maildir, 1, FALLBACK + 5) - t0
                 time.sleep(3)  # the watcher has re-armed NOTIFY
                 lat = []
                 for i, folder in ((1, "F1"), (2, "F1")):
                     c.append(folder, None, None, corpus[i])
                     t0 = time.monotonic()
-                    lat.append(self.wait_count(maildir, i + 1, FALLBACK + 5, d) - t0)
+                    lat.append(d.wait_delivered(maildir, i + 1, FALLBACK + 5) - t0)
                 time.sleep(3)  # re-armed after the last news: on the same log file now
                 c.append("INBOX", None, None, corpus[3])
                 t0 = time.monotonic()
-                lat.append(self.wait_count(maildir, 4, FALLBACK + 5, d) - t0)
+                lat.append(d.wait_delivered(maildir, 4, FALLBACK + 5) - t0)
             finally:
                 c.logout()
             # Without the re-arm the first two wait for the next fallback

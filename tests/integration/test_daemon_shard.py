@@ -14,23 +14,14 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import messages  # noqa: E402
-from daemonproc import DaemonProcess  # noqa: E402
-from util import EX_OK, IntegrationCase, compare_messages, count_maildir, expected_from_served, main, maildir_messages  # noqa: E402
+from daemonproc import DaemonProcess, wait_delivered  # noqa: E402
+from util import EX_OK, IntegrationCase, compare_messages, expected_from_served, main, maildir_messages  # noqa: E402
 
 HOUR = 3600
 NAMES = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot"]
 
 
 class DaemonShardTest(IntegrationCase):
-
-    def wait_count(self, path, n, timeout, procs):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if count_maildir(path) >= n:
-                return
-            time.sleep(0.02)
-        self.fail("%d of %d messages in %s after %ds\n%s" % (count_maildir(path), n, path, timeout,
-                                                              "\n----\n".join(p.err[-4000:] for p in procs)))
 
     def served(self, proc):
         """The accounts whose watcher a daemon started (its "push:" lines)."""
@@ -52,7 +43,7 @@ class DaemonShardTest(IntegrationCase):
                 DaemonProcess(args + ["--shard", "2/2"], self.home) as d2:
             procs = (d1, d2)
             for name in NAMES:
-                self.wait_count(self.path("Maildir-" + name), 1, 30, procs)
+                wait_delivered(procs, self.path("Maildir-" + name), 1, 30)
             deadline = time.monotonic() + 20
             while time.monotonic() < deadline and len(self.served(d1)) + len(self.served(d2)) < len(NAMES):
                 time.sleep(0.05)
@@ -67,7 +58,7 @@ class DaemonShardTest(IntegrationCase):
                 finally:
                     c.logout()
             for name in NAMES:
-                self.wait_count(self.path("Maildir-" + name), 2, 15, procs)
+                wait_delivered(procs, self.path("Maildir-" + name), 2, 15)
             # Neither logged in to an account of the other shard.
             for proc, others in ((d1, two), (d2, one)):
                 for name in others:

@@ -42,7 +42,7 @@ class KeptSyncLinkTest(DaemonCase):
             self.config({"a": acc})
             with self.daemon("-v") as d:
                 d.wait_for("push: IDLE on 1 folder")
-                self.wait_count(maildir, 1, 15, d)
+                d.wait_delivered(maildir, 1, 15)
                 time.sleep(0.5)  # the watcher's catch-up sync is done
                 opened = len(p.transcripts)
 
@@ -50,7 +50,7 @@ class KeptSyncLinkTest(DaemonCase):
                 mark = self.d.log_mark()
                 for i in range(1, 5):
                     self.append(user, "INBOX", corpus[i])
-                    self.wait_count(maildir, i + 1, 10, d)
+                    d.wait_delivered(maildir, i + 1, 10)
                 self.assertEqual(len(p.transcripts), opened,
                                  "every wake-up opened a new connection:\n" + d.err[-3000:])
                 # Dovecot's count: the four APPENDs' own logins, none of the daemon.
@@ -77,17 +77,17 @@ class KeptSyncLinkTest(DaemonCase):
                 time.sleep(0.3)
                 self.append(user, "INBOX", corpus[5])
                 t0 = time.monotonic()
-                t1 = self.wait_count(maildir, 6, 10, d)
+                t1 = d.wait_delivered(maildir, 6, 10)
                 self.assertEqual(len(p.transcripts), opened + 1, d.err[-3000:])
                 self.append(user, "INBOX", corpus[6])
                 t2 = time.monotonic()
-                t3 = self.wait_count(maildir, 7, 10, d)
+                t3 = d.wait_delivered(maildir, 7, 10)
                 self.assertEqual(len(p.transcripts), opened + 2, d.err[-3000:])
                 self.assertTrue(p.transcripts[opened]["cut"], "the replacement was not cut at NOOP")
                 # ... and then reuse again.
                 for i in (7, 8):
                     self.append(user, "INBOX", corpus[i])
-                    self.wait_count(maildir, i + 1, 10, d)
+                    d.wait_delivered(maildir, i + 1, 10)
                 self.assertEqual(len(p.transcripts), opened + 2, d.err[-3000:])
                 self.assertEqual(d.count("the kept sync connection is gone"), 2, d.err[-3000:])
                 # Replaced within the wake-up: no failed sync, no backoff.
