@@ -115,9 +115,13 @@ void watch_notify(const Account& acc, ImapWatcher& watcher, const std::vector<st
         }
         if (rearm && Clock::now() >= rearm_at && !hooks.stop()) {
             rearm = false;
-            watcher.rearm_notify(args);
-            test_mark("watcher: NOTIFY re-armed: " + acc.name);
-            hooks.wake(folders);
+            ImapWatcher::Wake heard;
+            if (watcher.rearm_notify(args, heard)) {
+                test_mark("watcher: NOTIFY re-armed: " + acc.name);
+                hooks.wake(folders);
+            } else if (auto news = status_news(heard, by_server_name); !news.empty()) {
+                hooks.wake(news);
+            }
         }
     }
 }

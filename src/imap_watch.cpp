@@ -37,12 +37,15 @@ std::string ImapWatcher::run_until_tagged(const std::string& tag, Wake& wake) {
     return completion_;
 }
 
-void ImapWatcher::command(const std::string& text, Wake& heard) {
+std::string ImapWatcher::send(const std::string& text, Wake& heard) {
     std::string tag = "W" + std::to_string(++tags_);
     ch_.command(tag + " " + text);
     continued_ = false;
-    std::string st = run_until_tagged(tag, heard);
-    if (st != "OK") throw Error(ErrorKind::Protocol, "the server refused NOTIFY");
+    return run_until_tagged(tag, heard);
+}
+
+void ImapWatcher::command(const std::string& text, Wake& heard) {
+    if (send(text, heard) != "OK") throw Error(ErrorKind::Protocol, "the server refused NOTIFY");
 }
 
 ImapWatcher::Wake ImapWatcher::notify(const std::vector<std::string>& mailbox_args) {
@@ -51,11 +54,14 @@ ImapWatcher::Wake ImapWatcher::notify(const std::vector<std::string>& mailbox_ar
     return heard;
 }
 
-ImapWatcher::Wake ImapWatcher::rearm_notify(const std::vector<std::string>& mailbox_args) {
-    Wake heard;
-    command("NOTIFY NONE", heard);
+bool ImapWatcher::rearm_notify(const std::vector<std::string>& mailbox_args, Wake& heard) {
+    if (no_rearm_) return false;
+    if (send("NOTIFY NONE", heard) != "OK") {
+        no_rearm_ = true;
+        return false;
+    }
     command(notify_set_command(mailbox_args), heard);
-    return heard;
+    return true;
 }
 
 bool ImapWatcher::wait_readable(int ms, int slice_ms, int wake_fd) {

@@ -38,8 +38,11 @@ public:
     // the connection deaf (the old context's teardown takes the watch both
     // share), every second time. Ending the old context first avoids that.
     // Changes between the two commands are not reported: the caller catches
-    // up on every folder afterwards.
-    Wake rearm_notify(const std::vector<std::string>& mailbox_args);
+    // up on every folder afterwards. What the server reported meanwhile is
+    // added to `heard`. Returns false when the server refuses NOTIFY NONE:
+    // its NOTIFY stays as it was, and no re-arm is tried again on this
+    // connection (the workaround is for Dovecot, which takes NOTIFY NONE).
+    bool rearm_notify(const std::vector<std::string>& mailbox_args, Wake& heard);
 
     // IDLE until news arrives, `max_ms` pass (then DONE: re-idling keeps
     // NATs and providers from dropping the connection), or stop() returns
@@ -52,7 +55,9 @@ public:
     Wake idle(int max_ms, int slice_ms, int wake_fd, const std::function<bool()>& stop);
 
 private:
-    // A tagged command; throws Error(Protocol) unless OK.
+    // A tagged command; its completion status ("OK", "NO", "BAD").
+    std::string send(const std::string& text, Wake& heard);
+    // The same; throws Error(Protocol) unless OK.
     void command(const std::string& text, Wake& heard);
     std::string run_until_tagged(const std::string& tag, Wake& wake);
     void take(const std::vector<IdleEvent>& events, Wake& wake);
@@ -67,6 +72,7 @@ private:
     std::string waiting_tag_;   // the tag whose completion is awaited
     std::string completion_;    // its status once seen
     bool continued_ = false;    // "+" seen
+    bool no_rearm_ = false;     // the server refused NOTIFY NONE
 };
 
 }  // namespace pullmail

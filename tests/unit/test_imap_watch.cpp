@@ -43,6 +43,8 @@ public:
             if (cmd == "IDLE") {
                 idle_tag_ = tag;
                 out_ += "+ idling\r\n";
+            } else if (cmd == "NOTIFY NONE" && refuse_notify_none) {
+                out_ += tag + " BAD unknown NOTIFY argument\r\n";
             } else {
                 if (cmd.rfind("NOTIFY", 0) == 0) out_ += notify_answer;
                 out_ += tag + " OK done\r\n";
@@ -62,6 +64,7 @@ public:
 
     std::vector<std::string> commands;
     std::string notify_answer;
+    bool refuse_notify_none = false;
 
 private:
     int silent_[2] = {-1, -1};
@@ -105,8 +108,25 @@ TEST_CASE("watcher: a re-arm ends the old NOTIFY before it sets a new one") {
     ImapWatcher watcher(server, channel);
     auto w = watcher.notify({"INBOX", "\"F 1\""});
     CHECK(w.mailboxes == std::vector<std::string>{"F 1"});  // news during the command is returned
-    w = watcher.rearm_notify({"INBOX", "\"F 1\""});
-    CHECK(w.mailboxes == std::vector<std::string>{"F 1", "F 1"});
+    ImapWatcher::Wake heard;
+    CHECK(watcher.rearm_notify({"INBOX", "\"F 1\""}, heard));
+    CHECK(heard.mailboxes == std::vector<std::string>{"F 1", "F 1"});
     const std::string set = "NOTIFY SET (mailboxes (INBOX \"F 1\") (MessageNew MessageExpunge))";
     CHECK(server.commands == std::vector<std::string>{set, "NOTIFY NONE", set});
+}
+
+TEST_CASE("watcher: a server that refuses NOTIFY NONE keeps its NOTIFY and is not re-armed") {
+    // The re-arm works around Dovecot; a server without NOTIFY NONE keeps
+    // the NOTIFY it has, and the watcher goes on idling on the connection
+    // instead of reconnecting after every burst of news.
+    IdleServer server;
+    server.refuse_notify_none = true;
+    Channel channel(server, 5, "t", nullptr, 0);
+    ImapWatcher watcher(server, channel);
+    watcher.notify({"INBOX"});
+    ImapWatcher::Wake heard;
+    CHECK_FALSE(watcher.rearm_notify({"INBOX"}, heard));
+    CHECK_FALSE(watcher.rearm_notify({"INBOX"}, heard));  // not tried again on this connection
+    const std::string set = "NOTIFY SET (mailboxes (INBOX) (MessageNew MessageExpunge))";
+    CHECK(server.commands == std::vector<std::string>{set, "NOTIFY NONE"});
 }
