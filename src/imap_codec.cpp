@@ -107,9 +107,14 @@ void ImapResponseParser::feed(std::string_view bytes, ImapEvents& events) {
 }
 
 void ImapResponseParser::finish_line(ImapEvents& events) {
-    auto marker = find_literal_marker(text_);
+    // A response starting with "+" is a continuation request (no tag may
+    // contain "+"): "+" SP resp-text or base64, free text that never
+    // announces a literal, whatever it ends with.
+    bool continuation = !after_literal_ && !text_.empty() && text_.front() == '+';
+    auto marker = continuation ? std::nullopt : find_literal_marker(text_);
     if (!marker) {
         in_response_ = false;
+        after_literal_ = false;
         events.on_text(text_);
         text_.clear();
         events.on_response_end();
@@ -117,6 +122,7 @@ void ImapResponseParser::finish_line(ImapEvents& events) {
     }
     events.on_text(std::string_view(text_).substr(0, marker->start));
     text_.clear();
+    after_literal_ = true;
     literal_left_ = marker->size;
     state_ = marker->size > 0 ? State::Literal : State::Text;
     events.on_literal_begin(marker->size);

@@ -47,6 +47,8 @@ public:
     // when it ends, outside any quoted string, with {n}, {n+}, ~{n} or ~{n+}.
     // A line ending in "{...}" whose braces hold only digits, "+" and "-" but
     // no valid size is a protocol error; other brace text is plain text.
+    // A continuation request (a response starting with "+") is free text and
+    // never announces a literal.
     void feed(std::string_view bytes, ImapEvents& events);
     // True when the parser is between responses (nothing partial buffered).
     bool idle() const;
@@ -58,6 +60,7 @@ private:
     std::string text_;           // current text piece, not yet reported
     std::uint64_t literal_left_ = 0;
     bool in_response_ = false;   // some byte of the current response was consumed
+    bool after_literal_ = false; // text_ continues a response after one of its literals
 };
 
 // A parsed IMAP value (enough for FETCH, LIST, STATUS, SEARCH, resp codes).

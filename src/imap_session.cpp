@@ -166,14 +166,16 @@ public:
     void on_response_end() override {
         std::string t;
         t.swap(text_);
-        if (ascii_istarts_with(t, "* BYE ") || ascii_iequals(t, "* BYE")) bye = t;
+        bye_last = ascii_istarts_with(t, "* BYE ") || ascii_iequals(t, "* BYE");
+        if (bye_last) bye = t;
         held_ = 0;
         if (on_response) on_response(t);
         literals_.clear();
     }
     // Literals of the response being handled, for parse_imap_values().
     const std::vector<std::string>* literals() const { return &literals_; }
-    std::string bye;  // the last untagged BYE, if any
+    std::string bye;        // the last untagged BYE, if any
+    bool bye_last = false;  // the last complete response was that BYE
 
 private:
     // Counts bytes the response makes us hold (limits.h).
@@ -957,9 +959,11 @@ void ImapSession::pump(const std::function<bool()>& done) {
     try {
         ch_.pump([&](std::string_view b) { reader_->parser.feed(b, *reader_); }, done);
     } catch (const Error& e) {
-        // A connection closed (or gone quiet) after a BYE: the server said
-        // why (shutdown, idle timeout, too many connections), so say that.
-        if (reader_->bye.empty() || e.kind() != ErrorKind::Temporary) throw;
+        // A connection closed (or gone quiet) after a BYE, or garbage right
+        // after it: the server said why it is leaving (shutdown, idle
+        // timeout, too many connections), so say that.
+        bool after_bye = e.kind() == ErrorKind::Temporary || (e.kind() == ErrorKind::Protocol && reader_->bye_last);
+        if (reader_->bye.empty() || !after_bye) throw;
         auto st = parse_status_line(reader_->bye);
         std::string why = st && !st->text.empty() ? (st->code.empty() ? "" : "[" + st->code + "] ") + st->text
                                                   : reader_->bye;

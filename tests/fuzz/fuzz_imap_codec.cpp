@@ -2,7 +2,8 @@
 // Input: byte 0 = chunking, byte 1 bit 0 = also treat the rest as a string
 // for imap_astring; rest = server bytes. The parse fed in chunks must give
 // exactly the responses of the parse of the whole input; each response is
-// then parsed into values and a status line as ImapSession does.
+// then parsed into values and a status line as ImapSession does, and a
+// continuation request ("+ ...") must carry no literal.
 #include "fuzz_support.h"
 #include "imap_codec.h"
 
@@ -81,6 +82,8 @@ void check_value(const ImapValue& v) {
 
 void check_response(const Response& r) {
     FUZZ_ASSERT(r.text.find('\n') == std::string::npos);
+    // A continuation request is free text: a "{n}" at its end is no literal.
+    if (!r.text.empty() && r.text.front() == '+') FUZZ_ASSERT(r.literals.empty());
     if (auto vals = parse_imap_values(r.text, &r.literals))
         for (const auto& v : *vals) check_value(v);
     if (auto st = parse_status_line(r.text)) {

@@ -15,7 +15,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     std::string_view server(reinterpret_cast<const char*>(data + 1), size - 1);
     fuzz::ScriptedConnection conn(server, opts >> 3);
     Channel ch(conn, 1, "fuzz", nullptr, 0);
-    ch.set_recv_buffer(4096);  // ScriptedConnection hands out at most 124 bytes a call
+    ch.set_recv_buffer(4096);  // ScriptedConnection hands out one line (under 2 KiB) or at most 124 bytes a call
     Pop3Session pop(ch, (opts & 1) != 0);
     std::vector<std::string> login_lines{"+OK ready"};
     if (opts & 2) login_lines.push_back("PIPELINING");

@@ -60,14 +60,18 @@ private:
 };
 
 // A connection whose server side is the fuzz input: every byte the client
-// sends is accepted (and counted), the input is handed out in chunks (see
-// Chunker), and its end is the server closing the connection. A real server
-// answers only what was asked; this one may run ahead, which is legal for a
-// hostile server and what the sessions must survive.
+// sends is accepted (and counted), the input is handed out in chunks, and its
+// end is the server closing the connection. A real server answers only what
+// was asked; this one may run ahead, which is legal for a hostile server and
+// what the sessions must survive.
+// chunk_mode 0 hands out one line (up to and including its LF) a call: each
+// command's pump then stops right after its reply, as with one byte a call,
+// so the exchange goes deep, at a fraction of the calls. Mode 1 is one byte
+// a call; higher modes are Chunker sizes.
 class ScriptedConnection final : public Connection {
 public:
     ScriptedConnection(std::string_view server_bytes, std::uint8_t chunk_mode)
-        : in_(server_bytes), chunks_(chunk_mode) {}
+        : in_(server_bytes), lines_(chunk_mode == 0), chunks_(chunk_mode == 1 ? 0 : chunk_mode) {}
     std::size_t try_send(std::string_view data) override {
         sent_ += data.size();
         return data.size();
@@ -79,7 +83,13 @@ public:
         }
         // Every other call returns nothing, as a socket often does.
         if ((pulse_ ^= 1) != 0) return 0;
-        std::size_t k = chunks_.next(in_.size() - pos_);
+        std::size_t k;
+        if (lines_) {
+            std::size_t nl = in_.find('\n', pos_);
+            k = (nl == std::string_view::npos ? in_.size() : nl + 1) - pos_;
+        } else {
+            k = chunks_.next(in_.size() - pos_);
+        }
         if (k > n) k = n;
         in_.copy(buf, k, pos_);
         pos_ += k;
@@ -92,6 +102,7 @@ private:
     std::string_view in_;
     std::size_t pos_ = 0;
     std::size_t sent_ = 0;
+    bool lines_;
     Chunker chunks_;
     unsigned pulse_ = 0;
 };

@@ -219,6 +219,24 @@ TEST_CASE("imap: braces that are not literal markers") {
                          "D|ab", "LIT END", "T|)", "END"});
 }
 
+TEST_CASE("imap: a continuation request is free text, never a literal announcement") {
+    // continue-req = "+" SP (resp-text / base64): a "{5}" at its end is text,
+    // so a hostile server cannot make the parser swallow the EXISTS and the
+    // tagged reply that follow as the bytes of a literal.
+    check_all_chunkings("+ Ready for more {5}\r\n* 3 EXISTS\r\nA1 OK done\r\n",
+                        {"T|+ Ready for more {5}", "END", "T|* 3 EXISTS", "END", "T|A1 OK done", "END"});
+    check_all_chunkings("+{12}\r\n+ ~{3+}\nA1 OK\r\n",
+                        {"T|+{12}", "END", "T|+ ~{3+}", "END", "T|A1 OK", "END"});
+    // What would be a malformed size after a tag is no error in free text.
+    check_all_chunkings("+ {99999999999999999999999}\r\n+ {-1}\r\n",
+                        {"T|+ {99999999999999999999999}", "END", "T|+ {-1}", "END"});
+    // Only the start of a response makes it a continuation: text after a
+    // literal that happens to begin with "+" still announces the next one.
+    check_all_chunkings("* 1 FETCH (X {1}\r\n++ {2}\r\nab)\r\n",
+                        {"T|* 1 FETCH (X ", "LIT 1", "D|+", "LIT END", "T|+ ", "LIT 2", "D|ab",
+                         "LIT END", "T|)", "END"});
+}
+
 TEST_CASE("imap: bare LF line ends") {
     check_all_chunkings("* 2 EXISTS\n* 1 FETCH (BODY[] {1}\nx)\nA1 OK\r\n",
                         {"T|* 2 EXISTS", "END", "T|* 1 FETCH (BODY[] ", "LIT 1", "D|x", "LIT END",

@@ -586,6 +586,46 @@ TEST_CASE("imap session: the connection closed after an untagged BYE: the error 
     }
 }
 
+TEST_CASE("imap session: an untagged BYE followed by malformed bytes in the same read reports the BYE") {
+    // The server is leaving and said why; the garbage after its BYE must not
+    // turn that into a bare protocol error.
+    FakeConnection* self = nullptr;
+    FakeConnection conn([&](const std::string&) -> std::string {
+        self->closed = true;
+        return "* BYE [UNAVAILABLE] System shutting down\r\n* 1 FETCH (BODY[] {1-2}\r\n";
+    });
+    self = &conn;
+    conn.piece = 4096;  // up to 4 KiB a read: the BYE and what follows usually in one
+    Channel ch(conn, 5, "t", nullptr, 0);
+    ImapSession imap(ch);
+    try {
+        imap.start();
+        FAIL("no error");
+    } catch (const Error& e) {
+        CHECK(e.kind() == ErrorKind::Temporary);
+        CHECK(e.detail().find("BYE") != std::string::npos);
+        CHECK(e.server_text().find("System shutting down") != std::string::npos);
+    }
+}
+
+TEST_CASE("imap session: a malformed response after a BYE and another response stays a protocol error") {
+    FakeConnection* self = nullptr;
+    FakeConnection conn([&](const std::string&) -> std::string {
+        self->closed = true;
+        return "* BYE going\r\n* 2 EXISTS\r\n* 1 FETCH (BODY[] {1-2}\r\n";
+    });
+    self = &conn;
+    conn.piece = 4096;
+    Channel ch(conn, 5, "t", nullptr, 0);
+    ImapSession imap(ch);
+    try {
+        imap.start();
+        FAIL("no error");
+    } catch (const Error& e) {
+        CHECK(e.kind() == ErrorKind::Protocol);
+    }
+}
+
 TEST_CASE("imap session: a literal cut short by a local error abandons the connection") {
     FakeConnection conn([&](const std::string& line) -> std::string {
         if (auto g = greet(line, "IMAP4rev1 LITERAL+"); !g.empty()) return g;
