@@ -10,6 +10,7 @@
 #include <cstring>
 #include <ctime>
 #include <filesystem>
+#include <memory>
 
 #include "error.h"
 #include "fs_util.h"
@@ -297,29 +298,37 @@ bool read_lines(const std::string& path, std::uint64_t& bytes, OnSize on_size, O
     }
     struct stat st {};
     if (::fstat(fd, &st) == 0) on_size(static_cast<std::uint64_t>(st.st_size));
-    constexpr std::size_t kBlock = 256 * 1024;
-    std::string buf;
+    // One buffer for the whole file, never zero-filled (only what read()
+    // wrote is looked at); it grows only for a line longer than itself.
+    std::size_t cap = 256 * 1024;
+    auto buf = std::make_unique_for_overwrite<char[]>(cap);
+    std::size_t have = 0;   // bytes in buf
     std::size_t start = 0;  // of the first line not handed out yet
     bool go = true;
     for (;;) {
-        buf.erase(0, start);
-        start = 0;
-        std::size_t have = buf.size();
-        buf.resize(have + kBlock);
-        ssize_t n = ::read(fd, buf.data() + have, kBlock);
-        if (n < 0 && errno == EINTR) {
-            buf.resize(have);
-            continue;
+        if (start > 0) {
+            std::memmove(buf.get(), buf.get() + start, have - start);
+            have -= start;
+            start = 0;
         }
+        if (have == cap) {
+            auto bigger = std::make_unique_for_overwrite<char[]>(2 * cap);
+            std::memcpy(bigger.get(), buf.get(), have);
+            buf = std::move(bigger);
+            cap *= 2;
+        }
+        ssize_t n = ::read(fd, buf.get() + have, cap - have);
+        if (n < 0 && errno == EINTR) continue;
         if (n < 0) throw Error(ErrorKind::LocalIO, "cannot read " + path + ": " + std::strerror(errno));
-        buf.resize(have + static_cast<std::size_t>(n));
         bytes += static_cast<std::uint64_t>(n);
         if (n == 0) break;
-        for (std::size_t nl; go && (nl = buf.find('\n', start)) != std::string::npos; start = nl + 1)
-            go = on_line(std::string_view(buf).substr(start, nl - start), true);
+        have += static_cast<std::size_t>(n);
+        const std::string_view text(buf.get(), have);
+        for (std::size_t nl; go && (nl = text.find('\n', start)) != std::string_view::npos; start = nl + 1)
+            go = on_line(text.substr(start, nl - start), true);
         if (!go) break;
     }
-    if (go && start < buf.size()) on_line(std::string_view(buf).substr(start), false);
+    if (go && start < have) on_line(std::string_view(buf.get() + start, have - start), false);
     return true;
 }
 }  // namespace

@@ -1,5 +1,6 @@
-// The state file is read a block (256 KiB) at a time (state_journal.cpp,
-// read_lines): records that straddle a block boundary, damage past the
+// The state file is read through one 256 KiB buffer (state_journal.cpp,
+// read_lines), grown only for a longer line: records that straddle a block
+// boundary, a record longer than the buffer, damage past the
 // first block and a torn tail of a large file behave as in a small one.
 #include <doctest/doctest.h>
 
@@ -61,4 +62,31 @@ TEST_CASE("state: damage past the first block is an error; a torn tail of a big 
         CHECK(s.load_warning().find("partial record") != std::string::npos);
         CHECK(s.entries().size() == kRecords - 1);
     }
+}
+
+TEST_CASE("state: a record longer than the read buffer loads whole, and so do the records around it") {
+    // The loader's buffer grows (here twice) only for a line longer than
+    // itself; the records before and after it are read as usual.
+    TempDir d;
+    std::string p = d.path + "/acct.state";
+    const std::string where(700 * 1024, 'w');
+    {
+        StateJournal s(p);
+        s.record_seen(pop3_key("before"), 10, "fp-before");
+        s.record_seen(pop3_key("long"), 20, "fp-long", where);
+        for (int i = 0; i < 5000; ++i) s.record_seen(pop3_key("after-" + std::to_string(i)), 30 + i, "fp");
+        s.sync();
+    }
+    REQUIRE(read_file(p).size() > 3 * 256 * 1024);
+    StateJournal s(p);
+    CHECK(s.load_warning().empty());
+    CHECK(s.entries().size() == 5002);
+    auto e = s.find(pop3_key("long"));
+    REQUIRE(e);
+    CHECK(e->where == where);
+    CHECK(e->size == 20);
+    REQUIRE(s.find(pop3_key("before")));
+    auto last = s.find(pop3_key("after-4999"));
+    REQUIRE(last);
+    CHECK(last->size == 30 + 4999);
 }
