@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <charconv>
@@ -296,11 +297,16 @@ bool read_lines(const std::string& path, std::uint64_t& bytes, OnSize on_size, O
         if (errno == ENOENT) return false;
         throw Error(ErrorKind::LocalIO, "cannot read " + path + ": " + open_error_text(errno));
     }
+    // One buffer for the whole file (256 KiB, less for a smaller file), never
+    // zero-filled: only what read() wrote is looked at. It grows only for a
+    // line longer than itself.
+    constexpr std::size_t kBlock = 256 * 1024;
+    std::size_t cap = kBlock;
     struct stat st {};
-    if (::fstat(fd, &st) == 0) on_size(static_cast<std::uint64_t>(st.st_size));
-    // One buffer for the whole file, never zero-filled (only what read()
-    // wrote is looked at); it grows only for a line longer than itself.
-    std::size_t cap = 256 * 1024;
+    if (::fstat(fd, &st) == 0) {
+        on_size(static_cast<std::uint64_t>(st.st_size));
+        cap = std::clamp<std::size_t>(static_cast<std::size_t>(st.st_size) + 1, 4096, kBlock);
+    }
     auto buf = std::make_unique_for_overwrite<char[]>(cap);
     std::size_t have = 0;   // bytes in buf
     std::size_t start = 0;  // of the first line not handed out yet
