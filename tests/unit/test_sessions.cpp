@@ -9,6 +9,7 @@
 #include <deque>
 #include <functional>
 #include <map>
+#include <optional>
 #include <random>
 #include <set>
 #include <thread>
@@ -566,64 +567,50 @@ TEST_CASE("imap session: a tagged answer instead of '+' for a synchronising lite
     CHECK(conn.lines.size() == sent);
 }
 
-TEST_CASE("imap session: the connection closed after an untagged BYE: the error carries the BYE text") {
+namespace {
+// What ImapSession::start() throws when the server answers with `bytes`
+// and closes the connection, handing out up to `piece` bytes a read.
+Error start_error(const std::string& bytes, std::size_t piece = 97) {
     FakeConnection* self = nullptr;
-    FakeConnection conn([&](const std::string& line) -> std::string {
+    FakeConnection conn([&](const std::string&) -> std::string {
         self->closed = true;
-        return "* BYE [UNAVAILABLE] System shutting down \x1b[31mnow\r\n";
+        return bytes;
     });
     self = &conn;
+    conn.piece = piece;
     Channel ch(conn, 5, "t", nullptr, 0);
     ImapSession imap(ch);
+    std::optional<Error> err;
     try {
         imap.start();
-        FAIL("no error");
     } catch (const Error& e) {
-        CHECK(e.kind() == ErrorKind::Temporary);
-        CHECK(e.detail().find("BYE") != std::string::npos);
-        CHECK(e.server_text().find("System shutting down") != std::string::npos);
-        CHECK(e.server_text().find('\x1b') == std::string::npos);
+        err = e;
     }
+    REQUIRE(err);
+    return *err;
+}
+}  // namespace
+
+TEST_CASE("imap session: the connection closed after an untagged BYE: the error carries the BYE text") {
+    Error e = start_error("* BYE [UNAVAILABLE] System shutting down \x1b[31mnow\r\n");
+    CHECK(e.kind() == ErrorKind::Temporary);
+    CHECK(e.detail().find("BYE") != std::string::npos);
+    CHECK(e.server_text().find("System shutting down") != std::string::npos);
+    CHECK(e.server_text().find('\x1b') == std::string::npos);
 }
 
 TEST_CASE("imap session: an untagged BYE followed by malformed bytes in the same read reports the BYE") {
     // The server is leaving and said why; the garbage after its BYE must not
-    // turn that into a bare protocol error.
-    FakeConnection* self = nullptr;
-    FakeConnection conn([&](const std::string&) -> std::string {
-        self->closed = true;
-        return "* BYE [UNAVAILABLE] System shutting down\r\n* 1 FETCH (BODY[] {1-2}\r\n";
-    });
-    self = &conn;
-    conn.piece = 4096;  // up to 4 KiB a read: the BYE and what follows usually in one
-    Channel ch(conn, 5, "t", nullptr, 0);
-    ImapSession imap(ch);
-    try {
-        imap.start();
-        FAIL("no error");
-    } catch (const Error& e) {
-        CHECK(e.kind() == ErrorKind::Temporary);
-        CHECK(e.detail().find("BYE") != std::string::npos);
-        CHECK(e.server_text().find("System shutting down") != std::string::npos);
-    }
+    // turn that into a bare protocol error. Up to 4 KiB a read: the BYE and
+    // what follows usually in one.
+    Error e = start_error("* BYE [UNAVAILABLE] System shutting down\r\n* 1 FETCH (BODY[] {1-2}\r\n", 4096);
+    CHECK(e.kind() == ErrorKind::Temporary);
+    CHECK(e.detail().find("BYE") != std::string::npos);
+    CHECK(e.server_text().find("System shutting down") != std::string::npos);
 }
 
 TEST_CASE("imap session: a malformed response after a BYE and another response stays a protocol error") {
-    FakeConnection* self = nullptr;
-    FakeConnection conn([&](const std::string&) -> std::string {
-        self->closed = true;
-        return "* BYE going\r\n* 2 EXISTS\r\n* 1 FETCH (BODY[] {1-2}\r\n";
-    });
-    self = &conn;
-    conn.piece = 4096;
-    Channel ch(conn, 5, "t", nullptr, 0);
-    ImapSession imap(ch);
-    try {
-        imap.start();
-        FAIL("no error");
-    } catch (const Error& e) {
-        CHECK(e.kind() == ErrorKind::Protocol);
-    }
+    CHECK(start_error("* BYE going\r\n* 2 EXISTS\r\n* 1 FETCH (BODY[] {1-2}\r\n", 4096).kind() == ErrorKind::Protocol);
 }
 
 TEST_CASE("imap session: a literal cut short by a local error abandons the connection") {
