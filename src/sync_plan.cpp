@@ -75,7 +75,9 @@ bool too_big(const RemoteMessage& m, const PlanOptions& opts) { return opts.max_
 void place_new(const RemoteMessage& m, const SeenInfo* e, const StateEntries& state, Plan& plan,
                const PlanOptions& opts) {
     bool partial = e && e->delivered == Delivered::Partial;
-    if (!too_big(m, opts)) {
+    // Adoption takes every message as already delivered, whatever its size:
+    // only its header fields are fetched, and nothing is removed.
+    if (!too_big(m, opts) || opts.adopt) {
         if (!e || opts.all || e->delivered == Delivered::Skipped || partial) plan.fetch.push_back(m);
         if (partial && !opts.all) plan.delivered_to[m.key] = state.at(m.key).recipients;
         return;

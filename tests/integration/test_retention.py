@@ -187,6 +187,24 @@ class Retention(util.IntegrationCase):
         self._oversize("imaps", "headers", keep=False)
         self._oversize("imaps", "delete", keep=False)
 
+    def test_adopt_takes_oversize_mail_too(self):
+        # Adoption says the mail on the server is where it should be, the
+        # large message too: later runs neither stub it nor report it.
+        for proto, action in (("pop3s", "headers"), ("imaps", "skip")):
+            user, pw, _ = self._setup(proto, 2, 41, big=["adopt-big-" + proto])
+            maildir = self.path("M-adopt-" + proto)
+            name = "adopt-" + proto
+            self.config({name: self.account(user, pw, proto, deliver="maildir:" + maildir, keep=True,
+                                            max_size="20K", oversize=action)})
+            r0 = self.run_config("adopt", name, "--json", expect=0)
+            r = self.run_config("--json", expect=0)
+            self.assertEqual(self.json_account(r, name)["delivered"], 0, r.err)
+            self.assertEqual(util.count_maildir(maildir) if os.path.isdir(maildir) else 0, 0, r.err)
+            self.assertEqual([l for l in r0.err.splitlines() + r.err.splitlines() if "max_size" in l], [])
+            self.assertEqual(len(self.d.messages(user)), 3, "adopt and the run after it delete nothing")
+            self.note("%s oversize=%s: adopt records the large message; the next run delivers and reports nothing"
+                      % (proto, action))
+
     def test_oversize_headers_killed_at_every_step(self):
         """A run with oversize = "headers" and keep = false, SIGKILLed at
         every step (src/test_hooks.h), then run again: the large message is

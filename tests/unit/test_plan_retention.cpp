@@ -333,3 +333,22 @@ TEST_CASE("config: delete_after, max_size, oversize and max_messages") {
           std::string::npos);
     CHECK(retention_error("max_messages = -1").find("accounts.home.max_messages") != std::string::npos);
 }
+
+TEST_CASE("plan: adopt records oversize messages too, so no later run reports, stubs or fetches them") {
+    // Adoption says the mail now on the server is already where it should
+    // be: a message over max_size is no exception.
+    std::vector<RemoteMessage> listing{pop3(1, "small", 500), pop3(2, "big", 5000)};
+    for (auto action : {Oversize::Skip, Oversize::Headers}) {
+        PlanOptions o = opts(true);
+        o.max_size = 1000;
+        o.oversize = action;
+        o.adopt = true;
+        StateEntries state;
+        auto plan = plan_folder(listing, kPop3, state, false, o);
+        CHECK(keys(plan.fetch) == std::set<std::string>{pop3_key("small"), pop3_key("big")});
+        CHECK(plan.report_oversize.empty());
+        CHECK(plan.headers_only.empty());
+        auto found = recognise_delivered(plan, kPop3, state, {}, o);
+        CHECK(found.size() == 2);
+    }
+}
