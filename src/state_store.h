@@ -89,6 +89,8 @@ public:
 
     void insert_or_assign(std::string_view key, const SeenEntry& e);
     // The same from the fields of a record (where_field as SeenView says).
+    // The views must not point into this store (its arena may move while
+    // they are copied in): views of another store, or of a record's text.
     void insert_or_assign(std::string_view key, const SeenInfo& info, std::string_view fingerprint,
                           std::string_view where_field);
     bool erase(std::string_view key);
