@@ -15,6 +15,7 @@
 
 #include "error.h"
 #include "fs_util.h"
+#include "state_snapshot.h"
 #include "test_hooks.h"
 #include "text_util.h"
 
@@ -23,9 +24,6 @@ namespace pullmail {
 namespace {
 
 constexpr const char* kHeaderPrefix = "pullmail-state ";
-
-// The length of checked_line(seen_record(key, v)), without building it.
-std::uint64_t seen_record_size(std::string_view key, const SeenView& v);
 
 std::string mark_record(const std::string& enc_folder, const FolderMark& m) {
     return "M " + enc_folder + " " + std::to_string(m.uidvalidity) + " " + std::to_string(m.uidnext) + " " +
@@ -106,25 +104,6 @@ SeenFields parse_seen(std::string_view fields) {
     return f;
 }
 
-// Decimal digits of v (with the sign), as std::to_string writes it.
-std::size_t digits(std::int64_t v) {
-    std::size_t n = v < 0 ? 2 : 1;
-    for (std::uint64_t u = v < 0 ? 0 - static_cast<std::uint64_t>(v) : static_cast<std::uint64_t>(v); u >= 10; u /= 10)
-        ++n;
-    return n;
-}
-std::size_t digits(std::uint64_t v) {
-    std::size_t n = 1;
-    for (; v >= 10; v /= 10) ++n;
-    return n;
-}
-
-std::uint64_t seen_record_size(std::string_view key, const SeenView& v) {
-    return 9 + 2 + key.size() + 1 + digits(v.info.size) + 1 + v.fingerprint.size() + 1 +
-           std::max<std::size_t>(v.where_field.size(), 1) + 1 + std::strlen(mark_of(v.info)) + 1 +
-           digits(v.info.recorded_at) + 1;
-}
-
 }  // namespace
 
 
@@ -172,7 +151,7 @@ bool StateJournal::load_marks() {
     UniqueFd f(open_no_follow(path_, O_RDONLY));
     struct stat st {};
     if (!f || ::fstat(f.get(), &st) != 0 || static_cast<std::uint64_t>(st.st_size) != m->stamp.bytes) return false;
-    // The header line, exactly as a version 3 rewrite writes it.
+    // The header line, exactly as a rewrite of this version writes it.
     std::string want = std::string(kHeaderPrefix) + std::to_string(kFormatVersion) + " " + m->stamp.generation + "\n";
     std::string head(want.size(), '\0');
     if (::pread(f.get(), head.data(), head.size(), 0) != static_cast<ssize_t>(head.size()) || head != want) return false;
@@ -194,6 +173,7 @@ void StateJournal::ensure_loaded() {
     uidvalidity_.clear();
     marks_.clear();
     file_bytes_ = 0;
+    snapshot_bytes_ = 0;
     load();  // throws for damage: nothing was planned on these records yet
     loaded_ = true;
     if (!read_only_ && created_ && fd_ >= 0 && (!load_warning_.empty() || upgrade_))
@@ -361,12 +341,18 @@ void StateJournal::load() {
             return true;
         }
         if (bad_line != 0) return false;  // a good record after a bad one: corruption
-        apply_record(*record, now);
+        if (!apply_record(*record, now)) {
+            bad_line = line_no;  // a checksum that holds over a record that does not: damage all the same
+            return true;
+        }
+        if (record->rfind("Z ", 0) == 0) snapshot_bytes_ += line.size() + 1;
         return true;
     };
-    // About one record per 72 bytes (a POP3 record is 70 to 90): no rehash while loading.
-    // Of each record the store keeps the key, 16 bytes of fingerprint and the <where>: about 40 bytes.
-    auto reserve = [&](std::uint64_t size) { seen_.reserve(static_cast<std::size_t>(size / 72), 40); };
+    // At most one entry per 16 bytes (a packed entry is about 20, an S record
+    // 70 to 90): no rehash while loading; the reserved room is not touched
+    // unless used, but for the index. Of each entry the store keeps the key,
+    // 16 bytes of fingerprint and the <where>: about 40 bytes.
+    auto reserve = [&](std::uint64_t size) { seen_.reserve(static_cast<std::size_t>(size / 16), 40); };
     if (!read_lines(path_, file_bytes_, reserve, on_line)) {
         created_ = false;  // written at the first sync (ensure_created)
         return;
@@ -398,7 +384,7 @@ bool StateJournal::check_header(std::string_view header) {
                                           ", this pullmail understands versions 1 to " + std::to_string(kFormatVersion) +
                                           " only (written by a newer pullmail?); nothing was fetched or deleted");
     }
-    // Version 3: "3 <generation>". Without one, the file is given one by the
+    // This version: "4 <generation>". Without one, the file is given one by the
     // upgrade's rewrite; until then no marks file can stand for it.
     generation_.clear();
     if (auto sp = rest.find(' '); version == kFormatVersion && sp != std::string_view::npos)
@@ -407,9 +393,10 @@ bool StateJournal::check_header(std::string_view header) {
     return true;
 }
 
-void StateJournal::apply_record(std::string_view record, std::int64_t now) {
+bool StateJournal::apply_record(std::string_view record, std::int64_t now) {
     auto w = split_words<3>(record);
-    if (w.size() < 2) return;
+    if (w.size() < 2) return true;
+    if (w[0] == "Z") return w.size() == 3 && apply_snapshot(record.substr(2), now);
     std::string key(w[1]);
     if (w[0] == "S") {
         SeenFields f = w.size() == 3 ? parse_seen(w[2]) : SeenFields{};
@@ -432,10 +419,26 @@ void StateJournal::apply_record(std::string_view record, std::int64_t now) {
         uidvalidity_[key] = v;
     } else if (w[0] == "M" && w.size() == 3) {
         auto n = split_words<3>(w[2]);
-        if (n.size() != 3) return;
+        if (n.size() != 3) return true;
         marks_[key] = FolderMark{to_number<std::uint32_t>(n[0]), to_number<std::uint32_t>(n[1]),
                                  to_number<std::uint32_t>(n[2])};
     }
+    return true;
+}
+
+// The entries of a Z record, each as its S record would be applied.
+bool StateJournal::apply_snapshot(std::string_view fields, std::int64_t now) {
+    std::string key;
+    return read_snapshot(fields, [&](std::string_view k, const SeenInfo& info, std::string_view fp,
+                                     std::string_view where) {
+        SeenInfo i = info;
+        if (i.recorded_at <= 0) {
+            i.recorded_at = now;  // as for an S record without a time
+            upgrade_ = true;
+        }
+        if (!intents_.empty()) intents_.erase(key.assign(k));
+        seen_.insert_or_assign(k, i, fp, where);
+    });
 }
 
 void StateJournal::open_for_append() {
@@ -482,6 +485,7 @@ void StateJournal::record_seen(const std::string& key, SeenEntry e) {
         ensure_created();
         if (buffer_.empty()) return;
         write_all_fd(fd_, buffer_, path_);
+        file_bytes_ += buffer_.size();
         buffer_.clear();
         dirty_ = true;
     }
@@ -574,29 +578,25 @@ void StateJournal::sync() {
 void StateJournal::compact(const std::function<bool(const std::string&)>& keep, bool rewrite) {
     if (read_only_) return;
     ensure_loaded();
-    // The size of the live records is estimated without writing them out:
-    // a poll with nothing new must not format (and checksum) the whole
-    // state only to find that the journal is small enough to keep.
     std::vector<std::string> gone;
-    std::uint64_t forget_bytes = 0, live_bytes = 64;
+    std::uint64_t forget_bytes = 0;
     std::string k;  // one buffer for keep()'s argument, not a string per entry
-    seen_.for_each([&](std::string_view key, const SeenView& v) {
+    seen_.for_each([&](std::string_view key, const SeenView&) {
         k.assign(key);
-        if (!keep(k)) {
-            gone.push_back(k);
-            forget_bytes += key.size() + 16;  // "F key" with its checksum
-            return;
-        }
-        live_bytes += seen_record_size(key, v);
+        if (keep(k)) return;
+        gone.push_back(k);
+        forget_bytes += key.size() + 16;  // "F key" with its checksum
     });
-    // A journal at most 1.5 times the live records (plus a little) is kept
-    // as it is: rewriting it on every run would cost two more flushes per
-    // run and rewrite a large file for nothing. Not twice: a delivery
-    // leaves an intent and a seen record of about the same size, so a
-    // first fetch would stay just under that, and every poll after it
-    // would read twice the state it needs.
-    std::uint64_t journal = file_bytes_ + buffer_.size() + forget_bytes;
-    if (!rewrite && fd_ >= 0 && journal <= live_bytes + live_bytes / 2 + 4096) {
+    // The records after the packed ones (text: intents, seen records,
+    // forgets) are kept as they are while they are at most half the packed
+    // ones (plus 16 KiB): rewriting on every run would cost two more flushes
+    // per run and rewrite a large file for nothing, while a poll with
+    // nothing new must neither format nor compress the whole state to find
+    // that out. A first fetch (an intent and a seen record of 80 bytes or
+    // more each per message) ends with a rewrite, so that every poll after
+    // it reads about 20 bytes a message.
+    std::uint64_t text = file_bytes_ + buffer_.size() + forget_bytes - std::min(snapshot_bytes_, file_bytes_);
+    if (!rewrite && fd_ >= 0 && text <= snapshot_bytes_ / 2 + 16 * 1024) {
         for (const auto& key : gone) forget(key);
         sync();
         return;
@@ -608,8 +608,8 @@ void StateJournal::compact(const std::function<bool(const std::string&)>& keep, 
     // A new generation: no marks file written for the old contents can
     // stand for the new ones, even at the same size.
     std::string generation = new_generation();
-    // Written a block at a time: the state is never held whole as text.
-    std::uint64_t written = 0;
+    // Written a block at a time: the state is never held whole.
+    std::uint64_t written = 0, snapshot_bytes = 0;
     write_file_atomic(path_, 0600, [&](const std::function<void(std::string_view)>& write) {
         std::string out = std::string(kHeaderPrefix) + std::to_string(kFormatVersion) + " " + generation + "\n";
         auto add = [&](const std::string& line) {
@@ -621,7 +621,17 @@ void StateJournal::compact(const std::function<bool(const std::string&)>& keep, 
         };
         for (const auto& [folder, v] : uidvalidity_) add(checked_line("V " + folder + " " + std::to_string(v)));
         for (const auto& [folder, m] : marks_) add(checked_line(mark_record(folder, m)));
-        seen_.for_each([&](std::string_view key, const SeenView& v) { add(checked_line(seen_record(key, v))); });
+        SnapshotWriter packed;
+        auto add_packed = [&] {
+            std::string line = checked_line(packed.take());
+            snapshot_bytes += line.size();
+            add(line);
+        };
+        seen_.for_each([&](std::string_view key, const SeenView& v) {
+            packed.add(key, v);
+            if (packed.full()) add_packed();
+        });
+        if (!packed.empty()) add_packed();
         for (const auto& [k, v] : intents_) add(checked_line("I " + k + " " + v));
         write(out);
         written += out.size();
@@ -629,6 +639,7 @@ void StateJournal::compact(const std::function<bool(const std::string&)>& keep, 
     generation_ = std::move(generation);
     upgrade_ = false;
     file_bytes_ = written;
+    snapshot_bytes_ = snapshot_bytes;
     buffer_.clear();
     dirty_ = false;
     created_ = true;
@@ -638,6 +649,15 @@ void StateJournal::compact(const std::function<bool(const std::string&)>& keep, 
     }
     open_for_append();
 }
+
+namespace {
+// Whether a record with a valid checksum can be applied: a Z record must
+// decode as well (its entries are looked at, not kept).
+bool decodes(std::string_view record) {
+    if (record.rfind("Z ", 0) != 0) return true;
+    return read_snapshot(record.substr(2), [](std::string_view, const SeenInfo&, std::string_view, std::string_view) {});
+}
+}  // namespace
 
 StateJournal::Repair StateJournal::repair(const std::string& path) {
     Repair result;
@@ -649,7 +669,7 @@ StateJournal::Repair StateJournal::repair(const std::string& path) {
         auto end = data.find('\n', pos);
         std::string_view line(data.data() + pos, (end == std::string::npos ? data.size() : end) - pos);
         pos = end == std::string::npos ? data.size() : end + 1;
-        if (auto rec = verify_line(line)) {
+        if (auto rec = verify_line(line); rec && decodes(*rec)) {
             body += std::string(line) + "\n";
             ++result.records;
         }

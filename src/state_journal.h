@@ -2,7 +2,7 @@
 // and which delivery was in flight when pullmail last stopped.
 //
 // Format (text, one record per line, each line "<crc32 hex> <record>"):
-//   pullmail-state 3 <generation>         header, no checksum; <generation>
+//   pullmail-state 4 <generation>         header, no checksum; <generation>
 //                                         is random, new at every rewrite
 //                                         of the whole file (state_marks.h)
 //   S <key> <size> <fingerprint> [<where> [<mark> [<time>]]]
@@ -25,6 +25,10 @@
 //                                         controls. <time>: when the
 //                                         record was made, Unix seconds (for
 //                                         delete_after).
+//   Z <count> <bytes> <packed entries>    <count> seen entries at once, as S
+//                                         records would give them, packed
+//                                         (state_snapshot.h); what a rewrite
+//                                         writes instead of S records
 //   F <key>                               forget <key> (pruned)
 //   R <key>                               the intent of <key> was rolled back
 //   I <key> <intent...>                   delivery of <key> is about to be published
@@ -37,11 +41,13 @@
 //
 // Version 1 files (no <mark> other than "keep", no <time>) are read as they
 // are. A record without a <time> is given the time of the first load that
-// sees it, and the file is then rewritten as version 3 (except read-only), so
+// sees it, and the file is then rewritten as version 4 (except read-only), so
 // that its messages expire counted from that first run: pullmail cannot know
 // when an older version delivered them, and guessing "long ago" would delete
 // kept mail at once after an upgrade. Version 2 files (the same records, no
-// <generation>) are read as they are and rewritten once as version 3.
+// <generation>) are read as they are and rewritten once as version 4, and
+// so are version 3 files (the same as version 4 without Z records). A
+// version 4 file is refused by older pullmails (exit 65, nothing touched).
 //
 // The marks file (<path>.marks, state_marks.h) holds the V and M records
 // again, stamped with the state file's generation, size and tail. When its
@@ -66,11 +72,12 @@
 // is still there. A bad line followed by good ones is corruption: the account
 // stops with Error(State) naming the file, before anything is deleted.
 // compact() prunes messages no longer on the server. It rewrites the file
-// (tmp + fsync + rename + fsync dir) with only the live records when the
-// journal has grown to more than 1.5 times their size (a first fetch, whose
-// intent and seen records together are twice the live ones, ends with a
-// rewrite: every later poll reads half the bytes); otherwise it appends
-// "forget" records and syncs: a run with no new mail writes nothing.
+// (tmp + fsync + rename + fsync dir) with only the live records, the seen
+// ones packed in Z records, when the text records after the Z records have
+// grown past half their size plus 16 KiB (a first fetch ends with a rewrite:
+// every later poll reads about 20 bytes a message); otherwise it appends
+// "forget" records and syncs: a run with no new mail writes nothing. A Z
+// record is only ever written by a rewrite, so it is never a torn tail.
 #pragma once
 
 #include <cstdint>
@@ -95,7 +102,7 @@ struct PendingIntent {
 
 class StateJournal {
 public:
-    static constexpr int kFormatVersion = 3;
+    static constexpr int kFormatVersion = 4;
 
     // Loads (or creates, with its directory) the state file at `path`.
     // Throws Error(State) for corruption or a newer format, Error(LocalIO)
@@ -193,14 +200,17 @@ private:
     void ensure_loaded();
     void require_loaded() const;
     bool check_header(std::string_view header);
-    void apply_record(std::string_view record, std::int64_t now);
+    // False for a record whose checksum holds but whose contents do not
+    // (a Z record that does not decode).
+    bool apply_record(std::string_view record, std::int64_t now);
+    bool apply_snapshot(std::string_view fields, std::int64_t now);
     void append(const std::string& record);
     void open_for_append();
     void ensure_created();
 
     std::string path_;
     std::string marks_path_;
-    std::string generation_;  // of the file's header (version 3); "" for older files
+    std::string generation_;  // of the file's header (version 4); "" for older files
     std::string marks_text_;  // the marks file as read or last written
     bool loaded_ = true;      // the records were read (false: the marks file stands for them)
     std::string load_warning_;
@@ -211,6 +221,7 @@ private:
     bool upgrade_ = false;  // loaded an old version or records without a time: rewrite once
     std::string buffer_;  // records not yet written to the file
     std::uint64_t file_bytes_ = 0;  // size of the file (without buffer_)
+    std::uint64_t snapshot_bytes_ = 0;  // of its Z lines (state_snapshot.h)
     SeenStore seen_;
     std::map<std::string, std::string> intents_;  // key -> intent
     std::map<std::string, std::uint32_t> uidvalidity_;

@@ -32,7 +32,7 @@ def live_keys(state_dir, account):
     """The keys the state file holds: its S records less the F records after them."""
     live = set()
     with open(os.path.join(state_dir, account + ".state"), "rb") as f:
-        for line in f.read().splitlines()[1:]:
+        for line in util.state_lines(f.read())[1:]:
             w = line.split(b" ")
             if len(w) >= 3 and w[1] == b"S":
                 live.add(w[2].decode())

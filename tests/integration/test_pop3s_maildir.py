@@ -4,6 +4,7 @@ byte for byte, keep leaves the mail on the server, a second run fetches
 nothing, --all fetches everything again."""
 
 import os
+import zlib
 
 import util
 from messages import ordinary_corpus, strange_corpus
@@ -62,6 +63,56 @@ class Pop3sMaildir(util.IntegrationCase):
         self.assertEqual(self.json_account(r, "pop")["fetched"], len(corpus), r.describe())
         self.assertDelivered(util.maildir_messages(maildir), expected * 2, "POP3S -> Maildir after --all")
         self.assertEqual(self.d.count(user), len(corpus))
+
+    def test_kept_mailbox_state_is_packed(self):
+        """A first fetch of a kept mailbox leaves a packed state file (Z
+        records, about 20 bytes a message): read back here independently of
+        pullmail, it names every message once; later runs fetch only what
+        is new, and their records are appended after the packed ones."""
+        user, pw = self.new_user()
+        first = ordinary_corpus(600, seed=41, prefix="pk")
+        self.d.add_messages(user, [m.data for m in first])
+        maildir = self.path("Maildir")
+        self.config({"pk": self.account(user, pw, "pop3s", deliver="maildir:" + maildir)})
+        r = self.run_config("--json", expect=0)
+        self.assertEqual(self.json_account(r, "pk")["fetched"], 600, r.describe())
+        path = os.path.join(self.state_dir, "pk.state")
+        with open(path, "rb") as f:
+            data = f.read()
+        self.assertTrue(data.startswith(b"pullmail-state 4 "), data[:40])
+        raw_lines = data.split(b"\n")
+        self.assertEqual([l for l in raw_lines if l[9:11] == b"S "], [], "seen records left as text")
+        packed = [l for l in raw_lines if l[9:11] == b"Z "]
+        self.assertTrue(packed, "no packed record")
+        for l in packed:  # each carries its line checksum like any record
+            self.assertEqual(int(l[:8], 16), zlib.crc32(l[9:]) & 0xFFFFFFFF)
+        seen = [l.split(b" ") for l in util.state_lines(data) if l[9:11] == b"S "]
+        keys = [w[2] for w in seen]
+        self.assertEqual(len(keys), 600)
+        self.assertEqual(len(set(keys)), 600, "a message recorded twice")
+        self.assertTrue(all(k.startswith(b"pop3:") for k in keys), keys[:3])
+        self.assertEqual(sorted(int(w[3]) for w in seen),
+                         sorted(len(d.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")) for _, d, _ in
+                                self.d.messages(user)), "sizes differ from what the server holds")
+        self.assertLess(len(data), 600 * 30, "state of %d bytes for 600 messages" % len(data))
+        self.note("first fetch of 600 kept messages: state %d bytes (%.1f a message), %d packed records"
+                  % (len(data), len(data) / 600, len(packed)))
+
+        r = self.run_config("--json", expect=0)
+        self.assertEqual(self.json_account(r, "pk")["fetched"], 0, r.describe())
+        with open(path, "rb") as f:
+            self.assertEqual(f.read(), data, "a poll with nothing new changed the state file")
+        more = ordinary_corpus(3, seed=42, prefix="pm")
+        self.d.add_messages(user, [m.data for m in more])
+        r = self.run_config("--json", expect=0)
+        self.assertEqual(self.json_account(r, "pk")["fetched"], 3, r.describe())
+        with open(path, "rb") as f:
+            after = f.read()
+        self.assertTrue(after.startswith(data), "the packed records were rewritten for 3 new messages")
+        self.assertEqual(len({l.split(b" ")[2] for l in util.state_lines(after) if l[9:11] == b"S "}), 603)
+        expected = util.expected_from_served(self.d.messages(user), final_newline=True)
+        self.assertDelivered(util.maildir_messages(maildir), expected, "POP3S -> Maildir, packed state")
+        self.note("poll: state unchanged; 3 new: fetched 3, appended as text, 603 messages byte for byte")
 
 
 if __name__ == "__main__":

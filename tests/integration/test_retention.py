@@ -115,9 +115,9 @@ class Retention(util.IntegrationCase):
         self.config({name: self.account(user, pw, "pop3s", deliver="maildir:" + self.path("M"), delete_after="2w")})
         self.run_config(expect=0, env=self.at(T0))
         path = os.path.join(self.state_dir, name + ".state")
-        with open(path) as f:
-            lines = f.read().splitlines()
-        self.assertTrue(lines[0].startswith("pullmail-state 3 "), lines[0])
+        with open(path, "rb") as f:
+            lines = [l.decode() for l in util.state_lines(f.read())]
+        self.assertTrue(lines[0].startswith("pullmail-state 4 "), lines[0])
         v1 = ["pullmail-state 1"]
         for line in lines[1:]:
             rec = line[9:]
@@ -128,8 +128,8 @@ class Retention(util.IntegrationCase):
             f.write("\n".join(v1) + "\n")
         r = self.run_config("--json", expect=0, env=self.at(T0 + 100 * DAY))
         self.assertEqual(self.json_account(r, name)["deleted"], 0, "old records expired at once")
-        with open(path) as f:
-            self.assertTrue(f.readline().startswith("pullmail-state 3 "))
+        with open(path, "rb") as f:
+            self.assertTrue(f.readline().startswith(b"pullmail-state 4 "))
         r = self.run_config("--json", expect=0, env=self.at(T0 + 113 * DAY))
         self.assertEqual(self.json_account(r, name)["deleted"], 0)
         r = self.run_config("--json", expect=0, env=self.at(T0 + 114 * DAY))

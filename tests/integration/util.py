@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import zlib
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -365,6 +366,68 @@ def snapshot(path):
     return out
 
 
+_MARKS = {0: b"-", 1: b"headers", 2: b"skipped", 3: b"partial"}
+
+
+def _varint(b, i):
+    v, shift = 0, 0
+    while True:
+        c = b[i]
+        i += 1
+        v |= (c & 0x7F) << shift
+        if not c & 0x80:
+            return v, i
+        shift += 7
+
+
+def _unpack(record):
+    """The S records (without checksums) of a Z record of a state file
+    (src/state_snapshot.h), decoded here independently of pullmail."""
+    _, count, raw_len, payload = record.split(b" ", 3)
+    z = re.sub(rb"\x01([\x01\x02])", lambda m: b"\x01" if m.group(1) == b"\x01" else b"\n", payload)
+    raw = zlib.decompress(z)
+    assert len(raw) == int(raw_len), "packed record of the wrong size"
+    out, i, key, t = [], 0, b"", 0
+    for _ in range(int(count)):
+        shared, i = _varint(raw, i)
+        n, i = _varint(raw, i)
+        key = key[:shared] + raw[i:i + n]
+        i += n
+        flags = raw[i]
+        i += 1
+        fp = b"-"
+        if flags & 0x08:
+            fp = raw[i:i + 16].hex().encode()
+            i += 16
+        elif flags & 0x10:
+            n, i = _varint(raw, i)
+            fp, i = raw[i:i + n], i + n
+        size, i = _varint(raw, i)
+        dt, i = _varint(raw, i)
+        t += (dt >> 1) ^ -(dt & 1)
+        where = b"-"
+        if flags & 0x20:
+            n, i = _varint(raw, i)
+            where, i = raw[i:i + n], i + n
+        mark = b"keep" if flags & 0x04 else _MARKS[flags & 3]
+        out.append(b" ".join([b"S", key, b"%d" % size, fp, where, mark, b"%d" % t]))
+    assert i == len(raw), "bytes left over in a packed record"
+    return out
+
+
+def state_lines(data):
+    """The lines of a state file (bytes), each packed record (Z) replaced by
+    the S record lines of its entries, with their checksums: what the file
+    says, as text."""
+    out = []
+    for line in data.split(b"\n"):
+        if line[9:11] == b"Z ":
+            out += [b"%08x %s" % (zlib.crc32(r) & 0xFFFFFFFF, r) for r in _unpack(line[9:])]
+        elif line:
+            out.append(line)
+    return out
+
+
 def state_records(state_dir):
     """{account: sorted record lines} of the *.state files: what pullmail
     remembers, independent of lock files and of whether an empty state file
@@ -376,7 +439,7 @@ def state_records(state_dir):
         if not name.endswith(".state"):
             continue
         with open(os.path.join(state_dir, name), "rb") as f:
-            lines = f.read().splitlines()
+            lines = state_lines(f.read())
         if lines and lines[0].startswith(b"pullmail-state"):
             lines = lines[1:]
         lines = sorted(l for l in lines if l.strip())

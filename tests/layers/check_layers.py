@@ -13,7 +13,7 @@ import sys
 LAYERS = [
     ("base", "error text_util fs_util log progress test_hooks message_key mail_date fingerprint secret_file config run_types "
              "process_runner secrets memory_limits rate_guard daemon_schedule"),
-    ("state and codecs", "state_journal state_store state_marks pop3_codec imap_codec imap_append_args retrieval fetchmailrc fetchmailrc_toml smtp_codec imap_idle sasl"),
+    ("state and codecs", "state_journal state_snapshot state_store state_marks pop3_codec imap_codec imap_append_args retrieval fetchmailrc fetchmailrc_toml smtp_codec imap_idle sasl"),
     ("transport", "transport trust_store credentials login oauth2 oauth2_store"),
     ("sessions", "pop3_session imap_session imap_watch sync_link"),
     ("delivery", "deliver deliver_impl deliver_common deliver_maildir deliver_maildirpp deliver_mbox deliver_mda deliver_imap "

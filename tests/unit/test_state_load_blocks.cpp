@@ -72,6 +72,7 @@ TEST_CASE("state: a record longer than the read buffer loads whole, and so do th
     const std::string where(700 * 1024, 'w');
     {
         StateJournal s(p);
+        s.sync();  // the file exists: the records are appended as text lines
         s.record_seen(pop3_key("before"), 10, "fp-before");
         s.record_seen(pop3_key("long"), 20, "fp-long", where);
         for (int i = 0; i < 5000; ++i) s.record_seen(pop3_key("after-" + std::to_string(i)), 30 + i, "fp");

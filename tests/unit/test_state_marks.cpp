@@ -24,6 +24,7 @@ const FolderMark kLists{7, 4, 3};
 // marks, made durable and the marks file written (finish_sync's order).
 void synced_state(const std::string& p, std::size_t extra = 0) {
     StateJournal s(p);
+    s.sync();  // the file exists: the records below are appended as text, a journal
     s.record_uidvalidity("INBOX", 42);
     s.record_uidvalidity("Lists/cpp", 7);
     for (std::uint32_t uid = 1; uid <= 30 + extra; ++uid)
@@ -145,6 +146,11 @@ TEST_CASE("state marks: a marks file for another state is ignored") {
         CHECK(s.mark("INBOX") == nullptr);
     }
     SUBCASE("the state rewritten (compaction): a new generation, even at the same size") {
+        {
+            StateJournal s(p);  // packed once, so the second rewrite below has the same size
+            s.compact([](const std::string&) { return true; }, true);
+            s.save_marks();
+        }
         std::string before = read_file(p);
         {
             StateJournal s(p);
@@ -160,8 +166,8 @@ TEST_CASE("state marks: a marks file for another state is ignored") {
         std::string v2 = "pullmail-state 2\n" + data.substr(data.find('\n') + 1);
         write_file(p, v2);
         check_full_load(p);
-        // Read as it was, and rewritten once as version 3 with a generation.
-        CHECK(read_file(p).rfind("pullmail-state 3 ", 0) == 0);
+        // Read as it was, and rewritten once as version 4 with a generation.
+        CHECK(read_file(p).rfind("pullmail-state 4 ", 0) == 0);
     }
 }
 
