@@ -4,6 +4,7 @@ the files are in the tree, this only documents and regenerates them). Each
 seed is a well-formed exchange or value; the fuzzer mutates from there."""
 import os
 import struct
+import zlib
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -132,6 +133,46 @@ put("state_journal", "records", b"\x00" + ("V INBOX 7\nS pop3:a 120 0123456789ab
                                         "F pop3:a\nI pop3:c mbox 0 100\nS pop3:d\n#garbage\nS pop3:e 1 -").encode())
 put("state_journal", "raw", b"\x01pullmail-state 1\n" + crc_line("S pop3:a 5 -").encode() + b"0000 torn")
 put("state_journal", "torn", b"\x00S pop3:a 5 -\nS pop3:b 6 -\nS pop3:c")
+
+
+# A Z record (src/state_snapshot.h): entries (key, size, fingerprint, where,
+# flags, time), packed and deflated, 0x01 and LF escaped.
+def z_record(entries):
+    def varint(n):
+        out = b""
+        while n >= 0x80:
+            out += bytes([n & 0x7F | 0x80])
+            n >>= 7
+        return out + bytes([n])
+    raw, prev, t0 = b"", b"", 0
+    for key, size, fp, where, flags, t in entries:
+        shared = 0
+        while shared < min(len(key), len(prev)) and key[shared] == prev[shared]:
+            shared += 1
+        raw += varint(shared) + varint(len(key) - shared) + key[shared:]
+        if len(fp) == 32:
+            flags |= 0x08
+        elif fp != b"-":
+            flags |= 0x10
+        if where:
+            flags |= 0x20
+        raw += bytes([flags])
+        raw += bytes.fromhex(fp.decode()) if len(fp) == 32 else (varint(len(fp)) + fp if fp != b"-" else b"")
+        d = t - t0
+        raw += varint(size) + varint(d << 1 if d >= 0 else (-d << 1) - 1)
+        raw += varint(len(where)) + where if where else b""
+        prev, t0 = key, t
+    z = zlib.compress(raw).replace(b"\x01", b"\x01\x01").replace(b"\n", b"\x01\x02")
+    return b"Z %d %d " % (len(entries), len(raw)) + z
+
+
+PACKED = [(b"pop3:0000000157a4c2b1", 1200, b"0123456789abcdef0123456789abcdef", b"", 0, 1764690000),
+          (b"pop3:0000000257a4c2b1", 90, b"-", b"", 4, 1764690000),
+          (b"imap:INBOX:7:3", 10, b"fp", b"appenduid:9:4", 1, 1764690001),
+          (b"imap:INBOX:7:4", 11, b"-", b"rcpt:a@b,c", 3, 1764600000)]
+put("state_journal", "packed", b"\x00V INBOX 7\n" + z_record(PACKED) + b"\nI pop3:b maildir new/x\nF pop3:0000000257a4c2b1\n")
+put("state_journal", "packed-raw", b"\x01pullmail-state 4 0123456789abcdef0123456789abcdef\n"
+    + b"%08x %s\n" % (zlib.crc32(z_record(PACKED[:2])), z_record(PACKED[:2])) + crc_line("S pop3:x 5 - - - 7").encode())
 
 # SASL: options (bit 0 IMAP, bits 1-3 method: 0 auto 1 user 2 apop 3 plain
 # 4 login 5 cram-md5 6 xoauth2 7 oauthbearer, bit 4 TLS, bit 5 token, bits
