@@ -430,14 +430,14 @@ bool StateJournal::apply_record(std::string_view record, std::int64_t now) {
 bool StateJournal::apply_snapshot(std::string_view fields, std::int64_t now) {
     std::string key;
     return read_snapshot(fields, [&](std::string_view k, const SeenInfo& info, std::string_view fp,
-                                     std::string_view where) {
+                                     std::string_view where, bool fp_raw) {
         SeenInfo i = info;
         if (i.recorded_at <= 0) {
             i.recorded_at = now;  // as for an S record without a time
             upgrade_ = true;
         }
         if (!intents_.empty()) intents_.erase(key.assign(k));
-        seen_.insert_or_assign(k, i, fp, where);
+        seen_.insert_or_assign(k, i, fp, where, fp_raw);
     });
 }
 
@@ -655,7 +655,8 @@ namespace {
 // decode as well (its entries are looked at, not kept).
 bool decodes(std::string_view record) {
     if (record.rfind("Z ", 0) != 0) return true;
-    return read_snapshot(record.substr(2), [](std::string_view, const SeenInfo&, std::string_view, std::string_view) {});
+    return read_snapshot(record.substr(2),
+                         [](std::string_view, const SeenInfo&, std::string_view, std::string_view, bool) {});
 }
 }  // namespace
 

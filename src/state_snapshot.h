@@ -56,12 +56,13 @@ private:
 };
 
 // The entries of a Z record's fields (what follows "Z "), handed to f in
-// order: f(key, info, fingerprint, where_field), each a view valid during
-// the call. False, with no entry after the damage handed out, for a
+// order: f(key, info, fingerprint, where_field, fp_raw), each a view valid
+// during the call; with fp_raw the fingerprint is the 16 bytes of one of 32
+// lower-case hex digits (SeenStore takes them so), else its text. False, with no entry after the damage handed out, for a
 // record that does not decode exactly (its checksum was valid, so a bug or
 // tampering): the journal then treats it as a damaged line.
-using SnapshotEntryFn =
-    std::function<void(std::string_view key, const SeenInfo&, std::string_view fp, std::string_view where)>;
+using SnapshotEntryFn = std::function<void(std::string_view key, const SeenInfo&, std::string_view fp,
+                                           std::string_view where, bool fp_raw)>;
 bool read_snapshot(std::string_view fields, const SnapshotEntryFn& f);
 
 }  // namespace pullmail

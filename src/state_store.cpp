@@ -146,22 +146,23 @@ SeenEntry SeenStore::at(std::string_view key) const {
 }
 
 void SeenStore::fill(Rec& r, std::string_view key, const SeenInfo& info, std::string_view fp,
-                     std::string_view where) {
-    r.fp_hex = packable(fp);
-    std::size_t need = key.size() + (r.fp_hex ? 16 : fp.size()) + where.size();
+                     std::string_view where, bool fp_raw) {
+    char packed[16];
+    if (fp_raw && fp.size() != 16) throw std::invalid_argument("state: a raw fingerprint is 16 bytes");
+    r.fp_hex = fp_raw || packable(fp);
+    if (r.fp_hex && !fp_raw) {
+        for (std::size_t i = 0; i < 16; ++i)
+            packed[i] = static_cast<char>(hex_value(fp[2 * i]) << 4 | hex_value(fp[2 * i + 1]));
+        fp = std::string_view(packed, 16);
+    }
+    std::size_t need = key.size() + fp.size() + where.size();
     if (arena_.size() + need > std::numeric_limits<std::uint32_t>::max())
         throw std::length_error("state: more seen entries than one store holds");
     r.off = static_cast<std::uint32_t>(arena_.size());
     r.key_len = static_cast<std::uint32_t>(key.size());
     arena_.append(key);
-    if (r.fp_hex) {
-        for (std::size_t i = 0; i < 32; i += 2)
-            arena_.push_back(static_cast<char>(hex_value(fp[i]) << 4 | hex_value(fp[i + 1])));
-        r.fp_len = 16;
-    } else {
-        arena_.append(fp);
-        r.fp_len = static_cast<std::uint32_t>(fp.size());
-    }
+    arena_.append(fp);
+    r.fp_len = static_cast<std::uint32_t>(fp.size());
     arena_.append(where);
     r.where_len = static_cast<std::uint32_t>(where.size());
     r.size = info.size;
@@ -172,18 +173,18 @@ void SeenStore::fill(Rec& r, std::string_view key, const SeenInfo& info, std::st
 }
 
 void SeenStore::insert_or_assign(std::string_view key, const SeenInfo& info, std::string_view fingerprint,
-                                 std::string_view where_field) {
+                                 std::string_view where_field, bool fp_raw) {
     if (auto i = find_rec(key); i != kNone) {
         Rec& r = recs_[i];
         garbage_ += r.key_len + r.fp_len + r.where_len;
-        fill(r, key, info, fingerprint, where_field);
+        fill(r, key, info, fingerprint, where_field, fp_raw);
         maybe_repack();
         return;
     }
     if (recs_.size() >= kNone - 1) throw std::length_error("state: more seen entries than one store holds");
     if (2 * (live_ + 1) > index_.size()) rebuild_index(2 * (live_ + 1));
     recs_.emplace_back();
-    fill(recs_.back(), key, info, fingerprint, where_field);
+    fill(recs_.back(), key, info, fingerprint, where_field, fp_raw);
     const std::size_t mask = index_.size() - 1;
     std::size_t s = hash_of(key) & mask;
     while (index_[s] != 0) s = (s + 1) & mask;

@@ -91,8 +91,10 @@ public:
     // The same from the fields of a record (where_field as SeenView says).
     // The views must not point into this store (its arena may move while
     // they are copied in): views of another store, or of a record's text.
+    // With fp_raw, `fingerprint` is the 16 bytes that a fingerprint of 32
+    // lower-case hex digits stands for (a packed state record gives them so).
     void insert_or_assign(std::string_view key, const SeenInfo& info, std::string_view fingerprint,
-                          std::string_view where_field);
+                          std::string_view where_field, bool fp_raw = false);
     bool erase(std::string_view key);
 
     // f(std::string_view key, const SeenView&) for each entry, in no set order.
@@ -146,7 +148,8 @@ private:
     SeenView view_of(const Rec& r, char (&hex)[32]) const;
     SeenEntry entry_of(const Rec& r) const;
     std::uint32_t find_rec(std::string_view key) const;
-    void fill(Rec& r, std::string_view key, const SeenInfo& info, std::string_view fp, std::string_view where);
+    void fill(Rec& r, std::string_view key, const SeenInfo& info, std::string_view fp, std::string_view where,
+              bool fp_raw);
     void rebuild_index(std::size_t n);
     void maybe_repack();
 

@@ -31,8 +31,15 @@ std::map<std::string, Fields> decode_all(const std::vector<std::string>& records
         REQUIRE(r.rfind("Z ", 0) == 0);
         CHECK(r.find('\n') == std::string::npos);  // one line, whatever deflate wrote
         bool ok = read_snapshot(std::string_view(r).substr(2), [&](std::string_view k, const SeenInfo& i,
-                                                                   std::string_view fp, std::string_view w) {
-            out[std::string(k)] = fields_of(i, fp, w);
+                                                                   std::string_view fp, std::string_view w,
+                                                                   bool raw) {
+            std::string text(fp);
+            if (raw) {  // the 16 bytes of a 32-hex-digit fingerprint
+                REQUIRE(fp.size() == 16);
+                text.clear();
+                for (unsigned char c : fp) text += "0123456789abcdef"[c >> 4], text += "0123456789abcdef"[c & 15];
+            }
+            out[std::string(k)] = fields_of(i, text, w);
         });
         CHECK(ok);
     }
@@ -83,7 +90,7 @@ TEST_CASE("snapshot: a record that does not decode exactly is refused, not half 
     for (int i = 0; i < 50; ++i)
         w.add(pop3_key("k" + std::to_string(i)), SeenView{SeenInfo{100, 1000, Delivered::Whole, false, false}, "-", ""});
     const std::string good = w.take().substr(2);
-    auto none = [](std::string_view, const SeenInfo&, std::string_view, std::string_view) {};
+    auto none = [](std::string_view, const SeenInfo&, std::string_view, std::string_view, bool) {};
     REQUIRE(read_snapshot(good, none));
     auto sp = good.find(' ', good.find(' ') + 1);
     CHECK_FALSE(read_snapshot("51" + good.substr(2), none));                  // more entries than packed
@@ -97,7 +104,7 @@ TEST_CASE("snapshot: a record that does not decode exactly is refused, not half 
         std::string bad = good;
         bad[i] = static_cast<char>(bad[i] ^ 0x5a);
         int n = 0;
-        bool ok = read_snapshot(bad, [&](std::string_view, const SeenInfo&, std::string_view, std::string_view) { ++n; });
+        bool ok = read_snapshot(bad, [&](std::string_view, const SeenInfo&, std::string_view, std::string_view, bool) { ++n; });
         if (ok) CHECK(n == 50);
     }
 }
