@@ -93,18 +93,18 @@ std::string escape(std::string_view z) {
     return out;
 }
 
+// A run between escapes at a time: they are about 1 byte in 128.
 bool unescape(std::string_view in, std::string& out) {
     out.clear();
     out.reserve(in.size());
-    for (std::size_t i = 0; i < in.size(); ++i) {
-        if (in[i] != '\x01') {
-            out += in[i];
-            continue;
-        }
-        if (++i == in.size() || (in[i] != '\x01' && in[i] != '\x02')) return false;
-        out += in[i] == '\x01' ? '\x01' : '\n';
+    for (std::size_t i = 0;;) {
+        std::size_t e = in.find('\x01', i);
+        out.append(in.substr(i, e == std::string_view::npos ? std::string_view::npos : e - i));
+        if (e == std::string_view::npos) return true;
+        if (e + 1 == in.size() || (in[e + 1] != '\x01' && in[e + 1] != '\x02')) return false;
+        out += in[e + 1] == '\x01' ? '\x01' : '\n';
+        i = e + 2;
     }
-    return true;
 }
 
 // A loop, not find_first_of: that calls memchr once per character.
